@@ -1,0 +1,41 @@
+# syndr_lightning: every target creates .venv when it is missing, installs what it needs, then runs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+PIP_FLAGS := -q --disable-pip-version-check --progress-bar off
+
+.PHONY: demo test test-all lint format bench clean install
+
+$(VENV)/.stamp-%: pyproject.toml
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	@echo "[make] installing syndr-lightning[$*] into $(VENV) (first run takes a few minutes)"
+	@$(PIP) install $(PIP_FLAGS) -e ".[$*]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(VPY) -c "import syndr_lightning" && touch $@
+
+install: $(VENV)/.stamp-dev,offline,cluster,export
+
+demo: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VPY) -m syndr_lightning +experiment=demo
+
+test: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VPY) -m pytest -q
+
+test-all: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VPY) -m pytest -q -m ""
+
+lint: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VENV)/bin/ruff check syndr_lightning tests experiments
+	$(VENV)/bin/ruff format --check syndr_lightning tests experiments
+
+format: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VENV)/bin/ruff format syndr_lightning tests experiments
+	$(VENV)/bin/ruff check --fix syndr_lightning tests experiments
+
+bench: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VPY) experiments/bench/run_all.py
+
+clean:
+	rm -rf outputs multirun logs .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Datasets, manifests, splits, caching and the Lightning DataModules."""

@@ -1,0 +1,100 @@
+"""Generic loaders: a CSV of ``path,score[,ref,type,level]`` and a plain image folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from syndr_lightning.data.datasets.base import BaseDataset, DatasetInfo, register
+from syndr_lightning.data.manifest import make_manifest
+from syndr_lightning.utils.errors import DatasetError
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@register
+class CSVDataset(BaseDataset):
+    """``root`` is a CSV file with columns ``path,score[,ref,type,level]``.
+
+    Paths are relative to the CSV's folder (absolute paths are kept). Scores are taken as
+    higher-is-better unless ``higher_is_better=False`` is passed.
+    """
+
+    info = DatasetInfo(
+        name="csv",
+        kind="generic",
+        higher_is_better_raw=True,
+        raw_range=None,
+        published_images=None,
+        published_references=None,
+        label_file=None,
+    )
+
+    def __init__(self, root: str | Path, higher_is_better: bool = True, **options: Any) -> None:
+        super().__init__(root, **options)
+        self.higher_is_better = higher_is_better
+
+    def load(self) -> pd.DataFrame:
+        if self.root.is_dir():
+            raise DatasetError(
+                f"csv: root must be the CSV file itself, got the folder {str(self.root)!r}"
+            )
+        try:
+            table = pd.read_csv(self.root)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise DatasetError(f"csv: cannot parse {str(self.root)!r}: {exc}") from None
+        missing = [c for c in ("path", "score") if c not in table.columns]
+        if missing:
+            raise DatasetError(
+                f"csv: {str(self.root)!r} lacks columns {missing}; expected "
+                f"path,score[,ref,type,level] (found {list(table.columns)})"
+            )
+        base = self.root.parent
+        paths = [str(p if Path(p).is_absolute() else (base / p)) for p in table["path"]]
+        refs = (
+            [None if pd.isna(r) else str(r) for r in table["ref"]] if "ref" in table else None
+        )
+        types = (
+            [None if pd.isna(t) else int(t) for t in table["type"]] if "type" in table else None
+        )
+        levels = (
+            [None if pd.isna(v) else int(v) for v in table["level"]] if "level" in table else None
+        )
+        dataset = str(self.options.get("dataset_name", "csv"))
+        return make_manifest(
+            paths,
+            pd.to_numeric(table["score"], errors="coerce").to_numpy(),
+            dataset=dataset,
+            higher_is_better=self.higher_is_better,
+            refs=refs,
+            dist_types=types,
+            levels=levels,
+        )
+
+
+@register
+class FolderDataset(BaseDataset):
+    """Every image under ``root`` (recursive), unlabeled; for prediction and candidates."""
+
+    info = DatasetInfo(
+        name="folder",
+        kind="unlabeled",
+        higher_is_better_raw=True,
+        raw_range=None,
+        published_images=None,
+        published_references=None,
+        label_file=None,
+    )
+
+    def load(self) -> pd.DataFrame:
+        paths = sorted(
+            str(p) for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not paths:
+            raise DatasetError(
+                f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) found under {str(self.root)!r}"
+            )
+        refs: list[str | None] = [Path(p).stem for p in paths]
+        return make_manifest(paths, None, dataset="folder", refs=refs)

@@ -1,0 +1,106 @@
+"""The common manifest: one row per image, the currency between loaders and training.
+
+A manifest is a :class:`pandas.DataFrame` with at least the columns in
+:data:`MANIFEST_COLUMNS`:
+
+=============  ===========  ==========================================================
+column         dtype        meaning
+=============  ===========  ==========================================================
+``path``       str          absolute path of the image file
+``score``      float64      label on 0..10, higher = better (min-max over the dataset,
+                            flipped for DMOS datasets); NaN for unlabeled images
+``raw_score``  float64      the label exactly as published (NaN when unlabeled)
+``ref``        str / None   reference-content id (``None`` for authentic images)
+``dist_type``  Int64        KADID-style distortion type 1..25 (or the dataset's own
+                            type id); ``<NA>`` when not applicable
+``level``      Int64        distortion level; ``<NA>`` when not applicable
+``dataset``    str          dataset name (``kadid10k``, ``livec``, ...)
+=============  ===========  ==========================================================
+
+Optional columns: ``split`` (``train``/``val``/``test``), ``dist_class`` (PIPAL's
+distortion class), ``source`` (``original``/``upsampled``), ``seed``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from syndr_lightning.utils.errors import DatasetError
+
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "path",
+    "score",
+    "raw_score",
+    "ref",
+    "dist_type",
+    "level",
+    "dataset",
+)
+
+
+def normalise_scores(raw: np.ndarray | pd.Series, higher_is_better: bool) -> np.ndarray:
+    """Min-max ``raw`` onto 0..10 with higher = better (flipped when lower is better)."""
+    values = np.asarray(raw, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full_like(values, np.nan)
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi == lo:
+        return np.where(np.isfinite(values), 5.0, np.nan)
+    scaled = (values - lo) / (hi - lo) * 10.0
+    return scaled if higher_is_better else 10.0 - scaled
+
+
+def make_manifest(
+    paths: list[str],
+    raw_scores: np.ndarray | list[float] | None,
+    *,
+    dataset: str,
+    higher_is_better: bool = True,
+    refs: list[str | None] | None = None,
+    dist_types: list[int | None] | None = None,
+    levels: list[int | None] | None = None,
+    **extra: list[object],
+) -> pd.DataFrame:
+    """Assemble a manifest, normalising ``raw_scores`` to 0..10 higher-is-better."""
+    n = len(paths)
+    raw = (
+        np.full(n, np.nan) if raw_scores is None else np.asarray(raw_scores, dtype=np.float64)
+    )
+    df = pd.DataFrame(
+        {
+            "path": [str(p) for p in paths],
+            "score": normalise_scores(raw, higher_is_better),
+            "raw_score": raw,
+            "ref": refs if refs is not None else [None] * n,
+            "dist_type": pd.array(dist_types if dist_types is not None else [None] * n, "Int64"),
+            "level": pd.array(levels if levels is not None else [None] * n, "Int64"),
+            "dataset": dataset,
+        }
+    )
+    for key, values in extra.items():
+        df[key] = values
+    return df
+
+
+def validate_manifest(df: pd.DataFrame, *, labeled: bool = True) -> pd.DataFrame:
+    """Check that ``df`` is a manifest; raise :class:`DatasetError` saying what is wrong."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise DatasetError(
+            f"manifest lacks columns {missing}; expected at least {list(MANIFEST_COLUMNS)}"
+        )
+    if len(df) == 0:
+        raise DatasetError("manifest is empty: no images were found")
+    if labeled:
+        scores = df["score"].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(scores)):
+            raise DatasetError(
+                f"manifest has {int((~np.isfinite(scores)).sum())} rows without a finite score"
+            )
+        if scores.min() < -1e-6 or scores.max() > 10 + 1e-6:
+            raise DatasetError(
+                f"scores must lie in 0..10 (found {scores.min():.3f}..{scores.max():.3f})"
+            )
+    return df
