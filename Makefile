@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 PIP_FLAGS := -q --disable-pip-version-check --progress-bar off
 
-.PHONY: demo test test-all lint format bench clean install
+.PHONY: demo test test-all lint format bench bench-quick clean install
 
 $(VENV)/.stamp-%: pyproject.toml
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(VENV)/.stamp-dev,offline,cluster,export
 	$(VPY) -m syndr_lightning +experiment=demo
 
 test: $(VENV)/.stamp-dev,offline,cluster,export
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -n 2
 
 test-all: $(VENV)/.stamp-dev,offline,cluster,export
 	$(VPY) -m pytest -q -m ""
@@ -35,6 +35,9 @@ format: $(VENV)/.stamp-dev,offline,cluster,export
 
 bench: $(VENV)/.stamp-dev,offline,cluster,export
 	$(VPY) experiments/bench/run_all.py
+
+bench-quick: $(VENV)/.stamp-dev,offline,cluster,export
+	$(VPY) experiments/bench/run_all.py --quick
 
 clean:
 	rm -rf outputs multirun logs .pytest_cache .ruff_cache build *.egg-info
