@@ -1,0 +1,390 @@
+"""Hydra sweep helpers: the sweeper's objective, per-job metric files, multirun collection.
+
+A Hydra multirun directory holds one folder per job (``0/``, ``1/``, ... for the local
+launcher and submitit alike), each with ``.hydra/config.yaml`` and ``.hydra/overrides.yaml``
+written by Hydra and ``metrics.json`` written by :func:`save_job_metrics`. The functions
+below read such a tree back into one table per swept parameter with mean and spread over
+seeds. Free of Lightning; pandas and PyYAML only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.io import atomic_open
+
+METRICS_FILE = "metrics.json"
+"""Name of the per-job metrics file, next to Hydra's ``.hydra/`` folder."""
+
+SEED_KEY = "seed"
+"""Override key treated as a replicate (averaged over), not as a swept parameter."""
+
+# Overrides that select a config rather than set a hyper-parameter never form table rows.
+_NEVER_SWEPT_PREFIXES = ("hydra.", "hydra/")
+
+
+def objective(metrics: Mapping[str, Any], name: str | None) -> float | None:
+    """Return the value a Hydra sweeper optimises: ``metrics[name]`` as a float.
+
+    ``name`` is the config key ``optimized_metric`` (``None`` or empty: no objective, the
+    task returns ``None``). A missing or non-finite metric is an error, because Optuna would
+    otherwise record a wrong trial silently.
+    """
+    if not name:
+        return None
+    if name not in metrics:
+        found = ", ".join(sorted(metrics)) or "none"
+        raise ConfigError(
+            f"optimized_metric={name!r} is not among the metrics the run returned ({found}); "
+            "set optimized_metric to one of them (e.g. val/srcc) or make sure validation runs."
+        )
+    value = float(metrics[name])
+    if not math.isfinite(value):
+        raise InputError(
+            f"optimized_metric {name!r} is {value}; expected a finite number. The run "
+            "probably diverged or validated on constant predictions: check its logs."
+        )
+    return value
+
+
+def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Convert tensors / numpy scalars to floats; drop values that are not numbers."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        try:
+            out[str(key)] = float(value.item() if hasattr(value, "item") else value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def save_job_metrics(
+    metrics: Mapping[str, Any],
+    output_dir: str | os.PathLike[str],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a run's final metrics to ``output_dir/metrics.json`` atomically; return the path.
+
+    ``extra`` adds non-metric facts (status, git SHA, ...) under the key ``info``.
+    """
+    path = Path(output_dir) / METRICS_FILE
+    payload: dict[str, Any] = {"metrics": _plain_metrics(metrics)}
+    if extra:
+        payload["info"] = dict(extra)
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=True)
+        fh.write("\n")
+    return path
+
+
+@dataclass
+class JobRecord:
+    """One job of a multirun: its folder, its overrides (``key -> value``), its metrics."""
+
+    path: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job left a metrics file."""
+        return self.metrics is not None
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override's value as YAML (``5`` -> 5, ``0.1`` -> 0.1, ``all`` -> 'all')."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(lines: Iterable[str]) -> dict[str, Any]:
+    """Turn Hydra override strings (``+reshape.k=5``) into ``{"reshape.k": 5}``."""
+    out: dict[str, Any] = {}
+    for line in lines:
+        text = str(line)
+        if "=" not in text or text.startswith("~"):
+            continue
+        key, value = text.split("=", 1)
+        out[key.lstrip("+")] = _parse_value(value)
+    return out
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise InputError(
+            f"{path} is not valid YAML ({exc.__class__.__name__}); expected a file Hydra "
+            "wrote. Delete the broken job folder or rerun that job."
+        ) from exc
+
+
+def _read_metrics(path: Path) -> dict[str, float] | None:
+    """Read ``metrics.json``; ``None`` when the job left none (crashed or still running)."""
+    file = path / METRICS_FILE
+    if not file.is_file():
+        return None
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{file} is not valid JSON ({exc.msg}); expected the file save_job_metrics "
+            "writes. Delete it and rerun that job."
+        ) from exc
+    metrics = payload.get("metrics") if isinstance(payload, dict) else None
+    if not isinstance(metrics, dict):
+        raise InputError(
+            f"{file} has no 'metrics' mapping; expected {{'metrics': {{name: value}}}}. "
+            "Delete it and rerun that job."
+        )
+    return _plain_metrics(metrics)
+
+
+def find_jobs(multirun_dir: str | os.PathLike[str]) -> list[JobRecord]:
+    """Find every job folder (one holding ``.hydra/overrides.yaml``) under ``multirun_dir``."""
+    root = Path(multirun_dir)
+    if not root.is_dir():
+        raise InputError(
+            f"multirun directory {root} does not exist; expected the folder Hydra printed "
+            "for a `-m` run (e.g. logs/multirun/<date>/<time>)."
+        )
+    jobs: list[JobRecord] = []
+    for overrides_file in sorted(root.rglob(".hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        if any(part.startswith(".") for part in job_dir.relative_to(root).parts):
+            continue  # submitit's and atomic writers' hidden folders
+        lines = _read_yaml(overrides_file) or []
+        jobs.append(
+            JobRecord(
+                path=job_dir, overrides=parse_overrides(lines), metrics=_read_metrics(job_dir)
+            )
+        )
+    if not jobs:
+        raise InputError(
+            f"no job folders under {root}; expected sub-folders with .hydra/overrides.yaml. "
+            "Point at the multirun directory itself, not at one job or at logs/."
+        )
+    return jobs
+
+
+def _sweeper_param_keys(multirun_dir: Path) -> list[str]:
+    """Keys of ``hydra.sweeper.params`` in the sweep's ``multirun.yaml`` (if present)."""
+    file = multirun_dir / "multirun.yaml"
+    if not file.is_file():
+        return []
+    data = _read_yaml(file) or {}
+    params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+    return [str(k) for k in params]
+
+
+def swept_keys(
+    jobs: Sequence[JobRecord], seed_key: str = SEED_KEY, declared: Sequence[str] = ()
+) -> list[str]:
+    """Override keys whose value differs between jobs (the table's row keys), seed excluded.
+
+    ``declared`` (the sweeper's params) is used when no key varies, e.g. a one-job sweep.
+    """
+    keys: list[str] = []
+    for job in jobs:
+        for key in job.overrides:
+            if key not in keys:
+                keys.append(key)
+    varying = [
+        key
+        for key in keys
+        if key != seed_key
+        and not key.startswith(_NEVER_SWEPT_PREFIXES)
+        and len({repr(job.overrides.get(key)) for job in jobs}) > 1
+    ]
+    if varying:
+        return varying
+    return [key for key in declared if key != seed_key and any(key in j.overrides for j in jobs)]
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool) or value is None:
+        return (2, str(value))
+    if isinstance(value, int | float):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def default_metrics(jobs: Sequence[JobRecord]) -> list[str]:
+    """Validation and test metrics present in any job: ``val/srcc`` first, then sorted."""
+    names = sorted({name for job in jobs if job.metrics for name in job.metrics})
+    chosen = [n for n in names if n.startswith(("val/", "test/"))] or names
+
+    def order(name: str) -> tuple[int, str]:
+        rank = 0 if name == "val/srcc" else 1 if name.startswith("val/") else 2
+        return (rank, name)
+
+    return sorted(chosen, key=order)
+
+
+def summarise(
+    jobs: Sequence[JobRecord],
+    keys: Sequence[str],
+    metrics: Sequence[str],
+    seed_key: str = SEED_KEY,
+) -> pd.DataFrame:
+    """One row per value combination of ``keys``: mean, std, min, max and n over seeds.
+
+    Columns: the keys, then ``<metric>/mean``, ``<metric>/std`` (sample std, NaN for one
+    seed), ``<metric>/min``, ``<metric>/max``, and ``n`` (finished jobs), ``failed`` (jobs
+    without metrics), ``seeds`` (the seeds that finished).
+    """
+    if not metrics:
+        raise InputError(
+            "no metrics to tabulate: no job of the sweep wrote metrics.json. Check the "
+            "jobs' logs (each job folder's *.log) for the error that stopped them."
+        )
+    groups: dict[tuple[str, ...], list[JobRecord]] = {}
+    values: dict[tuple[str, ...], tuple[Any, ...]] = {}
+    for job in jobs:
+        row = tuple(job.overrides.get(k) for k in keys)
+        ident = tuple(repr(v) for v in row)
+        groups.setdefault(ident, []).append(job)
+        values[ident] = row
+    records: list[dict[str, Any]] = []
+    for ident in sorted(groups, key=lambda i: tuple(_sort_key(v) for v in values[i])):
+        members = groups[ident]
+        done = [j for j in members if j.ok]
+        rec: dict[str, Any] = {
+            k: ("" if v is None else v) for k, v in zip(keys, values[ident], strict=True)
+        }
+        for name in metrics:
+            series = pd.Series(
+                [j.metrics[name] for j in done if j.metrics and name in j.metrics], dtype=float
+            )
+            rec[f"{name}/mean"] = series.mean() if len(series) else math.nan
+            rec[f"{name}/std"] = series.std(ddof=1) if len(series) > 1 else math.nan
+            rec[f"{name}/min"] = series.min() if len(series) else math.nan
+            rec[f"{name}/max"] = series.max() if len(series) else math.nan
+        rec["n"] = len(done)
+        rec["failed"] = len(members) - len(done)
+        rec["seeds"] = " ".join(str(j.overrides.get(seed_key, "-")) for j in done)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def _fmt(value: float, digits: int) -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.{digits}f}"
+    )
+
+
+def to_markdown(
+    table: pd.DataFrame,
+    keys: Sequence[str],
+    metrics: Sequence[str],
+    title: str = "",
+    digits: int = 4,
+) -> str:
+    """Render a :func:`summarise` table as Markdown: ``mean ± std`` cells, best mean in bold."""
+    lines: list[str] = []
+    if title:
+        lines += [f"### {title}", ""]
+    header = [*keys, *metrics, "n", "failed"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    best: dict[str, float] = {}
+    for name in metrics:
+        col = table[f"{name}/mean"]
+        if col.notna().any():
+            # Lower is better only for losses and errors; every IQA correlation is higher-better.
+            lower = any(tag in name for tag in ("loss", "mae", "rmse", "error"))
+            best[name] = float(col.min() if lower else col.max())
+    for _, row in table.iterrows():
+        cells = [str(row[k]) for k in keys]
+        for name in metrics:
+            mean, std = row[f"{name}/mean"], row[f"{name}/std"]
+            text = _fmt(mean, digits)
+            if not math.isnan(std):
+                text += f" ± {_fmt(std, digits)}"
+            if name in best and not math.isnan(mean) and mean == best[name] and len(table) > 1:
+                text = f"**{text}**"
+            cells.append(text)
+        cells += [str(row["n"]), str(row["failed"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class SweepSummary:
+    """What :func:`collect` found and wrote."""
+
+    table: pd.DataFrame
+    keys: list[str]
+    metrics: list[str]
+    n_jobs: int
+    n_failed: int
+    markdown_path: Path
+    csv_path: Path
+    failed_dirs: list[Path] = field(default_factory=list)
+
+
+def collect(
+    multirun_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    keys: Sequence[str] | None = None,
+    seed_key: str = SEED_KEY,
+    name: str = "sweep_table",
+    digits: int = 4,
+) -> SweepSummary:
+    """Collect a multirun directory into ``<out_dir>/<name>.md`` and ``.csv`` (atomically).
+
+    ``keys`` default to the overrides that vary between jobs (seed excluded); ``metrics``
+    default to every ``val/*`` and ``test/*`` metric found. Jobs without ``metrics.json``
+    count as failed and are listed, never silently dropped.
+    """
+    root = Path(multirun_dir)
+    jobs = find_jobs(root)
+    row_keys = list(keys) if keys else swept_keys(jobs, seed_key, _sweeper_param_keys(root))
+    names = list(metrics) if metrics else default_metrics(jobs)
+    missing = [m for m in names if not any(j.metrics and m in j.metrics for j in jobs)]
+    if missing and any(j.ok for j in jobs):
+        found = ", ".join(default_metrics(jobs)) or "none"
+        raise InputError(
+            f"metric(s) {', '.join(missing)} appear in no job's metrics.json under {root}; "
+            f"found: {found}. Pass --metrics with names from that list."
+        )
+    table = summarise(jobs, row_keys, names, seed_key)
+    out = Path(out_dir) if out_dir is not None else root
+    md_path, csv_path = out / f"{name}.md", out / f"{name}.csv"
+    failed = [j.path for j in jobs if not j.ok]
+    title = f"Sweep {root.name}: " + (", ".join(row_keys) if row_keys else "one setting")
+    text = to_markdown(table, row_keys, names, title=title, digits=digits)
+    text += (
+        f"\nmean ± sample std over seeds; n = finished jobs per row; "
+        f"{len(jobs)} jobs, {len(failed)} without metrics.\n"
+    )
+    with atomic_open(md_path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    with atomic_open(csv_path, "w", encoding="utf-8", newline="") as fh:
+        table.to_csv(fh, index=False)
+    return SweepSummary(
+        table=table,
+        keys=row_keys,
+        metrics=names,
+        n_jobs=len(jobs),
+        n_failed=len(failed),
+        markdown_path=md_path,
+        csv_path=csv_path,
+        failed_dirs=failed,
+    )
