@@ -12,6 +12,7 @@ import pandas as pd
 
 from syndr_lightning.data.datasets.base import REGISTRY, DatasetInfo, register
 from syndr_lightning.data.datasets.generic import CSVDataset, FolderDataset  # noqa: F401
+from syndr_lightning.data.datasets.kadid import Kadid10kDataset, Kadis700kDataset  # noqa: F401
 from syndr_lightning.utils.errors import ConfigError
 
 __all__ = ["REGISTRY", "DatasetInfo", "dataset_names", "get_loader", "load_dataset", "register"]

@@ -1,4 +1,4 @@
-"""Loader base class, per-dataset metadata and the registry."""
+"""Loader base class, per-dataset metadata, the registry and shared file helpers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from syndr_lightning.utils.errors import DatasetError
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,38 @@ def register(cls: type[BaseDataset]) -> type[BaseDataset]:
     return cls
 
 
+class FileIndex:
+    """Case-insensitive lookup of files by name under some folders (built lazily, once)."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.folders = [f for f in folders if f.is_dir()]
+        self._by_name: dict[str, Path] | None = None
+
+    def _build(self) -> dict[str, Path]:
+        index: dict[str, Path] = {}
+        for folder in self.folders:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    index.setdefault(path.name.lower(), path)
+        return index
+
+    def find(self, name: str) -> Path | None:
+        """Return the file called ``name`` (any case), or ``None``."""
+        for folder in self.folders:
+            direct = folder / name
+            if direct.is_file():
+                return direct
+        if self._by_name is None:
+            self._by_name = self._build()
+        return self._by_name.get(name.lower())
+
+
 class BaseDataset:
-    """A dataset folder as published. Subclasses implement :meth:`load`."""
+    """A dataset folder as published.
+
+    Subclasses implement :meth:`read` (parse the label files into a manifest, without
+    touching the images); :meth:`load` adds the check that every image exists.
+    """
 
     info: ClassVar[DatasetInfo]
 
@@ -49,9 +81,34 @@ class BaseDataset:
                 f"paths.data_dir=...)"
             )
 
-    def load(self) -> pd.DataFrame:
-        """Return the manifest of this dataset."""
+    def read(self) -> pd.DataFrame:
+        """Return the manifest from the label files (images are not opened)."""
         raise NotImplementedError
+
+    def load(self) -> pd.DataFrame:
+        """Return the manifest of this dataset; raise DatasetError if images are missing."""
+        df = self.read()
+        if len(df) == 0:
+            raise DatasetError(
+                f"{self.info.name}: no images selected under {str(self.root)!r}; check "
+                f"the options {self.options or '{}'} and the label file"
+            )
+        missing = missing_files(df["path"])
+        if missing:
+            raise DatasetError(
+                f"{self.info.name}: {len(missing)} of {len(df)} images listed in the label "
+                f"file are missing under {str(self.root)!r} (first: {missing[0]!r}); "
+                f"re-download or re-extract the dataset"
+            )
+        return df
+
+    def filtered(self) -> bool:
+        """True when options select a subset, so published counts do not apply."""
+        return False
+
+    def references(self) -> dict[str, Path]:
+        """Reference id -> pristine image path, for datasets that ship references."""
+        return {}
 
     def require(self, relative: str) -> Path:
         """Return ``root/relative`` or raise a DatasetError naming the missing file."""
@@ -62,3 +119,63 @@ class BaseDataset:
                 f"missing; is root the dataset's top folder as published?"
             )
         return path
+
+    def require_any(self, *relatives: str) -> Path:
+        """Return the first of ``relatives`` found under root (or one folder below)."""
+        for rel in relatives:
+            for candidate in (self.root / rel, *sorted(self.root.glob(f"*/{rel}"))):
+                if candidate.exists():
+                    return candidate
+        raise DatasetError(
+            f"{self.info.name}: expected {' or '.join(repr(r) for r in relatives)} under "
+            f"{str(self.root)!r} but it is missing; is root the dataset's top folder as "
+            f"published?"
+        )
+
+    def require_columns(self, table: pd.DataFrame, columns: list[str], where: Path) -> None:
+        """Raise a DatasetError if ``table`` (read from ``where``) lacks ``columns``."""
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise DatasetError(
+                f"{self.info.name}: {str(where)!r} lacks columns {missing}; expected "
+                f"{columns} (found {[str(c) for c in table.columns]})"
+            )
+
+
+def missing_files(paths: pd.Series | list[str]) -> list[str]:
+    """Return the paths in ``paths`` that are not existing files."""
+    return [str(p) for p in paths if not Path(p).is_file()]
+
+
+def read_csv(loader: str, path: Path, **kwargs: Any) -> pd.DataFrame:
+    """``pandas.read_csv`` turning parse errors into a DatasetError naming the file."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DatasetError(f"{loader}: cannot parse {str(path)!r} as CSV: {exc}") from None
+
+
+def to_number(loader: str, values: Any, where: Path, column: str) -> pd.Series:
+    """Convert ``values`` to float; non-numeric entries raise a DatasetError."""
+    series = pd.Series(values)
+    numbers = pd.to_numeric(series, errors="coerce")
+    bad = numbers.isna() & series.notna()
+    if bad.any():
+        first = series[bad].iloc[0]
+        raise DatasetError(
+            f"{loader}: column {column!r} of {str(where)!r} must be numeric; found "
+            f"{int(bad.sum())} non-numeric entries (first: {first!r})"
+        )
+    return numbers.astype("float64")
+
+
+def to_int_list(loader: str, values: Any, where: Path, column: str) -> list[int | None]:
+    """Convert ``values`` to optional ints; non-integer entries raise a DatasetError."""
+    numbers = to_number(loader, values, where, column)
+    finite = numbers.dropna()
+    if (finite != finite.round()).any():
+        raise DatasetError(
+            f"{loader}: column {column!r} of {str(where)!r} must hold integers; found "
+            f"{finite[finite != finite.round()].iloc[0]!r}"
+        )
+    return [None if pd.isna(v) else int(v) for v in numbers]

@@ -7,11 +7,19 @@ from typing import Any
 
 import pandas as pd
 
-from syndr_lightning.data.datasets.base import BaseDataset, DatasetInfo, register
+from syndr_lightning.data.datasets.base import (
+    IMAGE_SUFFIXES,
+    BaseDataset,
+    DatasetInfo,
+    read_csv,
+    register,
+    to_int_list,
+    to_number,
+)
 from syndr_lightning.data.manifest import make_manifest
 from syndr_lightning.utils.errors import DatasetError
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+__all__ = ["IMAGE_SUFFIXES", "CSVDataset", "FolderDataset"]
 
 
 @register
@@ -36,36 +44,34 @@ class CSVDataset(BaseDataset):
         super().__init__(root, **options)
         self.higher_is_better = higher_is_better
 
-    def load(self) -> pd.DataFrame:
+    def read(self) -> pd.DataFrame:
         if self.root.is_dir():
             raise DatasetError(
                 f"csv: root must be the CSV file itself, got the folder {str(self.root)!r}"
             )
-        try:
-            table = pd.read_csv(self.root)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise DatasetError(f"csv: cannot parse {str(self.root)!r}: {exc}") from None
+        table = read_csv("csv", self.root)
         missing = [c for c in ("path", "score") if c not in table.columns]
         if missing:
             raise DatasetError(
                 f"csv: {str(self.root)!r} lacks columns {missing}; expected "
                 f"path,score[,ref,type,level] (found {list(table.columns)})"
             )
+        if table["path"].isna().any():
+            raise DatasetError(
+                f"csv: {str(self.root)!r} has {int(table['path'].isna().sum())} rows with an "
+                f"empty 'path'; every row needs an image path"
+            )
         base = self.root.parent
-        paths = [str(p if Path(p).is_absolute() else (base / p)) for p in table["path"]]
-        refs = (
-            [None if pd.isna(r) else str(r) for r in table["ref"]] if "ref" in table else None
-        )
-        types = (
-            [None if pd.isna(t) else int(t) for t in table["type"]] if "type" in table else None
-        )
+        paths = [str(p if Path(p).is_absolute() else (base / p)) for p in table["path"].astype(str)]
+        refs = [None if pd.isna(r) else str(r) for r in table["ref"]] if "ref" in table else None
+        types = to_int_list("csv", table["type"], self.root, "type") if "type" in table else None
         levels = (
-            [None if pd.isna(v) else int(v) for v in table["level"]] if "level" in table else None
+            to_int_list("csv", table["level"], self.root, "level") if "level" in table else None
         )
         dataset = str(self.options.get("dataset_name", "csv"))
         return make_manifest(
             paths,
-            pd.to_numeric(table["score"], errors="coerce").to_numpy(),
+            to_number("csv", table["score"], self.root, "score").to_numpy(),
             dataset=dataset,
             higher_is_better=self.higher_is_better,
             refs=refs,
@@ -88,10 +94,10 @@ class FolderDataset(BaseDataset):
         label_file=None,
     )
 
-    def load(self) -> pd.DataFrame:
-        paths = sorted(
-            str(p) for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
+    def read(self) -> pd.DataFrame:
+        if not self.root.is_dir():
+            raise DatasetError(f"folder: root {str(self.root)!r} must be a folder of images")
+        paths = sorted(str(p) for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise DatasetError(
                 f"folder: no images ({', '.join(IMAGE_SUFFIXES)}) found under {str(self.root)!r}"
