@@ -1,0 +1,281 @@
+"""Tiny procedurally generated IQA datasets for tests, the demo and offline runs.
+
+:func:`generate_synthetic_iqa` writes a KADID-like set (reference images, each distorted
+by a few types at increasing levels) and :func:`generate_authentic_like` a set of images
+with mixed, unknown distortions (no reference/type columns), each with a generic CSV
+(``path,score[,ref,type,level]``, paths relative to the CSV) that
+``load_dataset("csv", <csv>)`` reads. :func:`generate_references` writes pristine images
+only (a stand-in for an unlabeled candidate pool).
+
+Layout written by :func:`generate_synthetic_iqa` under ``out_dir``::
+
+    refs/ref_000.png ...              pristine references (not listed in the CSV)
+    images/ref_000_01_01.png ...      distorted images, <ref>_<type>_<level>
+    labels.csv                        path,score,ref,type,level (score ~ MOS on 1..5)
+    generator.json                    the parameters; a later call with the same ones
+                                      reuses the files instead of rewriting them
+
+Everything is deterministic given ``seed``; all writes are atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy import ndimage
+
+from syndr_lightning.utils.errors import InputError
+from syndr_lightning.utils.io import atomic_open, atomic_path
+
+__all__ = [
+    "DISTORTIONS",
+    "generate_authentic_like",
+    "generate_references",
+    "generate_synthetic_iqa",
+    "make_reference",
+]
+
+CSV_NAME = "labels.csv"
+META_NAME = "generator.json"
+
+
+def make_reference(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """Return one smooth, colourful, textured ``uint8`` image ``[H,W,3]`` drawn from ``rng``."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # Low-frequency colour field: coarse noise upsampled smoothly.
+    coarse = rng.uniform(0.0, 1.0, size=(4, 5, 3))
+    field = np.stack(
+        [ndimage.zoom(coarse[..., c], (h / 4, w / 5), order=3)[:h, :w] for c in range(3)], -1
+    )
+    # A few oriented sinusoidal gratings give texture of distinct frequency per image.
+    for _ in range(3):
+        freq = rng.uniform(0.05, 0.35)
+        angle = rng.uniform(0.0, np.pi)
+        phase = rng.uniform(0.0, 2 * np.pi)
+        grating = np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)) + phase)
+        field += 0.12 * grating[..., None] * rng.uniform(-1.0, 1.0, size=3)
+    # Sharp-edged shapes (discs and rectangles) so that blur and blockiness are visible.
+    for _ in range(int(rng.integers(2, 5))):
+        colour = rng.uniform(0.0, 1.0, size=3)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        if rng.random() < 0.5:
+            radius = rng.uniform(0.1, 0.3) * min(h, w)
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        else:
+            hh, ww = rng.uniform(0.15, 0.4) * h, rng.uniform(0.15, 0.4) * w
+            mask = (np.abs(yy - cy) < hh / 2) & (np.abs(xx - cx) < ww / 2)
+        field[mask] = 0.35 * field[mask] + 0.65 * colour
+    field = (field - field.min()) / max(field.max() - field.min(), 1e-8)
+    return np.clip(np.round(field * 235 + 10), 0, 255).astype(np.uint8)
+
+
+def _blur(img: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+    out = ndimage.gaussian_filter(img.astype(np.float64), sigma=(0.4 + 2.2 * s, 0.4 + 2.2 * s, 0))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _noise(img: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+    out = img.astype(np.float64) + rng.normal(0.0, 4.0 + 40.0 * s, size=img.shape)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _darken(img: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+    out = 255.0 * (img.astype(np.float64) / 255.0) ** (1.0 + 2.5 * s) * (1.0 - 0.45 * s)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _jpeg(img: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=round(60 - 57 * s))
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        return np.asarray(decoded.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _pixelate(img: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    factor = 1.5 + 6.0 * s
+    small = Image.fromarray(img).resize(
+        (max(1, int(w / factor)), max(1, int(h / factor))), Image.Resampling.BILINEAR
+    )
+    return np.asarray(small.resize((w, h), Image.Resampling.NEAREST), dtype=np.uint8).copy()
+
+
+# type id (1-based, like KADID) -> (name, function(img, strength in (0, 1], rng), severity).
+# ``severity`` scales how fast the quality score falls with the level.
+DISTORTIONS: dict[
+    int, tuple[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray], float]
+] = {
+    1: ("gaussian_blur", _blur, 1.0),
+    2: ("gaussian_noise", _noise, 0.9),
+    3: ("darken", _darken, 0.7),
+    4: ("jpeg", _jpeg, 0.85),
+    5: ("pixelate", _pixelate, 0.95),
+}
+
+
+def _check_args(size: tuple[int, int], **counts: int) -> tuple[int, int]:
+    if len(size) != 2 or min(int(size[0]), int(size[1])) < 8:
+        raise InputError(f"size must be (height, width) with both >= 8 pixels, got {size!r}")
+    for key, value in counts.items():
+        if int(value) < 1:
+            raise InputError(f"{key} must be >= 1, got {value}")
+    return int(size[0]), int(size[1])
+
+
+def _save_png(img: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+
+
+def _reuse(out_dir: Path, meta: dict[str, object]) -> Path | None:
+    """Return the CSV of an earlier identical generation whose files all exist, else None."""
+    csv_path, meta_path = out_dir / CSV_NAME, out_dir / META_NAME
+    if not (csv_path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        if json.loads(meta_path.read_text()) != meta:
+            return None
+        rel = pd.read_csv(csv_path)["path"]
+    except (ValueError, KeyError, OSError):
+        return None
+    if all((out_dir / p).is_file() for p in rel):
+        return csv_path
+    return None
+
+
+def _write_table(out_dir: Path, rows: list[dict[str, object]], meta: dict[str, object]) -> Path:
+    csv_path = out_dir / CSV_NAME
+    with atomic_open(csv_path, "w", newline="") as fh:
+        pd.DataFrame(rows).to_csv(fh, index=False)
+    with atomic_open(out_dir / META_NAME, "w") as fh:
+        json.dump(meta, fh, indent=2, sort_keys=True)
+    return csv_path
+
+
+def generate_synthetic_iqa(
+    out_dir: str | Path,
+    n_refs: int = 6,
+    n_types: int = 3,
+    n_levels: int = 3,
+    size: tuple[int, int] = (48, 64),
+    seed: int = 0,
+) -> Path:
+    """Write a tiny KADID-like dataset under ``out_dir`` and return its CSV path.
+
+    ``n_refs`` references x ``n_types`` distortion types (1..5: blur, noise, darkening,
+    JPEG, pixelation) x ``n_levels`` levels. The score is a MOS-like value on 1..5 that
+    falls with the level (faster for more severe types), plus a small per-reference offset
+    and rater noise. Reference ids are ``ref_000``... Calling again with the same
+    arguments reuses the files.
+    """
+    h, w = _check_args(size, n_refs=n_refs, n_types=n_types, n_levels=n_levels)
+    if n_types > len(DISTORTIONS):
+        raise InputError(
+            f"n_types must be at most {len(DISTORTIONS)} (the built-in distortions "
+            f"{[v[0] for v in DISTORTIONS.values()]}), got {n_types}"
+        )
+    out = Path(out_dir)
+    meta: dict[str, object] = {
+        "kind": "synthetic_iqa",
+        "n_refs": int(n_refs),
+        "n_types": int(n_types),
+        "n_levels": int(n_levels),
+        "size": [h, w],
+        "seed": int(seed),
+        "version": 1,
+    }
+    reused = _reuse(out, meta)
+    if reused is not None:
+        return reused
+    rows: list[dict[str, object]] = []
+    for r in range(n_refs):
+        ref_id = f"ref_{r:03d}"
+        rng = np.random.default_rng([seed, r])
+        ref_img = make_reference(rng, (h, w))
+        _save_png(ref_img, out / "refs" / f"{ref_id}.png")
+        ref_offset = rng.normal(0.0, 0.15)
+        for t in range(1, n_types + 1):
+            _, func, severity = DISTORTIONS[t]
+            for lev in range(1, n_levels + 1):
+                strength = lev / n_levels
+                drng = np.random.default_rng([seed, r, t, lev])
+                img = func(ref_img, strength, drng)
+                rel = f"images/{ref_id}_{t:02d}_{lev:02d}.png"
+                _save_png(img, out / rel)
+                mos = 4.7 - 3.4 * severity * strength + ref_offset + drng.normal(0.0, 0.08)
+                rows.append(
+                    {
+                        "path": rel,
+                        "score": round(float(np.clip(mos, 1.0, 5.0)), 4),
+                        "ref": ref_id,
+                        "type": t,
+                        "level": lev,
+                    }
+                )
+    return _write_table(out, rows, meta)
+
+
+def generate_authentic_like(
+    out_dir: str | Path,
+    n: int = 12,
+    size: tuple[int, int] = (48, 64),
+    seed: int = 100,
+) -> Path:
+    """Write ``n`` images with random mixtures of distortions and a ``path,score`` CSV.
+
+    Mimics an authentic test set: no reference or type columns, every image has its own
+    content, and the score (MOS-like, 1..5) falls with the total distortion applied.
+    """
+    h, w = _check_args(size, n=n)
+    out = Path(out_dir)
+    meta: dict[str, object] = {
+        "kind": "authentic_like",
+        "n": int(n),
+        "size": [h, w],
+        "seed": int(seed),
+        "version": 1,
+    }
+    reused = _reuse(out, meta)
+    if reused is not None:
+        return reused
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        img = make_reference(rng, (h, w))
+        damage = 0.0
+        for t in rng.permutation(list(DISTORTIONS))[: int(rng.integers(0, 3))]:
+            _, func, severity = DISTORTIONS[int(t)]
+            strength = float(rng.uniform(0.1, 1.0))
+            img = func(img, strength, rng)
+            damage += severity * strength
+        rel = f"images/img_{i:04d}.png"
+        _save_png(img, out / rel)
+        mos = 4.7 - 2.0 * damage + rng.normal(0.0, 0.1)
+        rows.append({"path": rel, "score": round(float(np.clip(mos, 1.0, 5.0)), 4)})
+    return _write_table(out, rows, meta)
+
+
+def generate_references(
+    out_dir: str | Path,
+    n: int = 8,
+    size: tuple[int, int] = (48, 64),
+    seed: int = 200,
+) -> list[Path]:
+    """Write ``n`` pristine images ``cand_0000.png``... (an unlabeled pool) and return them."""
+    h, w = _check_args(size, n=n)
+    out = Path(out_dir)
+    paths: list[Path] = []
+    for i in range(n):
+        path = out / f"cand_{i:04d}.png"
+        if not path.is_file():
+            _save_png(make_reference(np.random.default_rng([seed, i]), (h, w)), path)
+        paths.append(path)
+    return paths

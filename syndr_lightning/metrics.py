@@ -1,0 +1,147 @@
+"""IQA correlation metrics: SRCC, PLCC, KRCC (torchmetrics) and PLCC after a logistic fit.
+
+``plcc`` is the plain Pearson correlation (what the reference code reports);
+``plcc_logistic`` first maps predictions through the 4-parameter logistic of the VQEG
+protocol, fitted by least squares (scipy), and falls back to the plain Pearson value when
+the fit fails. All four are higher-is-better and lie in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import OptimizeWarning, curve_fit
+from torchmetrics import Metric
+from torchmetrics.functional import (
+    kendall_rank_corrcoef,
+    pearson_corrcoef,
+    spearman_corrcoef,
+)
+from torchmetrics.utilities import dim_zero_cat
+
+from syndr_lightning.utils.errors import InputError
+
+__all__ = [
+    "METRIC_NAMES",
+    "IQAMetrics",
+    "LogisticPLCC",
+    "iqa_metrics",
+    "logistic4",
+    "logistic_plcc",
+]
+
+METRIC_NAMES: tuple[str, ...] = ("srcc", "plcc", "krcc", "plcc_logistic")
+
+
+def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """The VQEG 4-parameter logistic ``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2``."""
+    z = np.clip(-(x - b3) / max(abs(b4), 1e-12), -60.0, 60.0)
+    return (b1 - b2) / (1.0 + np.exp(z)) + b2
+
+
+def _as_pair(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred.detach().cpu() if torch.is_tensor(pred) else pred, dtype=np.float64)
+    t = np.asarray(target.detach().cpu() if torch.is_tensor(target) else target, np.float64)
+    p, t = p.reshape(-1), t.reshape(-1)
+    if p.shape != t.shape:
+        raise InputError(
+            f"pred and target must have the same length, got {p.shape[0]} and {t.shape[0]}"
+        )
+    if p.size < 2:
+        raise InputError(f"need at least 2 (pred, target) pairs to correlate, got {p.size}")
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(t))):
+        raise InputError("pred and target must be finite (found NaN or inf); check the labels")
+    return p, t
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    denom = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+def logistic_plcc(pred: Any, target: Any) -> float:
+    """Pearson correlation between ``logistic4(pred)`` (fitted to ``target``) and ``target``.
+
+    Falls back to the plain Pearson correlation when the fit does not converge or the
+    fitted curve is flat (e.g. constant predictions).
+    """
+    p, t = _as_pair(pred, target)
+    plain = _pearson(p, t)
+    if p.size < 5 or np.ptp(p) == 0 or np.ptp(t) == 0:
+        return plain
+    # Initial guess: the curve spans the target range, centred at the prediction mean.
+    sign = 1.0 if (np.isnan(plain) or plain >= 0) else -1.0
+    b1, b2 = (t.max(), t.min()) if sign > 0 else (t.min(), t.max())
+    p0 = [b1, b2, float(p.mean()), float(p.std()) or 1.0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            params, _ = curve_fit(logistic4, p, t, p0=p0, maxfev=10000)
+        mapped = logistic4(p, *params)
+    except (RuntimeError, ValueError, FloatingPointError):
+        return plain
+    if not np.all(np.isfinite(mapped)) or np.ptp(mapped) == 0:
+        return plain
+    fitted = _pearson(mapped, t)
+    return plain if np.isnan(fitted) else fitted
+
+
+def iqa_metrics(pred: Any, target: Any) -> dict[str, float]:
+    """Return ``{"srcc", "plcc", "krcc", "plcc_logistic"}`` for 1-D predictions and targets."""
+    p, t = _as_pair(pred, target)
+    pt, tt = torch.from_numpy(p), torch.from_numpy(t)
+    return {
+        "srcc": float(spearman_corrcoef(pt, tt)),
+        "plcc": float(pearson_corrcoef(pt, tt)),
+        "krcc": float(kendall_rank_corrcoef(pt, tt)),
+        "plcc_logistic": logistic_plcc(p, t),
+    }
+
+
+class _Collecting(Metric):
+    """Accumulates predictions and targets (concatenated across DDP ranks on compute)."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predictions and targets (any shape; flattened)."""
+        self.preds.append(preds.detach().reshape(-1).to(torch.float64))
+        self.target.append(target.detach().reshape(-1).to(torch.float64))
+
+    def _arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.preds, list) and not self.preds:
+            raise InputError("no predictions were collected; was the dataloader empty?")
+        return dim_zero_cat(self.preds).cpu(), dim_zero_cat(self.target).cpu()
+
+
+class LogisticPLCC(_Collecting):
+    """PLCC after the 4-parameter logistic fit, as a torchmetrics metric."""
+
+    def compute(self) -> torch.Tensor:
+        """Fit on everything collected and return the Pearson correlation."""
+        p, t = self._arrays()
+        return torch.tensor(logistic_plcc(p.numpy(), t.numpy()), dtype=torch.float64)
+
+
+class IQAMetrics(_Collecting):
+    """SRCC, PLCC, KRCC and logistic PLCC over everything collected, as a dict of tensors."""
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Return ``{name: value}`` for :data:`METRIC_NAMES`."""
+        p, t = self._arrays()
+        values = iqa_metrics(p.numpy(), t.numpy())
+        return {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
