@@ -1,0 +1,227 @@
+"""DDCUp: select diverse new reference content and give it nearest-neighbour pseudo-labels.
+
+Distances are cosine distances ``1 - cos`` computed in float64 from L2-normalised rows,
+in row blocks, so memory stays linear in the number of candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from syndr_lightning.reshape._validate import (
+    check_choice,
+    check_features,
+    check_int,
+    check_same_dim,
+    check_threshold,
+)
+from syndr_lightning.utils.errors import InputError
+
+WEIGHTS: tuple[str, ...] = ("reference", "softmin")
+_BLOCK = 1024
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return x / np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine distances between normalised rows (one block of ``a`` against ``b``)."""
+    return 1.0 - a @ b.T
+
+
+@dataclass(frozen=True)
+class SelectionThresholds:
+    """The two bounds of DDCUp's reference selection rule."""
+
+    min_distance: float  # median over training refs of the distance to their nearest other ref
+    max_distance: float  # max over training refs of the distance to their farthest ref
+
+
+def selection_thresholds(train_feats: np.ndarray) -> SelectionThresholds:
+    """Median nearest-neighbour distance and max farthest distance among training refs."""
+    t = _normalise(check_features(train_feats, "train_feats", min_rows=2))
+    n = t.shape[0]
+    min_t = np.empty(n)
+    max_t = np.empty(n)
+    for a in range(0, n, _BLOCK):
+        d = _dist(t[a : a + _BLOCK], t)
+        rows = np.arange(d.shape[0])
+        d[rows, rows + a] = np.inf
+        min_t[a : a + _BLOCK] = d.min(axis=1)
+        d[rows, rows + a] = -np.inf
+        max_t[a : a + _BLOCK] = d.max(axis=1)
+    return SelectionThresholds(float(np.median(min_t)), float(max_t.max()))
+
+
+def _upper_nn(c: np.ndarray, alive: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest alive candidate with a HIGHER index, for each of ``rows`` (inf/-1 if none)."""
+    val = np.full(rows.size, np.inf)
+    idx = np.full(rows.size, -1, dtype=np.int64)
+    cols = np.arange(c.shape[0])
+    for a in range(0, rows.size, _BLOCK):
+        r = rows[a : a + _BLOCK]
+        d = _dist(c[r], c)
+        d[(cols[None, :] <= r[:, None]) | ~alive[None, :]] = np.inf
+        arg = d.argmin(axis=1)
+        val[a : a + _BLOCK] = d[np.arange(r.size), arg]
+        idx[a : a + _BLOCK] = np.where(np.isfinite(val[a : a + _BLOCK]), arg, -1)
+    return val, idx
+
+
+def ddcup_select(train_feats: np.ndarray, cand_feats: np.ndarray) -> np.ndarray:
+    """Indices (int64, ascending) of the candidates DDCUp adds, by the reference code's rule.
+
+    A candidate passes when its nearest training ref is farther than the median
+    nearest-neighbour distance among training refs and its farthest one is nearer than
+    the largest farthest distance among them. Then, while the closest remaining pair of
+    passing candidates is nearer than that median, its lower-indexed member is dropped
+    (ties: the lexicographically first pair, as a row-major argmin would pick).
+    """
+    t_raw = check_features(train_feats, "train_feats", min_rows=2)
+    c_raw = check_features(cand_feats, "cand_feats")
+    check_same_dim(t_raw, c_raw, "train_feats", "cand_feats")
+    thr = selection_thresholds(t_raw)
+    t = _normalise(t_raw)
+    c = _normalise(c_raw)
+    passing = np.zeros(c.shape[0], dtype=bool)
+    for a in range(0, c.shape[0], _BLOCK):
+        d = _dist(c[a : a + _BLOCK], t)
+        passing[a : a + _BLOCK] = (d.min(axis=1) > thr.min_distance) & (
+            d.max(axis=1) < thr.max_distance
+        )
+    sel = np.flatnonzero(passing).astype(np.int64)
+    if sel.size < 2:
+        return sel
+    cs = c[sel]
+    alive = np.ones(sel.size, dtype=bool)
+    nn_val, nn_idx = _upper_nn(cs, alive, np.arange(sel.size))
+    while True:
+        i = int(np.argmin(nn_val))
+        if not nn_val[i] < thr.min_distance:
+            break
+        alive[i] = False
+        nn_val[i] = np.inf
+        nn_idx[i] = -1
+        stale = np.flatnonzero(nn_idx == i)
+        if stale.size:
+            nn_val[stale], nn_idx[stale] = _upper_nn(cs, alive, stale)
+    return sel[alive]
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Pseudo-label neighbours per new ref, padded to k columns (index -1, weight 0, distance NaN)."""
+
+    indices: np.ndarray  # int64 [n_new, k] training-ref indices, nearest first
+    weights: np.ndarray  # float64 [n_new, k], each row sums to 1 over its valid entries
+    distances: np.ndarray  # float64 [n_new, k] cosine distances
+
+
+def _check_k(k: Any, n_ref: int) -> int:
+    if k == "all":
+        return n_ref
+    k = check_int(k, "k", minimum=1)
+    if k > n_ref:
+        raise InputError(
+            f"k={k} neighbours requested but there are only {n_ref} training refs; "
+            "use k <= n_ref or k='all'"
+        )
+    return k
+
+
+def ddcup_neighbours(
+    train_feats: np.ndarray,
+    new_feats: np.ndarray,
+    k: int | str = 5,
+    t_ref: float = 0.05,
+    weights: str = "reference",
+    temperature: float = 0.05,
+) -> Neighbours:
+    """The neighbours and weights behind ``ddcup_pseudo_labels`` (for diagnostics).
+
+    For each new ref: its ``k`` nearest training refs (ties by index), kept while
+    ``d_j - d_min < t_ref``; weights ``reference`` = softmax of the raw distances (the
+    reference code: a farther neighbour gets slightly more weight) or ``softmin`` =
+    softmax(-d / temperature).
+    """
+    t_raw = check_features(train_feats, "train_feats")
+    n_raw = check_features(new_feats, "new_feats")
+    check_same_dim(t_raw, n_raw, "train_feats", "new_feats")
+    k = _check_k(k, t_raw.shape[0])
+    t_ref = check_threshold(t_ref, "t_ref", low=0.0)
+    weights = check_choice(weights, "weights", WEIGHTS)
+    temperature = check_threshold(temperature, "temperature", low=0.0)
+    t = _normalise(t_raw)
+    x = _normalise(n_raw)
+    n_new = x.shape[0]
+    idx = np.full((n_new, k), -1, dtype=np.int64)
+    w = np.zeros((n_new, k))
+    dist = np.full((n_new, k), np.nan)
+    for a in range(0, n_new, _BLOCK):
+        d = _dist(x[a : a + _BLOCK], t)
+        nn = np.argsort(d, axis=1, kind="stable")[:, :k]
+        dn = np.take_along_axis(d, nn, axis=1)
+        valid = dn - dn[:, :1] < t_ref
+        if weights == "reference":
+            logits = np.where(valid, dn, -np.inf)
+        else:
+            logits = np.where(valid, -dn / temperature, -np.inf)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        w[a : a + _BLOCK] = e / e.sum(axis=1, keepdims=True)
+        idx[a : a + _BLOCK] = np.where(valid, nn, -1)
+        dist[a : a + _BLOCK] = np.where(valid, dn, np.nan)
+    return Neighbours(indices=idx, weights=w, distances=dist)
+
+
+def ddcup_pseudo_labels(
+    train_feats: np.ndarray,
+    new_feats: np.ndarray,
+    train_labels: np.ndarray,
+    k: int | str = 5,
+    t_ref: float = 0.05,
+    weights: str = "reference",
+    temperature: float = 0.05,
+) -> np.ndarray:
+    """Pseudo-labels float32 ``[n_new, *label_shape]`` for new refs (DDCUp Algorithm 2).
+
+    ``train_labels`` is ``[n_ref, n_type, n_level]`` (any trailing shape works): the
+    label of (new ref, type, level) is the weighted sum of its neighbours' labels at the
+    same (type, level). NaN marks an absent label: it is left out and the remaining
+    weights renormalised; the result is NaN only where every neighbour lacks it.
+    """
+    y = np.asarray(train_labels)
+    if y.dtype == object or not (
+        np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)
+    ):
+        raise InputError(f"train_labels: expected numeric labels, found dtype {y.dtype}")
+    n_ref = np.asarray(train_feats).shape[0] if np.ndim(train_feats) == 2 else None
+    if y.ndim < 1 or y.shape[0] != n_ref:
+        raise InputError(
+            f"train_labels: expected shape [n_ref={n_ref}, n_type, n_level] (one label block "
+            f"per training ref), found {y.shape}"
+        )
+    y = y.astype(np.float64)
+    if np.isinf(y).any():
+        raise InputError("train_labels contains inf; use finite scores, NaN for absent labels")
+    nb = ddcup_neighbours(train_feats, new_feats, k, t_ref, weights, temperature)
+    flat = y.reshape(y.shape[0], -1)
+    present = ~np.isnan(flat)
+    vals = np.where(present, flat, 0.0)
+    n_new = nb.indices.shape[0]
+    num = np.zeros((n_new, flat.shape[1]))
+    den = np.zeros((n_new, flat.shape[1]))
+    for col in range(nb.indices.shape[1]):
+        ok = nb.indices[:, col] >= 0
+        j = np.where(ok, nb.indices[:, col], 0)
+        wj = np.where(ok, nb.weights[:, col], 0.0)[:, None]
+        num += wj * vals[j]
+        den += wj * present[j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return out.reshape((n_new, *y.shape[1:])).astype(np.float32)

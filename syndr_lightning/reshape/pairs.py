@@ -1,0 +1,383 @@
+"""DRCDown step 1: similar pairs, exact w.r.t. a float64 decision, in O(N*d + pairs) memory.
+
+A pair (i, j), i < j, is similar when the cosine similarity of the two feature rows,
+computed in float64, is > 1 - t_f AND |y_i - y_j| < t_q.
+
+How it is fast and exact:
+
+* Samples are sorted by label. Row block [a, b) of the sorted order can only pair with
+  sorted positions in [a, end) where ``y[end-1] < y[b-1] + t_q``, so every block is
+  multiplied only against the columns inside its label window (labels spread over 0..10
+  with t_q = 1 leave about a fifth of the symmetric product).
+* Products are screened in float32 with a margin around 1 - t_f; candidates inside the
+  margin are re-decided in float64 from the original features. The margin exceeds the
+  worst-case float32 dot-product error for unit vectors of this dimension.
+* Rows and columns are processed in bounded blocks; nothing N x N is ever allocated.
+
+``similar_pairs_slice`` runs the search for a contiguous range of label-sorted rows, so
+the search can be split over ranks (``balanced_slices`` gives equal-work ranges); the
+union of the slices of any partition of ``[0, N)`` is exactly ``similar_pairs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from syndr_lightning.reshape._validate import (
+    check_choice,
+    check_features,
+    check_int,
+    check_labels_1d,
+    check_threshold,
+)
+from syndr_lightning.utils.errors import InputError
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
+# FAISS GPU indexes answer k-NN queries with k at most this value.
+FAISS_GPU_MAX_K = 2048
+_ROWS_CPU = 2048
+_ROWS_GPU = 8192
+_COLS_CPU = 16384
+_COLS_GPU = 65536
+_EXACT_CHUNK = 2048
+
+
+def screening_margin(dim: int) -> float:
+    """Float32 screening margin for unit vectors of dimension ``dim``.
+
+    The rounding error of a float32 dot product of two unit vectors is below
+    ``dim * 2**-24`` (plus the normalisation's own rounding); the margin is four times
+    that, and at least 1e-3.
+    """
+    return max(1e-3, 4.0 * dim * 2.0**-24)
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Inputs of the pair search prepared once: label order and normalised float32 rows."""
+
+    order: np.ndarray  # sorted position -> original index (int64)
+    labels_sorted: np.ndarray  # float64 labels in sorted order
+    x32: np.ndarray  # L2-normalised float32 features in sorted order [N, d]
+    features: np.ndarray  # the caller's features, original order (for float64 re-decision)
+    norms: np.ndarray  # float64 L2 norms of ``features`` rows
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return int(self.order.shape[0])
+
+
+def label_order(labels: np.ndarray) -> np.ndarray:
+    """The canonical sorted order of the pair search (stable argsort of the labels)."""
+    return np.argsort(np.asarray(labels, dtype=np.float64), kind="stable").astype(np.int64)
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    norms = np.empty(x.shape[0], dtype=np.float64)
+    for a in range(0, x.shape[0], 8192):
+        c = x[a : a + 8192].astype(np.float64)
+        norms[a : a + 8192] = np.sqrt(np.einsum("ij,ij->i", c, c))
+    return norms
+
+
+def prepare(features: np.ndarray, labels: np.ndarray) -> PairPlan:
+    """Validate the inputs and build the label-sorted, normalised float32 copy."""
+    x = check_features(features, "features")
+    y = check_labels_1d(labels, "labels", x.shape[0])
+    order = label_order(y)
+    norms = _row_norms(x)
+    x32 = np.empty(x.shape, dtype=np.float32)
+    for a in range(0, x.shape[0], 8192):
+        idx = order[a : a + 8192]
+        x32[a : a + 8192] = x[idx].astype(np.float64) / norms[idx, None]
+    return PairPlan(order=order, labels_sorted=y[order], x32=x32, features=x, norms=norms)
+
+
+def _window_ends(ys: np.ndarray, t_q: float) -> np.ndarray:
+    """For each sorted position p, an end e such that every q >= e has y_q - y_p >= t_q.
+
+    A tiny slack keeps the bound a superset under rounding; the exact label test is
+    applied to every candidate afterwards.
+    """
+    if math.isinf(t_q):
+        return np.full(ys.shape[0], ys.shape[0], dtype=np.int64)
+    bound = ys + t_q
+    bound = bound + 1e-9 * (1.0 + np.abs(bound))
+    return np.searchsorted(ys, bound, side="right").astype(np.int64)
+
+
+def balanced_slices(labels: np.ndarray, n_parts: int, t_q: float = 1.0) -> list[tuple[int, int]]:
+    """Split the label-sorted rows into ``n_parts`` contiguous ranges of about equal work.
+
+    The work of sorted row p is the number of columns it is multiplied with (its label
+    window above p). Empty ranges are possible when ``n_parts`` exceeds the row count.
+    """
+    n_parts = check_int(n_parts, "n_parts", minimum=1)
+    t_q = check_threshold(t_q, "t_q", low=0.0)
+    ys = np.sort(np.asarray(labels, dtype=np.float64), kind="stable")
+    n = ys.shape[0]
+    work = (_window_ends(ys, t_q) - np.arange(n)).astype(np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(work)])
+    targets = cum[-1] * np.arange(1, n_parts) / n_parts
+    cuts = np.searchsorted(cum, targets, side="left").clip(0, n)
+    edges = [0, *(int(c) for c in cuts), n]
+    return [(edges[k], max(edges[k], edges[k + 1])) for k in range(n_parts)]
+
+
+def exact_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Float64 cosine similarity of original rows ``i`` and ``j`` (original indices)."""
+    out = np.empty(i.shape[0], dtype=np.float64)
+    x, norms = plan.features, plan.norms
+    for a in range(0, i.shape[0], _EXACT_CHUNK):
+        ii, jj = i[a : a + _EXACT_CHUNK], j[a : a + _EXACT_CHUNK]
+        xi = x[ii].astype(np.float64) / norms[ii, None]
+        xj = x[jj].astype(np.float64) / norms[jj, None]
+        out[a : a + _EXACT_CHUNK] = np.einsum("ij,ij->i", xi, xj)
+    return out
+
+
+@contextlib.contextmanager
+def _ieee_fp32(device: torch.device) -> Iterator[None]:
+    """Disable TF32 for CUDA matmuls while screening (TF32 would break the margin)."""
+    if device.type != "cuda":
+        yield
+        return
+    mm = torch.backends.cuda.matmul
+    if hasattr(mm, "fp32_precision"):
+        old = mm.fp32_precision
+        mm.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            mm.fp32_precision = old
+    else:  # older torch
+        old_flag = mm.allow_tf32
+        mm.allow_tf32 = False
+        try:
+            yield
+        finally:
+            mm.allow_tf32 = old_flag
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device: expected 'cpu', 'cuda' or 'cuda:N', found {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {device!r} requested but CUDA is not available; use device='cpu' or None"
+        )
+    return dev
+
+
+def _torch_candidates(
+    plan: PairPlan,
+    start: int,
+    stop: int,
+    low: float,
+    ends: np.ndarray,
+    device: torch.device,
+    block_rows: int,
+    block_cols: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (row_pos, col_pos, sim32) with sim32 > low, col_pos > row_pos (sorted positions)."""
+    xs = torch.from_numpy(plan.x32)
+    if device.type != "cpu":
+        xs = xs.to(device)
+    with torch.inference_mode(), _ieee_fp32(device):
+        for a in range(start, stop, block_rows):
+            b = min(a + block_rows, stop)
+            rows = xs[a:b]
+            end = int(ends[b - 1])
+            for c0 in range(a, end, block_cols):
+                c1 = min(c0 + block_cols, end)
+                sims = rows @ xs[c0:c1].T
+                hit = torch.nonzero(sims > low)
+                if hit.shape[0] == 0:
+                    continue
+                vals = sims[hit[:, 0], hit[:, 1]].cpu().numpy()
+                hit = hit.cpu().numpy()
+                r = hit[:, 0].astype(np.int64) + a
+                c = hit[:, 1].astype(np.int64) + c0
+                keep = c > r
+                yield r[keep], c[keep], vals[keep]
+
+
+def _faiss_range_block(
+    index_cols: np.ndarray, queries: np.ndarray, low: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CPU FAISS range search of ``queries`` against ``index_cols`` (inner product > low)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(index_cols.shape[1])
+    index.add(index_cols)
+    lims, sims, cols = index.range_search(queries, float(low))
+    rows = np.repeat(np.arange(queries.shape[0], dtype=np.int64), np.diff(lims).astype(np.int64))
+    return rows, cols.astype(np.int64), sims.astype(np.float32)
+
+
+def _faiss_knn_block(
+    index, index_cols: np.ndarray, queries: np.ndarray, low: float, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-NN search on ``index`` (any FAISS index over ``index_cols``) with a range fallback.
+
+    FAISS has no GPU range search, so the GPU path asks for the k best columns per row
+    (k <= 2048 on GPU). A row whose k-th result is still above ``low`` may have more
+    neighbours: those rows are answered again by an exact CPU range search.
+    """
+    k = min(k, index_cols.shape[0])
+    sims, cols = index.search(queries, k)
+    full = sims[:, -1] > low
+    good = (sims > low) & ~full[:, None]
+    rows = np.nonzero(good)[0].astype(np.int64)
+    out_cols = cols[good].astype(np.int64)
+    out_sims = sims[good].astype(np.float32)
+    redo = np.flatnonzero(full)
+    if redo.size:
+        r2, c2, s2 = _faiss_range_block(index_cols, np.ascontiguousarray(queries[redo]), low)
+        rows = np.concatenate([rows, redo[r2]])
+        out_cols = np.concatenate([out_cols, c2])
+        out_sims = np.concatenate([out_sims, s2])
+    return rows, out_cols, out_sims
+
+
+def _faiss_gpu_count() -> int:
+    import faiss
+
+    return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
+
+
+def _faiss_candidates(
+    plan: PairPlan,
+    start: int,
+    stop: int,
+    low: float,
+    ends: np.ndarray,
+    use_gpu: bool,
+    block_rows: int,
+    knn_k: int = FAISS_GPU_MAX_K,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Like ``_torch_candidates`` with FAISS: CPU range search, or GPU k-NN plus fallback."""
+    import faiss
+
+    res = faiss.StandardGpuResources() if use_gpu else None
+    for a in range(start, stop, block_rows):
+        b = min(a + block_rows, stop)
+        end = int(ends[b - 1])
+        cols_arr = plan.x32[a:end]
+        queries = plan.x32[a:b]
+        if use_gpu:
+            index = faiss.GpuIndexFlatIP(res, cols_arr.shape[1])
+            index.add(cols_arr)
+            r, c, s = _faiss_knn_block(index, cols_arr, queries, low, knn_k)
+        else:
+            r, c, s = _faiss_range_block(cols_arr, queries, low)
+        r = r + a
+        c = c + a
+        keep = c > r
+        yield r[keep], c[keep], s[keep]
+
+
+def similar_pairs_slice(
+    features: np.ndarray | PairPlan,
+    labels: np.ndarray | None,
+    start: int,
+    stop: int,
+    t_f: float = 0.1,
+    t_q: float = 1.0,
+    backend: str = "auto",
+    device: str | torch.device | None = None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Similar pairs whose first member lies in label-sorted rows ``[start, stop)``.
+
+    Rows are positions in ``label_order(labels)``; each row is paired with every LATER
+    sorted position, so a partition of ``[0, N)`` into slices yields every pair exactly
+    once. Pass a ``PairPlan`` from ``prepare`` (and ``labels=None``) to reuse the prepared
+    copy across slices. Returns ``(i, j)`` in ORIGINAL indices, int64, i < j, sorted.
+    """
+    plan = features if isinstance(features, PairPlan) else prepare(features, labels)
+    n = plan.n
+    t_f = check_threshold(t_f, "t_f", low=0.0, high=2.0)
+    t_q = check_threshold(t_q, "t_q", low=0.0)
+    backend = check_choice(backend, "backend", BACKENDS)
+    start = check_int(start, "start", minimum=0)
+    stop = check_int(stop, "stop", minimum=0)
+    if not start <= stop <= n:
+        raise InputError(
+            f"row slice [{start}, {stop}) is not inside [0, {n}]; pass 0 <= start <= stop <= N"
+        )
+    dev = _resolve_device(device)
+    dim = plan.x32.shape[1]
+    margin = screening_margin(dim)
+    thr = 1.0 - t_f
+    low, high = thr - margin, thr + margin
+    ends = _window_ends(plan.labels_sorted, t_q)
+    if block_rows is None:
+        block_rows = _ROWS_GPU if dev.type == "cuda" else _ROWS_CPU
+    block_rows = check_int(block_rows, "block_rows", minimum=1)
+
+    if backend == "faiss":
+        gpus = _faiss_gpu_count()
+        if dev.type == "cuda" and gpus == 0:
+            raise InputError(
+                "backend='faiss' with a CUDA device needs a FAISS build with GPU support; "
+                "this FAISS has none: use backend='torch' or device='cpu'"
+            )
+        cands = _faiss_candidates(plan, start, stop, low, ends, dev.type == "cuda", block_rows)
+    else:  # "auto" and "torch": the blocked torch matmul is the fastest on CPU and GPU
+        block_cols = max(block_rows, _COLS_GPU if dev.type == "cuda" else _COLS_CPU)
+        cands = _torch_candidates(plan, start, stop, low, ends, dev, block_rows, block_cols)
+
+    ys = plan.labels_sorted
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    for r, c, s in cands:
+        ok = np.abs(ys[c] - ys[r]) < t_q
+        r, c, s = r[ok], c[ok], s[ok]
+        oi, oj = plan.order[r], plan.order[c]
+        band = s <= high
+        if band.any():
+            exact = exact_similarity(plan, oi[band], oj[band]) > thr
+            keep = ~band
+            keep[band] = exact
+            oi, oj = oi[keep], oj[keep]
+        out_i.append(np.minimum(oi, oj))
+        out_j.append(np.maximum(oi, oj))
+    if not out_i:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    i = np.concatenate(out_i).astype(np.int64, copy=False)
+    j = np.concatenate(out_j).astype(np.int64, copy=False)
+    srt = np.lexsort((j, i))
+    return i[srt], j[srt]
+
+
+def similar_pairs(
+    features: np.ndarray,
+    labels: np.ndarray,
+    t_f: float = 0.1,
+    t_q: float = 1.0,
+    backend: str = "auto",
+    device: str | torch.device | None = None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs i < j with float64 cosine similarity > 1 - t_f and |y_i - y_j| < t_q.
+
+    Features are L2-normalised inside. ``backend``: ``torch`` (blocked matmul over the
+    label windows, CPU or GPU), ``faiss`` (CPU: range search on a flat inner-product
+    index per label window; GPU: k-NN with k <= 2048 and a CPU range-search fallback for
+    rows that hit the cap), ``auto`` = ``torch`` (fastest in ``bench_reshape.py``).
+    ``device=None`` uses CUDA when available. Returns int64 ``(i, j)`` sorted by (i, j).
+    """
+    plan = prepare(features, labels)
+    return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
