@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from syndr_lightning.data.datasets.csiq import CSIQ_TYPES
+from syndr_lightning.data.datasets.live import LIVE_FOLDERS
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
@@ -37,19 +39,6 @@ CSIQ_REFS: tuple[str, ...] = (
     "roping", "rushmore", "shroom", "snow_leaves", "sunset_sparrow", "sunsetcolor",
     "swarm", "trolley", "turtle", "veggies", "woman",
 )  # fmt: skip
-
-#: CSIQ ``dst_type`` -> (``dst_idx``, folder, file TAG, number of levels).
-CSIQ_TYPES: dict[str, tuple[int, str, str, int]] = {
-    "noise": (1, "awgn", "AWGN", 5),
-    "jpeg": (2, "jpeg", "JPEG", 5),
-    "jpeg 2000": (3, "jpeg2000", "jpeg2000", 5),
-    "fnoise": (4, "fnoise", "fnoise", 5),
-    "blur": (5, "blur", "BLUR", 5),
-    "contrast": (6, "contrast", "contrast", 4),
-}
-
-#: LIVE release 2 distortion folders in the order of ``dmos_realigned.mat``.
-LIVE_FOLDERS: tuple[str, ...] = ("jp2k", "jpeg", "wn", "gblur", "fastfading")
 
 _FORMATS = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -204,7 +193,7 @@ def _live(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 3) -> 
     all_names: list[str] = []
     dmos: list[float] = []
     orgs: list[int] = []
-    for folder in LIVE_FOLDERS:
+    for folder, _ in LIVE_FOLDERS:
         k = 0
         # each folder: one distorted image per reference, plus one copy of the first ref
         for j, (name, img) in enumerate(zip(refnames, refs, strict=True)):

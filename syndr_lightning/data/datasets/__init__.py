@@ -6,16 +6,32 @@ layout) live on each loader's :class:`DatasetInfo`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from syndr_lightning.data.datasets import (  # noqa: F401  (registers every loader)
+    authentic,
+    csiq,
+    generic,
+    kadid,
+    live,
+    tid2013,
+)
 from syndr_lightning.data.datasets.base import REGISTRY, DatasetInfo, register
-from syndr_lightning.data.datasets.generic import CSVDataset, FolderDataset  # noqa: F401
-from syndr_lightning.data.datasets.kadid import Kadid10kDataset, Kadis700kDataset  # noqa: F401
+from syndr_lightning.data.datasets.check import check_dataset
 from syndr_lightning.utils.errors import ConfigError
 
-__all__ = ["REGISTRY", "DatasetInfo", "dataset_names", "get_loader", "load_dataset", "register"]
+__all__ = [
+    "REGISTRY",
+    "DatasetInfo",
+    "check_dataset",
+    "dataset_names",
+    "get_loader",
+    "load_dataset",
+    "register",
+]
 
 
 def dataset_names() -> list[str]:
@@ -33,6 +49,15 @@ def get_loader(name: str) -> Any:
         ) from None
 
 
-def load_dataset(name: str, root: str, **options: Any) -> pd.DataFrame:
-    """Read dataset ``name`` at ``root`` into a manifest (see ``data.manifest``)."""
-    return get_loader(name)(root, **options).load()
+def load_dataset(name: str, root: str | Path, **options: Any) -> pd.DataFrame:
+    """Read dataset ``name`` at ``root`` into a manifest (see ``data.manifest``).
+
+    Raises DatasetError when files are missing or malformed (every listed image must
+    exist) and ConfigError for an unknown name or option.
+    """
+    loader = get_loader(name)
+    try:
+        instance = loader(root, **options)
+    except TypeError as exc:
+        raise ConfigError(f"{name}: bad option for this dataset ({exc})") from None
+    return instance.load()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from syndr_lightning.utils.errors import DatasetError
@@ -179,3 +180,68 @@ def to_int_list(loader: str, values: Any, where: Path, column: str) -> list[int 
             f"{finite[finite != finite.round()].iloc[0]!r}"
         )
     return [None if pd.isna(v) else int(v) for v in numbers]
+
+
+def read_mat(loader: str, path: Path, keys: list[str]) -> dict[str, Any]:
+    """Load a MATLAB ``.mat`` file; a missing key or unreadable file raises a DatasetError."""
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(path)
+    except Exception as exc:  # scipy raises several unrelated types for corrupt files
+        raise DatasetError(f"{loader}: cannot read {str(path)!r} as a .mat file: {exc}") from None
+    missing = [k for k in keys if k not in data]
+    if missing:
+        found = sorted(k for k in data if not k.startswith("__"))
+        raise DatasetError(
+            f"{loader}: {str(path)!r} lacks keys {missing}; expected {keys} (found {found})"
+        )
+    return {k: data[k] for k in keys}
+
+
+def mat_strings(value: Any) -> list[str]:
+    """Flatten a MATLAB cell array (or char matrix) of strings into a list of str."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "U":
+        return [str(s).strip() for s in arr.reshape(-1)]
+    out = []
+    for item in arr.reshape(-1):
+        inner = np.asarray(item).reshape(-1)
+        out.append(str(inner[0]).strip() if inner.size else "")
+    return out
+
+
+def read_xlsx(
+    loader: str, path: Path, columns: list[str], sheet: str | None = None
+) -> pd.DataFrame:
+    """Read a sheet of an .xlsx whose header row (within the first 20 rows) has ``columns``."""
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile/KeyError/... for corrupt files
+        raise DatasetError(f"{loader}: cannot read {str(path)!r} as .xlsx: {exc}") from None
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            raise DatasetError(
+                f"{loader}: {str(path)!r} has no sheet {sheet!r} (found {book.sheetnames})"
+            )
+        ws = book[sheet] if sheet is not None else book.worksheets[0]
+        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+    finally:
+        book.close()
+    wanted = {c.lower() for c in columns}
+    for i, row in enumerate(rows[:20]):
+        names = [str(v).strip() if v is not None else "" for v in row]
+        if wanted <= {n.lower() for n in names}:
+            width = len(names)
+            body = [
+                (r + [None] * width)[:width] for r in rows[i + 1 :] if any(v is not None for v in r)
+            ]
+            table = pd.DataFrame(body, columns=names)
+            lookup = {n.lower(): n for n in names if n}
+            return table.rename(columns={lookup[c.lower()]: c for c in columns})
+    raise DatasetError(
+        f"{loader}: no header row with columns {columns} in the first 20 rows of sheet "
+        f"{ws.title!r} of {str(path)!r}; is this the official file?"
+    )

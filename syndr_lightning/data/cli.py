@@ -1,0 +1,91 @@
+"""``syndr data``: inspect datasets (``syndr data check NAME ROOT [--json]``, ``syndr data list``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from syndr_lightning.utils.errors import SyndrError
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (key, value), VALUE read as JSON when it parses (lists, numbers)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``syndr data ...`` to the top-level parser."""
+    parser = subparsers.add_parser("data", help="inspect and verify IQA datasets")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    check = sub.add_parser(
+        "check",
+        help="verify a dataset folder and print a summary",
+        description="Verify dataset NAME at ROOT (for 'csv': the CSV file). Exit 0 when "
+        "the data are usable, 1 otherwise (reason on stderr), 2 on a usage error.",
+    )
+    check.add_argument("name", metavar="NAME", help="dataset name, see 'syndr data list'")
+    check.add_argument("root", metavar="ROOT", help="dataset folder (the CSV file for csv)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--full", action="store_true", help="decode every image fully")
+    check.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        type=_parse_option,
+        metavar="KEY=VALUE",
+        help="loader option, e.g. -o refs=cross74 -o types=livec -o score=MOS_zscore",
+    )
+    check.set_defaults(func=_check)
+    listing = sub.add_parser("list", help="list dataset names and published facts")
+    listing.set_defaults(func=_list)
+    parser.set_defaults(func=lambda args: _help(parser))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _check(args: argparse.Namespace) -> int:
+    from syndr_lightning.data.datasets import check_dataset
+
+    try:
+        report = check_dataset(args.name, args.root, full=args.full, **dict(args.option))
+    except SyndrError as exc:
+        print(f"syndr data check: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            if key != "problems":
+                print(f"{key:>22}: {value}")
+        for problem in report["problems"]:
+            print(f"{'problem':>22}: {problem}")
+    if not report["usable"]:
+        print(f"syndr data check: {report.get('reason', 'not usable')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from syndr_lightning.data.datasets import REGISTRY
+
+    for name in sorted(REGISTRY):
+        info = REGISTRY[name].info
+        direction = "higher" if info.higher_is_better_raw else "LOWER"
+        print(
+            f"{name:<10} {info.kind:<11} images={info.published_images} "
+            f"refs={info.published_references} raw={info.raw_range} {direction} is better  "
+            f"label={info.label_file}"
+        )
+    return 0

@@ -1,0 +1,136 @@
+"""Verify a dataset folder: counts against the published ones, files, labels, ranges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from syndr_lightning.data.datasets.base import REGISTRY
+from syndr_lightning.utils.errors import ConfigError, DatasetError
+
+MAX_LISTED = 5
+
+
+def _unreadable(path: str, full: bool) -> str | None:
+    """Return why ``path`` cannot be read as an image, or None."""
+    try:
+        with Image.open(path) as img:
+            if full:
+                img.load()
+            elif img.size[0] < 1 or img.size[1] < 1:
+                return "empty image"
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return type(exc).__name__ + ": " + str(exc).split("\n")[0]
+    return None
+
+
+def check_dataset(name: str, root: str | Path, *, full: bool = False, **options: Any) -> dict:
+    """Check dataset ``name`` at ``root`` and return a JSON-able report.
+
+    Keys: ``dataset``, ``root``, ``usable``, ``images``, ``references`` (None for
+    authentic sets), ``score_min``/``score_max`` (normalised 0..10 range present),
+    ``raw_min``/``raw_max``, ``higher_is_better_raw``, ``published_images``,
+    ``published_references`` and ``problems`` (a list of strings, empty when all is
+    well). Counts that differ from the published ones are problems that leave the data
+    usable; a missing label file, missing/unreadable images or unusable labels are not.
+    ``full=True`` decodes every image instead of reading its header.
+    """
+    if name not in REGISTRY:
+        raise ConfigError(
+            f"unknown dataset {name!r}; allowed values: {', '.join(sorted(REGISTRY))}"
+        )
+    info = REGISTRY[name].info
+    report: dict[str, Any] = {
+        "dataset": name,
+        "root": str(root),
+        "usable": False,
+        "images": 0,
+        "references": None,
+        "score_min": None,
+        "score_max": None,
+        "raw_min": None,
+        "raw_max": None,
+        "higher_is_better_raw": info.higher_is_better_raw,
+        "published_images": info.published_images,
+        "published_references": info.published_references,
+        "problems": [],
+    }
+    problems: list[str] = report["problems"]
+    fatal: list[str] = []
+    try:
+        try:
+            loader = REGISTRY[name](root, **options)
+        except TypeError as exc:  # an option the loader does not take
+            raise ConfigError(f"{name}: bad option for this dataset ({exc})") from None
+        df = loader.read()
+    except DatasetError as exc:
+        problems.append(str(exc))
+        report["reason"] = str(exc)
+        return report
+
+    report["images"] = len(df)
+    if len(df) == 0:
+        fatal.append(f"{name}: the label file lists no images")
+    has_refs = info.kind != "authentic" and name != "folder" and df["ref"].notna().any()
+    if has_refs:
+        report["references"] = int(df["ref"].nunique())
+    labeled = info.kind not in ("unlabeled",)
+    raw = df["raw_score"].to_numpy(dtype=np.float64)
+    score = df["score"].to_numpy(dtype=np.float64)
+    if np.isfinite(raw).any():
+        report["raw_min"] = float(np.nanmin(raw))
+        report["raw_max"] = float(np.nanmax(raw))
+        report["score_min"] = float(np.nanmin(score))
+        report["score_max"] = float(np.nanmax(score))
+    if labeled and len(df):
+        n_bad = int((~np.isfinite(raw)).sum())
+        if n_bad:
+            fatal.append(f"{name}: {n_bad} images have no numeric score in the label file")
+    if info.raw_range is not None and report["raw_min"] is not None:
+        lo, hi = info.raw_range
+        margin = 0.1 * (hi - lo)
+        if report["raw_min"] < lo - margin or report["raw_max"] > hi + margin:
+            problems.append(
+                f"{name}: raw scores span {report['raw_min']:.4g}..{report['raw_max']:.4g}, "
+                f"outside the published range {lo:g}..{hi:g}; wrong label column or file?"
+            )
+
+    if not loader.filtered():
+        if info.published_images is not None and len(df) != info.published_images:
+            problems.append(
+                f"{name}: {len(df)} images found, {info.published_images} published "
+                f"(a partial or modified copy?)"
+            )
+        refs = report["references"]
+        if has_refs and info.published_references is not None and refs != info.published_references:
+            problems.append(
+                f"{name}: {refs} references found, {info.published_references} published"
+            )
+
+    missing = [p for p in df["path"] if not Path(p).is_file()]
+    if missing:
+        fatal.append(
+            f"{name}: {len(missing)} images listed in the label file are missing "
+            f"(first: {', '.join(missing[:MAX_LISTED])})"
+        )
+    unreadable = []
+    missing_set = set(missing)
+    for p in df["path"]:
+        if p in missing_set:
+            continue
+        why = _unreadable(p, full)
+        if why is not None:
+            unreadable.append(f"{p} ({why})")
+    if unreadable:
+        fatal.append(
+            f"{name}: {len(unreadable)} images cannot be read "
+            f"(first: {'; '.join(unreadable[:MAX_LISTED])})"
+        )
+    problems.extend(fatal)
+    report["usable"] = not fatal
+    if fatal:
+        report["reason"] = fatal[0]
+    return report
