@@ -1,6 +1,19 @@
-"""Lightning callbacks (DRCDown per epoch, figures). Import the submodules directly.
+"""Lightning callbacks: DRCDown per epoch (``drcdown``), figures (``viz``)."""
 
-Kept import-light on purpose: configs name callbacks by dotted path
-(``syndr_lightning.callbacks.drcdown.DRCDownCallback``), so importing this package must
-not pull in heavy optional dependencies.
-"""
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "DRCDownCallback": "syndr_lightning.callbacks.drcdown",
+    "DRCDownSelector": "syndr_lightning.callbacks.drcdown",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import callbacks on first use (keeps ``import syndr_lightning`` light)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,474 @@
+"""DDCUp's upsampled training set, built once and cached atomically.
+
+``build_upsampled_set`` turns the training references and a candidate pool into new
+labelled training samples:
+
+training refs + candidates -> frozen-encoder features -> ``ddcup_select`` -> GenDist at
+the active types and levels (or the reference code's pre-distorted images) ->
+``ddcup_pseudo_labels`` from the training labels ``[n_ref, n_type, n_level]`` -> a
+manifest.
+
+The result lives in ``<cache_root>/ddcup/<key>/`` where ``key`` hashes everything that
+affects it (training data identity and labels, candidate identities, types, levels, k,
+T_ref, weights rule, temperature, encoder and weights, seed, format version). The
+directory is built under a temporary name and renamed when complete, so a build that is
+killed or fails leaves nothing that a later run trusts; a complete cache is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
+from syndr_lightning.utils.io import atomic_dir, atomic_open, git_sha
+
+#: Bump when the cache layout or the meaning of its contents changes.
+UPSAMPLE_FORMAT_VERSION = 1
+_IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+_PREDIST_NAME = re.compile(r"^(.+)_(\d{2})_(\d{2})$")
+
+
+@dataclass(frozen=True)
+class UpsampleSpec:
+    """The settings of one DDCUp build (all of them enter the cache key)."""
+
+    types: tuple[int, ...]
+    levels: tuple[int, ...] = (1, 3, 5)
+    k: int = 5
+    T_ref: float = 0.05
+    weights: str = "reference"
+    temperature: float = 0.05
+    encoder: str = "resnet50"
+    encoder_weights: str = "imagenet"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.types:
+            raise ConfigError("DDCUp needs at least one distortion type (data.types)")
+        if not self.levels or any(not 1 <= int(lv) <= 5 for lv in self.levels):
+            raise ConfigError(
+                f"DDCUp levels must be a non-empty list of KADID levels 1..5; got {self.levels}"
+            )
+        if int(self.k) < 1:
+            raise ConfigError(f"reshape.k must be an integer >= 1; got {self.k}")
+        if float(self.T_ref) < 0:
+            raise ConfigError(f"reshape.T_ref must be >= 0; got {self.T_ref}")
+        if self.weights not in ("reference", "softmin"):
+            raise ConfigError(
+                f"reshape.weights must be 'reference' or 'softmin'; got {self.weights!r}"
+            )
+        if float(self.temperature) <= 0:
+            raise ConfigError(f"reshape.temperature must be > 0; got {self.temperature}")
+
+
+@dataclass
+class UpsampledSet:
+    """A built (or reused) upsampled set."""
+
+    manifest: pd.DataFrame  # absolute paths; source='upsampled'
+    directory: Path
+    key: str
+    reused: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def label_cube(
+    manifest: pd.DataFrame, refs: Sequence[str], types: Sequence[int], levels: Sequence[int]
+) -> np.ndarray:
+    """Training labels ``[n_ref, n_type, n_level]`` (0..10 ``score``) from a manifest.
+
+    Raises :class:`DatasetError` naming the first missing (ref, type, level).
+    """
+    for col in ("ref", "dist_type", "level", "score"):
+        if col not in manifest.columns:
+            raise DatasetError(f"the training manifest lacks column {col!r}; DDCUp needs it")
+    df = manifest.dropna(subset=["ref", "dist_type", "level"])
+    table = df.groupby(["ref", "dist_type", "level"])["score"].mean()
+    cube = np.full((len(refs), len(types), len(levels)), np.nan)
+    lookup = table.to_dict()
+    for a, r in enumerate(refs):
+        for b, t in enumerate(types):
+            for c, lv in enumerate(levels):
+                value = lookup.get((r, int(t), int(lv)))
+                if value is None:
+                    raise DatasetError(
+                        f"the training set has no image of reference {r!r}, type {int(t)}, "
+                        f"level {int(lv)}; DDCUp's pseudo-labels need every (ref, type, "
+                        f"level) of the active types at levels {list(levels)}: check "
+                        f"data.types and that the dataset is complete"
+                    )
+                cube[a, b, c] = value
+    return cube
+
+
+def list_images(folder: str | Path) -> dict[str, Path]:
+    """Stem -> path of the images directly inside ``folder`` (sorted by name)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError(
+            f"candidate folder {str(root)!r} does not exist; point data.candidates.root at a "
+            f"folder of pristine images (KADIS-700k or any image folder)"
+        )
+    out = {
+        p.stem: p
+        for p in sorted(root.iterdir())
+        if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
+    }
+    if not out:
+        raise DatasetError(f"candidate folder {str(root)!r} holds no images ({_IMAGE_SUFFIXES})")
+    return out
+
+
+def predistorted_candidates(
+    root: str | Path,
+) -> tuple[dict[str, Path], dict[tuple[str, int, int], Path]]:
+    """Read the reference code's layout ``<root>/{ref_imgs,dist_imgs}``.
+
+    ``dist_imgs`` holds ``<ref>_<TT>_<LL>.<ext>`` (``.bmp`` in the reference code).
+    Returns (ref stem -> path, (ref, type, level) -> distorted path).
+    """
+    base = Path(root)
+    refs = list_images(base / "ref_imgs")
+    dist_dir = base / "dist_imgs"
+    if not dist_dir.is_dir():
+        raise DatasetError(
+            f"{str(base)!r} has no dist_imgs/ folder; the pre-distorted layout is "
+            f"<root>/ref_imgs/<ref>.png and <root>/dist_imgs/<ref>_<TT>_<LL>.bmp"
+        )
+    dist: dict[tuple[str, int, int], Path] = {}
+    for p in sorted(dist_dir.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in _IMAGE_SUFFIXES:
+            continue
+        m = _PREDIST_NAME.match(p.stem)
+        if m is not None:
+            dist[(m.group(1), int(m.group(2)), int(m.group(3)))] = p
+    return refs, dist
+
+
+def _file_ident(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DatasetError(f"cannot read {str(path)!r} ({exc}); is the file missing?") from exc
+    return f"{path.name}:{size}"
+
+
+def cache_key(
+    spec: UpsampleSpec,
+    train_refs: Mapping[str, Path],
+    labels: np.ndarray,
+    candidates: Mapping[str, Path],
+    predistorted: Mapping[tuple[str, int, int], Path] | None = None,
+) -> str:
+    """Hash of everything that affects the upsampled set (24 hex characters).
+
+    Data identity is (file name, size) of every training reference and candidate, the
+    training label cube, and the pre-distorted files when used. Paths themselves are not
+    part of the key, so moving a dataset keeps its cache valid.
+    """
+    h = hashlib.sha256()
+    h.update(
+        json.dumps({"format": UPSAMPLE_FORMAT_VERSION, **asdict(spec)}, sort_keys=True).encode()
+    )
+    for name in sorted(train_refs):
+        h.update(f"T|{name}|{_file_ident(Path(train_refs[name]))}\n".encode())
+    h.update(np.ascontiguousarray(np.round(labels, 6), dtype=np.float64).tobytes())
+    for name in sorted(candidates):
+        h.update(f"C|{name}|{_file_ident(Path(candidates[name]))}\n".encode())
+    if predistorted is not None:
+        h.update(b"predistorted")
+        for k in sorted(predistorted):
+            h.update(f"D|{k}|{_file_ident(Path(predistorted[k]))}\n".encode())
+    return h.hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(parent: Path, key: str) -> None:
+    """Remove temporary build folders of ``key`` whose builder process is gone."""
+    for tmp in parent.glob(f".{key}.*.tmp"):
+        owner = tmp / "owner.json"
+        try:
+            info = json.loads(owner.read_text())
+            alive = info.get("host") == socket.gethostname() and _pid_alive(int(info["pid"]))
+        except (OSError, ValueError, KeyError):
+            alive = False
+        if not alive:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_cached(directory: str | Path) -> UpsampledSet | None:
+    """Return the upsampled set stored in ``directory`` if it is complete, else ``None``."""
+    d = Path(directory)
+    meta_file, manifest_file = d / "meta.json", d / "manifest.csv"
+    if not (meta_file.is_file() and manifest_file.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        df = pd.read_csv(manifest_file, dtype={"ref": str})
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != UPSAMPLE_FORMAT_VERSION or meta.get("key") != d.name:
+        return None
+    if len(df) != int(meta.get("n_samples", -1)):
+        return None
+    df = _absolute(df, d)
+    if not all(Path(p).is_file() for p in df["path"]):
+        return None
+    return UpsampledSet(manifest=df, directory=d, key=d.name, reused=True, meta=meta)
+
+
+def _absolute(df: pd.DataFrame, directory: Path) -> pd.DataFrame:
+    df = df.copy()
+    df["path"] = [str(p) if Path(p).is_absolute() else str(directory / p) for p in df["path"]]
+    df["dist_type"] = df["dist_type"].astype("Int64")
+    df["level"] = df["level"].astype("Int64")
+    if "seed" in df.columns:
+        df["seed"] = df["seed"].astype("Int64")
+    return df
+
+
+# --------------------------------------------------------------------------- features and GenDist
+
+
+def reference_features(
+    paths: Sequence[Path], encoder: str, weights: str, cache_dir: str | Path | None
+) -> np.ndarray:
+    """Frozen-encoder features ``[n, d]`` of reference images (reshape.features)."""
+    from syndr_lightning.reshape.features import extract_reference_features
+
+    feats = extract_reference_features(
+        [str(p) for p in paths], encoder=encoder, weights=weights, cache_dir=cache_dir
+    )
+    return np.asarray(feats, dtype=np.float32)
+
+
+def _generate(
+    refs: Mapping[str, Path],
+    out_dir: Path,
+    types: Sequence[int],
+    levels: Sequence[int],
+    seed: int,
+    workers: int,
+) -> pd.DataFrame:
+    """Run GenDist on ``refs``; return a table with columns ref, type, level, path, seed."""
+    from syndr_lightning.distort import generate
+
+    table = generate(
+        {name: str(p) for name, p in refs.items()},
+        out_dir,
+        types=list(types),
+        levels=list(levels),
+        seed=seed,
+        workers=workers,
+    )
+    table = pd.DataFrame(table)
+    if "dist_type" in table.columns and "type" not in table.columns:
+        table = table.rename(columns={"dist_type": "type"})
+    missing = {"ref", "type", "level", "path"} - set(table.columns)
+    if missing:
+        raise InputError(f"GenDist returned a manifest without columns {sorted(missing)}")
+    return table
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_upsampled_set(
+    train_manifest: pd.DataFrame,
+    train_refs: Mapping[str, str | Path],
+    candidates: Mapping[str, str | Path] | str | Path,
+    cache_root: str | Path,
+    spec: UpsampleSpec,
+    *,
+    predistorted: str | Path | None = None,
+    workers: int = 0,
+    feature_cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> UpsampledSet:
+    """Build (or reuse) DDCUp's upsampled training set.
+
+    ``train_refs`` maps each training reference id (the manifest's ``ref``) to its
+    pristine image; ``candidates`` maps candidate ids to images, or is a folder of
+    images. With ``predistorted`` (the reference code's ``kadid_add81`` layout:
+    ``ref_imgs/`` and ``dist_imgs/<ref>_<TT>_<LL>.bmp``) candidates come from its
+    ``ref_imgs`` and their distorted images are taken as they are instead of GenDist.
+    Returns the manifest (absolute paths, ``source='upsampled'``) and where it lives.
+    """
+    refs = {str(k): Path(v) for k, v in sorted(train_refs.items())}
+    if len(refs) < 2:
+        raise InputError(f"DDCUp needs at least 2 training references; got {len(refs)}")
+    used = set(train_manifest["ref"].dropna().astype(str))
+    missing = sorted(used - set(refs))
+    if missing:
+        raise DatasetError(
+            f"no pristine image for training references {missing[:5]}; the dataset root "
+            f"must hold the reference images (KADID-10k: images/I01.png or ref_imgs/)"
+        )
+    refs = {k: v for k, v in refs.items() if k in used}
+    dist_files: dict[tuple[str, int, int], Path] | None = None
+    if predistorted is not None:
+        cands, dist_files = predistorted_candidates(predistorted)
+    elif isinstance(candidates, (str, Path)):
+        cands = list_images(candidates)
+    else:
+        cands = {str(k): Path(v) for k, v in candidates.items()}
+    if not cands:
+        raise InputError("the DDCUp candidate pool is empty")
+    names = list(refs)
+    labels = label_cube(train_manifest, names, spec.types, spec.levels)
+    key = cache_key(spec, refs, labels, cands, dist_files)
+    root = Path(cache_root) / "ddcup"
+    final = root / key
+    cached = load_cached(final)
+    if cached is not None:
+        return cached
+    root.mkdir(parents=True, exist_ok=True)
+    _clean_stale(root, key)
+
+    from syndr_lightning.reshape import ddcup_pseudo_labels, ddcup_select
+
+    with atomic_dir(final) as tmp:
+        with atomic_open(tmp / "owner.json") as fh:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+        cand_names = list(cands)
+        train_feats = reference_features(
+            [refs[n] for n in names], spec.encoder, spec.encoder_weights, feature_cache_dir
+        )
+        cand_feats = reference_features(
+            [cands[n] for n in cand_names], spec.encoder, spec.encoder_weights, feature_cache_dir
+        )
+        selected = np.asarray(ddcup_select(train_feats, cand_feats), dtype=np.int64)
+        chosen = [cand_names[i] for i in selected]
+        new_labels = (
+            ddcup_pseudo_labels(
+                train_feats,
+                cand_feats[selected],
+                labels,
+                k=min(int(spec.k), len(names)),
+                t_ref=float(spec.T_ref),
+                weights=spec.weights,
+                temperature=float(spec.temperature),
+            )
+            if len(chosen)
+            else np.empty((0, len(spec.types), len(spec.levels)), np.float32)
+        )
+        rows = _distorted_rows(chosen, cands, dist_files, spec, tmp, workers)
+        df = _assemble(rows, chosen, new_labels, spec, tmp, train_manifest)
+        with atomic_open(tmp / "manifest.csv") as fh:
+            df.to_csv(fh, index=False)
+        meta = {
+            "format": UPSAMPLE_FORMAT_VERSION,
+            "key": key,
+            "spec": asdict(spec),
+            "n_train_refs": len(names),
+            "n_candidates": len(cands),
+            "selected": chosen,
+            "n_samples": len(df),
+            "predistorted": str(predistorted) if predistorted is not None else None,
+            "git": git_sha(),
+        }
+        with atomic_open(tmp / "meta.json") as fh:
+            json.dump(meta, fh, indent=1)
+        (tmp / "owner.json").unlink()
+    result = load_cached(final)
+    if result is None:  # pragma: no cover - would be a bug in the writer above
+        raise DatasetError(f"the upsampled set written to {str(final)!r} does not read back")
+    result.reused = False
+    return result
+
+
+def _distorted_rows(
+    chosen: list[str],
+    cands: Mapping[str, Path],
+    dist_files: Mapping[tuple[str, int, int], Path] | None,
+    spec: UpsampleSpec,
+    tmp: Path,
+    workers: int,
+) -> pd.DataFrame:
+    """(ref, type, level, path, seed) for every selected candidate x type x level."""
+    if not chosen:
+        return pd.DataFrame(columns=["ref", "type", "level", "path", "seed"])
+    if dist_files is not None:
+        rows = []
+        for name in chosen:
+            for t in spec.types:
+                for lv in spec.levels:
+                    p = dist_files.get((name, int(t), int(lv)))
+                    if p is None:
+                        raise DatasetError(
+                            f"pre-distorted image of {name!r} type {int(t)} level {int(lv)} "
+                            f"is missing from dist_imgs/ (expected {name}_{int(t):02d}_"
+                            f"{int(lv):02d}.bmp); regenerate it or drop the predistorted "
+                            f"option to let GenDist make it"
+                        )
+                    rows.append(
+                        {"ref": name, "type": int(t), "level": int(lv), "path": str(p.resolve())}
+                    )
+        return pd.DataFrame(rows)
+    table = _generate(
+        {n: cands[n] for n in chosen}, tmp / "images", spec.types, spec.levels, spec.seed, workers
+    )
+    table = table.copy()
+    table["path"] = [os.path.relpath(Path(p).resolve(), tmp.resolve()) for p in table["path"]]
+    return table
+
+
+def _assemble(
+    rows: pd.DataFrame,
+    chosen: list[str],
+    new_labels: np.ndarray,
+    spec: UpsampleSpec,
+    tmp: Path,
+    train_manifest: pd.DataFrame,
+) -> pd.DataFrame:
+    """The upsampled manifest: pseudo-label of each (new ref, type, level)."""
+    ref_pos = {n: i for i, n in enumerate(chosen)}
+    t_pos = {int(t): i for i, t in enumerate(spec.types)}
+    l_pos = {int(lv): i for i, lv in enumerate(spec.levels)}
+    scores = [
+        float(new_labels[ref_pos[r], t_pos[int(t)], l_pos[int(lv)]])
+        for r, t, lv in zip(rows["ref"], rows["type"], rows["level"], strict=True)
+    ]
+    dataset = str(train_manifest["dataset"].iloc[0]) if len(train_manifest) else "train"
+    return pd.DataFrame(
+        {
+            "path": list(rows["path"]),
+            "score": scores,
+            "raw_score": np.nan,
+            "ref": [str(r) for r in rows["ref"]],
+            "dist_type": pd.array([int(t) for t in rows["type"]], dtype="Int64"),
+            "level": pd.array([int(v) for v in rows["level"]], dtype="Int64"),
+            "dataset": dataset,
+            "source": "upsampled",
+            "seed": pd.array(
+                list(rows["seed"]) if "seed" in rows else [pd.NA] * len(rows), dtype="Int64"
+            ),
+        }
+    )
