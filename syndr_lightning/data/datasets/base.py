@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from syndr_lightning.utils.errors import DatasetError
+from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -73,6 +74,13 @@ class BaseDataset:
     info: ClassVar[DatasetInfo]
 
     def __init__(self, root: str | Path, **options: Any) -> None:
+        if options:
+            allowed = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+            allowed = [n for n in allowed if n not in ("root", "options")]
+            raise ConfigError(
+                f"{self.info.name}: unknown option(s) {sorted(options)}; this loader takes "
+                f"{allowed or 'no options'}"
+            )
         self.root = Path(root).expanduser()
         self.options = options
         if not self.root.exists():
@@ -84,7 +92,9 @@ class BaseDataset:
 
     def read(self) -> pd.DataFrame:
         """Return the manifest from the label files (images are not opened)."""
-        raise NotImplementedError
+        if type(self).load is not BaseDataset.load:  # a loader that only overrides load()
+            return type(self).load(self)
+        raise NotImplementedError(f"{type(self).__name__} implements neither read nor load")
 
     def load(self) -> pd.DataFrame:
         """Return the manifest of this dataset; raise DatasetError if images are missing."""

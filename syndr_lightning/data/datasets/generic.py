@@ -40,9 +40,16 @@ class CSVDataset(BaseDataset):
         label_file=None,
     )
 
-    def __init__(self, root: str | Path, higher_is_better: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        higher_is_better: bool = True,
+        dataset_name: str = "csv",
+        **options: Any,
+    ) -> None:
         super().__init__(root, **options)
         self.higher_is_better = higher_is_better
+        self.dataset_name = str(dataset_name)
 
     def read(self) -> pd.DataFrame:
         if self.root.is_dir():
@@ -68,11 +75,10 @@ class CSVDataset(BaseDataset):
         levels = (
             to_int_list("csv", table["level"], self.root, "level") if "level" in table else None
         )
-        dataset = str(self.options.get("dataset_name", "csv"))
         return make_manifest(
             paths,
             to_number("csv", table["score"], self.root, "score").to_numpy(),
-            dataset=dataset,
+            dataset=self.dataset_name,
             higher_is_better=self.higher_is_better,
             refs=refs,
             dist_types=types,
