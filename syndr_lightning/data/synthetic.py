@@ -24,17 +24,21 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage
 
-from syndr_lightning.utils.errors import InputError
+from syndr_lightning.data.datasets.base import BaseDataset, DatasetInfo, register
+from syndr_lightning.data.datasets.generic import CSVDataset
+from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
 __all__ = [
     "DISTORTIONS",
+    "SyntheticDataset",
     "generate_authentic_like",
     "generate_references",
     "generate_synthetic_iqa",
@@ -279,3 +283,41 @@ def generate_references(
             _save_png(make_reference(np.random.default_rng([seed, i]), (h, w)), path)
         paths.append(path)
     return paths
+
+
+@register
+class SyntheticDataset(BaseDataset):
+    """Loader ``synthetic``: generates (or reuses) a tiny dataset under ``root``, then reads it.
+
+    Options: ``kind`` (``synthetic``, KADID-like; or ``authentic``), ``seed``, ``size``, and
+    ``n_refs``/``n_types``/``n_levels`` (synthetic) or ``n`` (authentic). The built-in,
+    offline default training data of ``conf/data/synthetic.yaml``.
+    """
+
+    info = DatasetInfo(
+        name="synthetic",
+        kind="generic",
+        higher_is_better_raw=True,
+        raw_range=(1.0, 5.0),
+        published_images=None,
+        published_references=None,
+        label_file=CSV_NAME,
+    )
+
+    def __init__(self, root: str | Path, kind: str = "synthetic", **options: Any) -> None:
+        Path(root).expanduser().mkdir(parents=True, exist_ok=True)
+        super().__init__(root)
+        if kind not in ("synthetic", "authentic"):
+            raise ConfigError(
+                f"synthetic loader: kind must be synthetic or authentic, got {kind!r}"
+            )
+        self.kind = kind
+        self.gen_options = {k: (tuple(v) if k == "size" else v) for k, v in options.items()}
+
+    def load(self) -> pd.DataFrame:
+        gen = generate_synthetic_iqa if self.kind == "synthetic" else generate_authentic_like
+        try:
+            csv_path = gen(self.root, **self.gen_options)
+        except TypeError as exc:
+            raise ConfigError(f"synthetic loader ({self.kind}): bad options: {exc}") from None
+        return CSVDataset(csv_path, dataset_name=f"synthetic_{self.kind}").load()

@@ -1,0 +1,302 @@
+"""The generic IQA LightningDataModule over manifests (see ``data/manifest.py``).
+
+A dataset entry is a mapping ``{name, root, options}`` (``name`` a loader of
+``data.datasets``, ``root`` its folder or file, ``options`` keyword arguments of the
+loader) with optional ``label`` (the name metrics are logged under; default ``name``)
+and ``crop_mode`` (``random``/``center``: overrides ``eval_crop_mode`` for that set).
+
+Validation is either an explicit ``val`` entry or ``val_fraction`` of the training set
+held out by reference (when every row has one) or by image, seeded, and written to /
+read from ``split_file`` when given. The training loader serves
+``train_indices(current_epoch)``: all rows here; subclasses (``SynDRDataModule``)
+override it to serve a per-epoch subset. With ``reload_dataloaders_every_n_epochs=1``
+Lightning rebuilds the loader, and so re-asks for the indices, every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from syndr_lightning.data import synthetic  # noqa: F401  (registers the "synthetic" loader)
+from syndr_lightning.data.datasets import load_dataset
+from syndr_lightning.data.manifest import validate_manifest
+from syndr_lightning.data.transforms import EvalTransform, TrainTransform
+from syndr_lightning.utils.errors import ConfigError, DatasetError
+
+__all__ = ["IQADataModule", "ManifestDataset", "read_rgb"]
+
+ImageReader = Callable[[str], np.ndarray]
+Transform = Callable[..., torch.Tensor]
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Read an image file as ``uint8 [H,W,3]`` RGB; DatasetError when missing/unreadable."""
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(
+            f"image {path!r} listed in the manifest does not exist; check the dataset root"
+        ) from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(f"image {path!r} cannot be decoded ({exc}); re-download it") from None
+
+
+class ManifestDataset(Dataset):
+    """Rows of a manifest as ``{"image", "score", "index"}`` dicts (index = manifest row)."""
+
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        transform: Transform,
+        image_reader: ImageReader | None = None,
+    ) -> None:
+        # Plain arrays (not the DataFrame) so worker processes share them cheaply.
+        self.paths = manifest["path"].astype(str).to_numpy()
+        scores = manifest["score"].to_numpy(dtype=np.float32) if "score" in manifest else None
+        self.scores = scores if scores is not None else np.full(len(manifest), np.nan, np.float32)
+        self.transform = transform
+        self.image_reader = image_reader or read_rgb
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i = int(index)
+        image = self.image_reader(str(self.paths[i]))
+        return {
+            "image": self.transform(image, index=i),
+            "score": torch.tensor(self.scores[i], dtype=torch.float32),
+            "index": torch.tensor(i, dtype=torch.int64),
+        }
+
+
+def _entry(value: Any, key: str) -> dict[str, Any]:
+    """Validate one dataset entry mapping and return it as a plain dict."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{key} must be a mapping with keys name, root[, options, label, crop_mode]; "
+            f"got {type(value).__name__}"
+        )
+    entry = dict(value)
+    for required in ("name", "root"):
+        if not entry.get(required):
+            raise ConfigError(f"{key}.{required} is missing; expected e.g. name: csv, root: /path")
+    options = entry.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{key}.options must be a mapping of loader options, got {options!r}")
+    entry["options"] = dict(options)
+    entry.setdefault("label", entry["name"])
+    return entry
+
+
+def load_entry(entry: Mapping[str, Any], key: str) -> pd.DataFrame:
+    """Load the manifest of a dataset entry, naming the config ``key`` when the root is absent."""
+    root = Path(str(entry["root"])).expanduser()
+    if entry["name"] != "synthetic" and not root.exists():
+        raise DatasetError(
+            f"{key}.root={str(root)!r} does not exist; download dataset {entry['name']!r} "
+            f"there or set {key}.root (or paths.data_dir) to where it is"
+        )
+    return load_dataset(str(entry["name"]), str(root), **entry["options"])
+
+
+class IQADataModule(L.LightningDataModule):
+    """Train / val / test loaders over manifests; the base of every IQA experiment."""
+
+    def __init__(
+        self,
+        train: Mapping[str, Any],
+        test: Sequence[Mapping[str, Any]] | None = None,
+        val: Mapping[str, Any] | None = None,
+        val_fraction: float = 0.2,
+        split_file: str | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        crop_size: int = 224,
+        eval_crops: int = 5,
+        eval_crop_mode: str = "random",
+        hflip: bool = True,
+        image_cache: bool = False,
+        cache_dir: str | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.train_entry = _entry(train, "data.train")
+        self.test_entries = [_entry(t, f"data.test[{i}]") for i, t in enumerate(test or [])]
+        self.val_entry = _entry(val, "data.val") if val is not None else None
+        if not 0.0 <= float(val_fraction) < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
+        labels = [e["label"] for e in self.test_entries]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(
+                f"data.test labels must be unique (metrics are logged under them), got "
+                f"{labels}; give repeated datasets distinct `label:` values"
+            )
+        for key, value in (("batch_size", batch_size), ("eval_crops", eval_crops)):
+            if int(value) < 1:
+                raise ConfigError(f"data.{key} must be >= 1, got {value!r}")
+        if int(num_workers) < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers!r}")
+        self.val_fraction = float(val_fraction)
+        self.split_file = split_file
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.crop_size = int(crop_size)
+        self.eval_crops = int(eval_crops)
+        self.eval_crop_mode = eval_crop_mode
+        self.hflip = bool(hflip)
+        self.image_cache = bool(image_cache)
+        self.cache_dir = cache_dir
+        self.pin_memory = bool(pin_memory)
+        # Validate crop settings now rather than at the first batch.
+        self.train_transform = TrainTransform(self.crop_size, self.hflip)
+        self.eval_transform = EvalTransform(self.crop_size, eval_crops, eval_crop_mode, seed)
+        self.train_manifest: pd.DataFrame | None = None
+        self.val_manifest: pd.DataFrame | None = None
+        self.test_manifests: dict[str, pd.DataFrame] = {}
+        self.test_names: list[str] = [e["label"] for e in self.test_entries]
+        self._readers: dict[str, ImageReader] = {}
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stage: str | None = None) -> None:
+        """Load every manifest and split train/val (idempotent)."""
+        if self.train_manifest is None:
+            full = validate_manifest(load_entry(self.train_entry, "data.train"))
+            self.train_manifest, self.val_manifest = self._split(full)
+        if self.val_manifest is None and self.val_entry is not None:
+            self.val_manifest = validate_manifest(load_entry(self.val_entry, "data.val"))
+        if not self.test_manifests:
+            for i, entry in enumerate(self.test_entries):
+                manifest = validate_manifest(load_entry(entry, f"data.test[{i}]"))
+                self.test_manifests[entry["label"]] = manifest.reset_index(drop=True)
+
+    def _split(self, full: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        if self.val_entry is not None or self.val_fraction == 0.0:
+            return full.reset_index(drop=True), None
+        from syndr_lightning.data import splits
+
+        path = Path(self.split_file).expanduser() if self.split_file else None
+        if path is not None and path.is_file():
+            marked = splits.load_split(full, path)
+        else:
+            if full["ref"].notna().all():
+                marked = splits.split_by_reference(full, self.val_fraction, self.seed)
+            else:
+                marked = splits.split_by_image(full, self.val_fraction, self.seed)
+            if path is not None:
+                splits.save_split(marked, path)
+        train = marked[marked["split"] == "train"].reset_index(drop=True)
+        val = marked[marked["split"] == "val"].reset_index(drop=True)
+        if len(train) == 0 or len(val) == 0:
+            raise ConfigError(
+                f"data.val_fraction={self.val_fraction} leaves {len(train)} training and "
+                f"{len(val)} validation images; use a fraction that keeps both non-empty"
+            )
+        return train, val
+
+    # ------------------------------------------------------------- helpers
+    def _reader(self, manifest: pd.DataFrame, key: str) -> ImageReader | None:
+        if not self.image_cache:
+            return None
+        if key not in self._readers:
+            try:
+                from syndr_lightning.data.cache import ImageCache
+            except ImportError:
+                raise ConfigError(
+                    "data.image_cache=true but syndr_lightning.data.cache is not available; "
+                    "set data.image_cache=false"
+                ) from None
+            if not self.cache_dir:
+                raise ConfigError("data.image_cache=true needs data.cache_dir (a writable folder)")
+            cache = ImageCache.open_or_build(list(manifest["path"].astype(str)), self.cache_dir)
+            self._readers[key] = cache.get
+        return self._readers[key]
+
+    def _require_setup(self) -> pd.DataFrame:
+        if self.train_manifest is None:
+            self.setup("fit")
+        assert self.train_manifest is not None
+        return self.train_manifest
+
+    def current_epoch(self) -> int:
+        """The trainer's epoch (0 when not attached to a trainer)."""
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.current_epoch) if trainer is not None else 0
+
+    def train_indices(self, epoch: int) -> np.ndarray:
+        """Rows of ``train_manifest`` to train on in ``epoch`` (here: all of them)."""
+        return np.arange(len(self._require_setup()), dtype=np.int64)
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    # --------------------------------------------------------- dataloaders
+    def train_dataset(self) -> ManifestDataset:
+        """The whole training manifest as a dataset (training transform)."""
+        manifest = self._require_setup()
+        return ManifestDataset(
+            manifest, self.train_transform, self._reader(manifest, f"train{len(manifest)}")
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled loader over ``train_indices(current_epoch)``."""
+        dataset = self.train_dataset()
+        indices = np.asarray(self.train_indices(self.current_epoch()))
+        if indices.ndim != 1 or indices.size == 0:
+            raise ConfigError(
+                f"train_indices() must return a non-empty 1-D array, got shape {indices.shape}"
+            )
+        if indices.min() < 0 or indices.max() >= len(dataset):
+            raise ConfigError(
+                f"train_indices() returned rows outside 0..{len(dataset) - 1} "
+                f"(min {indices.min()}, max {indices.max()})"
+            )
+        return DataLoader(
+            Subset(dataset, indices.astype(np.int64).tolist()),
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=False,
+        )
+
+    def val_dataloader(self) -> DataLoader | list[Any]:
+        """Loader over the validation set (``[]`` when there is none)."""
+        self._require_setup()
+        if self.val_manifest is None:
+            return []
+        reader = self._reader(self.val_manifest, "val")
+        return self._eval_loader(ManifestDataset(self.val_manifest, self.eval_transform, reader))
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per test dataset, in the order of ``test_names``."""
+        self._require_setup()
+        loaders = []
+        for entry in self.test_entries:
+            name = entry["label"]
+            manifest = self.test_manifests[name]
+            mode = entry.get("crop_mode") or self.eval_crop_mode
+            transform = EvalTransform(self.crop_size, self.eval_crops, mode, self.seed)
+            ds = ManifestDataset(manifest, transform, self._reader(manifest, f"test/{name}"))
+            loaders.append(self._eval_loader(ds))
+        return loaders

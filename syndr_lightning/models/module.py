@@ -1,0 +1,186 @@
+"""The BIQA LightningModule: backbone -> pooled features -> one Linear head -> score.
+
+Training: L1 loss on one crop per image. Evaluation batches carry ``[B,n_crops,3,H,W]``;
+predictions are averaged over the crops. Metrics: ``val/{srcc,plcc,krcc,plcc_logistic}``
+and ``test/<dataset>/<metric>`` (one test dataloader per dataset, names from the
+datamodule's ``test_names``); ``test_prefix`` renames ``test`` (e.g. ``test_last``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from syndr_lightning.metrics import IQAMetrics
+from syndr_lightning.models.backbones import build_backbone
+from syndr_lightning.utils.errors import ConfigError, InputError
+
+__all__ = ["BIQAModule"]
+
+LOSSES = ("l1", "mse", "smooth_l1")
+
+
+class BIQAModule(L.LightningModule):
+    """Blind IQA regressor (the paper's model: ResNet-50 + Linear, L1, Adam two lrs)."""
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        weights: str | None = "imagenet",
+        lr: float = 2e-5,
+        lr_ratio: float = 10.0,
+        weight_decay: float = 5e-4,
+        loss: str = "l1",
+        init_weights: str | None = None,
+    ) -> None:
+        """``init_weights`` only records where the backbone weights first came from.
+
+        Checkpoints store ``weights="none"`` (the trained tensors are in the state dict),
+        so ``load_from_checkpoint`` never needs a download; the original choice survives as
+        ``init_weights``.
+        """
+        super().__init__()
+        if loss not in LOSSES:
+            raise ConfigError(
+                f"model.loss={loss!r} is unknown; allowed values: {', '.join(LOSSES)}"
+            )
+        for key, value in (("lr", lr), ("lr_ratio", lr_ratio)):
+            if not float(value) > 0:
+                raise ConfigError(f"model.{key} must be > 0, got {value!r}")
+        if float(weight_decay) < 0:
+            raise ConfigError(f"model.weight_decay must be >= 0, got {weight_decay!r}")
+        self.save_hyperparameters()
+        self.backbone, self.feature_dim = build_backbone(backbone, weights)
+        self.head = nn.Linear(self.feature_dim, 1)
+        nn.init.kaiming_normal_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.loss_fn: nn.Module = {
+            "l1": nn.L1Loss(),
+            "mse": nn.MSELoss(),
+            "smooth_l1": nn.SmoothL1Loss(),
+        }[loss]
+        self.val_metrics = IQAMetrics()
+        self.test_metrics = nn.ModuleDict()
+        self.test_prefix = "test"
+
+    # ------------------------------------------------------------- forward
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features ``[B,d]`` of ImageNet-normalised images ``[B,3,H,W]``."""
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(score [B], features [B,d])``."""
+        feats = self.features(x)
+        return self.head(feats).squeeze(-1), feats
+
+    def predict_crops(self, images: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B]`` for ``[B,3,H,W]`` or crop stacks ``[B,n,3,H,W]`` (crop average)."""
+        if images.dim() == 4:
+            return self(images)[0]
+        if images.dim() != 5:
+            raise InputError(
+                f"expected images [B,3,H,W] or [B,n_crops,3,H,W], got shape {tuple(images.shape)}"
+            )
+        b, n = images.shape[:2]
+        scores = self(images.flatten(0, 1))[0]
+        return scores.view(b, n).mean(dim=1)
+
+    # ------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """L1 (or the configured) loss of one random crop per image."""
+        pred = self(batch["image"])[0]
+        loss = self.loss_fn(pred, batch["score"].to(pred.dtype))
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=pred.shape[0],
+            sync_dist=True,
+        )
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``."""
+        hp = self.hparams
+        return torch.optim.Adam(
+            [
+                {"params": self.backbone.parameters(), "lr": hp.lr},
+                {"params": self.head.parameters(), "lr": hp.lr * hp.lr_ratio},
+            ],
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+        )
+
+    # ---------------------------------------------------------- evaluation
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Collect crop-averaged predictions for the validation metrics."""
+        self.val_metrics.update(self.predict_crops(batch["image"]), batch["score"])
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/<metric>`` over the whole validation set."""
+        if self.val_metrics.update_count == 0:
+            return
+        values = self.val_metrics.compute()
+        for k, v in values.items():
+            self.log(f"val/{k}", v.float(), prog_bar=k == "srcc")
+        self.val_metrics.reset()
+
+    def test_names(self) -> list[str]:
+        """Names of the test dataloaders (from the datamodule when it has them)."""
+        trainer = getattr(self, "_trainer", None)
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        names = list(getattr(dm, "test_names", []) or [])
+        if not names and trainer is not None:
+            loaders = trainer.test_dataloaders
+            count = len(loaders) if isinstance(loaders, list | tuple) else 1
+            names = [f"test{i}" for i in range(count)]
+        return names
+
+    def _test_metric(self, dataloader_idx: int) -> IQAMetrics:
+        names = self.test_names()
+        name = names[dataloader_idx] if dataloader_idx < len(names) else f"test{dataloader_idx}"
+        if name not in self.test_metrics:
+            self.test_metrics[name] = IQAMetrics().to(self.device)
+        return self.test_metrics[name]  # type: ignore[return-value]
+
+    def test_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Collect crop-averaged predictions of test dataset ``dataloader_idx``."""
+        self._test_metric(dataloader_idx).update(self.predict_crops(batch["image"]), batch["score"])
+
+    def on_test_epoch_start(self) -> None:
+        """Start every test run with empty metric states."""
+        for metric in self.test_metrics.values():
+            metric.reset()
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``<test_prefix>/<dataset>/<metric>`` for every test dataset."""
+        for name, metric in self.test_metrics.items():
+            if metric.update_count == 0:
+                continue
+            values = metric.compute()
+            self.log_dict(
+                {f"{self.test_prefix}/{name}/{k}": v.float() for k, v in values.items()},
+                add_dataloader_idx=False,
+            )
+            metric.reset()
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Crop-averaged scores of a batch."""
+        return self.predict_crops(batch["image"])
+
+    # --------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store ``weights="none"`` so loading rebuilds the model without any download."""
+        hp = checkpoint.get("hyper_parameters")
+        if isinstance(hp, dict):
+            original = hp.get("weights")
+            if original not in (None, "none"):
+                hp["init_weights"] = hp.get("init_weights") or original
+            hp["weights"] = "none"
