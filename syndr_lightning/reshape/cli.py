@@ -1,0 +1,151 @@
+"""``syndr reshape down|up``: DRCDown and DDCUp on precomputed feature arrays (.npy)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.io import atomic_open
+
+
+def _load(path: str, what: str) -> np.ndarray:
+    from syndr_lightning.utils.errors import InputError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what}: file {p} not found; pass an existing .npy file")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(
+            f"{what}: {p} is not a readable .npy array ({exc}); save it with numpy.save"
+        ) from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{what}: {p} holds an .npz archive, expected a single .npy array")
+    return arr
+
+
+def _check_out(path: str) -> Path:
+    from syndr_lightning.utils.errors import InputError
+
+    out = Path(path)
+    if out.suffix != ".npz":
+        raise InputError(f"--out: expected a path ending in .npz, found {out}")
+    if out.is_dir():
+        raise InputError(f"--out: {out} is a directory; pass a file path ending in .npz")
+    return out
+
+
+def _save(out: Path, **arrays: Any) -> None:
+    with atomic_open(out, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _run_down(args: argparse.Namespace) -> int:
+    from syndr_lightning.reshape.drcdown import drcdown
+
+    out = _check_out(args.out)
+    feats = _load(args.features, "--features")
+    labels = _load(args.labels, "--labels")
+    res = drcdown(
+        feats,
+        labels,
+        t_f=args.t_f,
+        t_q=args.t_q,
+        t_u=args.t_u,
+        rule=args.rule,
+        seed=args.seed,
+        epoch=args.epoch,
+        backend=args.backend,
+    )
+    _save(out, kept=res.kept.astype(np.int64), cluster=res.cluster.astype(np.int64))
+    print(json.dumps({"out": str(out), **res.summary()}, indent=2))
+    return 0
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from syndr_lightning.reshape.ddcup import ddcup_pseudo_labels, ddcup_select
+
+    out = _check_out(args.out)
+    train = _load(args.train_refs, "--train-refs")
+    cands = _load(args.candidates, "--candidates")
+    labels = _load(args.labels, "--labels")
+    k: int | str = "all" if args.k == "all" else _int_or_error(args.k)
+    selected = ddcup_select(train, cands)
+    if selected.size:
+        new_labels = ddcup_pseudo_labels(
+            train,
+            cands[selected],
+            labels,
+            k=k,
+            t_ref=args.t_ref,
+            weights=args.weights,
+            temperature=args.temperature,
+        )
+    else:
+        # Validate the labels and arguments even when nothing is selected.
+        ddcup_pseudo_labels(train, cands[:1], labels, k, args.t_ref, args.weights, args.temperature)
+        new_labels = np.zeros((0, *labels.shape[1:]), dtype=np.float32)
+    _save(out, selected=selected.astype(np.int64), labels=new_labels.astype(np.float32))
+    print(
+        json.dumps(
+            {"out": str(out), "n_candidates": int(cands.shape[0]), "n_selected": int(selected.size)}
+        )
+    )
+    return 0
+
+
+def _int_or_error(text: str) -> int:
+    from syndr_lightning.utils.errors import InputError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--k: expected a positive integer or 'all', found {text!r}") from None
+
+
+def _guard(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except SyndrError as exc:
+            print(f"syndr reshape: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(subparsers: Any) -> None:
+    """Add ``reshape down`` and ``reshape up`` to the ``syndr`` console script."""
+    p = subparsers.add_parser("reshape", help="DDCUp / DRCDown on precomputed features")
+    sub = p.add_subparsers(dest="reshape_command", metavar="{down,up}", required=True)
+
+    down = sub.add_parser("down", help="DRCDown: thin dense clusters of redundant samples")
+    down.add_argument("--features", required=True, help="[N, d] features .npy")
+    down.add_argument("--labels", required=True, help="[N] labels .npy (0..10 scale)")
+    down.add_argument("--out", required=True, help="output .npz with kept and cluster")
+    down.add_argument("--t-f", type=float, default=0.1, help="cosine-distance threshold T_f")
+    down.add_argument("--t-q", type=float, default=1.0, help="label-difference threshold T_q")
+    down.add_argument("--t-u", type=int, default=20, help="cluster-size threshold T_u")
+    down.add_argument("--rule", choices=("reference", "paper"), default="reference")
+    down.add_argument("--seed", type=int, default=0)
+    down.add_argument("--epoch", type=int, default=0)
+    down.add_argument("--backend", choices=("auto", "torch", "faiss"), default="auto")
+    down.set_defaults(func=_guard(_run_down))
+
+    up = sub.add_parser("up", help="DDCUp: select new references and pseudo-label them")
+    up.add_argument("--train-refs", required=True, help="[n_ref, d] training-ref features .npy")
+    up.add_argument("--candidates", required=True, help="[n_cand, d] candidate features .npy")
+    up.add_argument("--labels", required=True, help="[n_ref, n_type, n_level] labels .npy")
+    up.add_argument("--out", required=True, help="output .npz with selected and labels")
+    up.add_argument("--k", default="5", help="neighbours per new ref (int or 'all')")
+    up.add_argument("--t-ref", type=float, default=0.05, help="relative distance window T_ref")
+    up.add_argument("--weights", choices=("reference", "softmin"), default="reference")
+    up.add_argument("--temperature", type=float, default=0.05, help="softmin temperature")
+    up.set_defaults(func=_guard(_run_up))

@@ -1,0 +1,148 @@
+"""DRCDown pair search: every backend equals the dense float64 oracle, borderline pairs too."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from syndr_lightning.reshape import balanced_slices, prepare, similar_pairs, similar_pairs_slice
+from syndr_lightning.reshape import pairs as pairs_mod
+from syndr_lightning.reshape.reference import ref_similar_pairs
+from syndr_lightning.reshape.synthetic import clustered_features
+from syndr_lightning.utils.errors import InputError
+
+
+def _as_list(i: np.ndarray, j: np.ndarray) -> list[tuple[int, int]]:
+    return list(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def _borderline(n_pairs: int, dim: int, t_f: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose float64 cosine is 1 - t_f +- delta (delta far below float32 resolution)."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for k in range(n_pairs):
+        u = rng.standard_normal(dim)
+        u /= np.linalg.norm(u)
+        w = rng.standard_normal(dim)
+        w -= (w @ u) * u
+        w /= np.linalg.norm(w)
+        delta = (1e-9, 1e-8, 3e-7)[k % 3] * (1 if k % 2 == 0 else -1)
+        cos = 1.0 - t_f + delta
+        v = cos * u + np.sqrt(1.0 - cos**2) * w
+        scale = rng.uniform(0.5, 3.0)
+        rows += [u * scale, v]
+        y = rng.uniform(0, 9)
+        labels += [y, y + 0.5]
+    return np.array(rows), np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def clustered() -> tuple[np.ndarray, np.ndarray]:
+    return clustered_features(600, dim=64, seed=3)
+
+
+def test_pairs_equal_oracle_on_clustered_data(clustered):
+    x, y = clustered
+    expected = ref_similar_pairs(x, y, 0.1, 1.0)
+    assert len(expected) > 100  # the data must actually contain clusters
+    for backend in ("torch", "faiss", "auto"):
+        i, j = similar_pairs(x, y, 0.1, 1.0, backend=backend)
+        assert i.dtype == np.int64 and j.dtype == np.int64
+        assert _as_list(i, j) == expected, backend
+
+
+def test_borderline_pairs_decided_in_float64():
+    t_f = 0.1
+    x, y = _borderline(60, 48, t_f, seed=0)
+    expected = ref_similar_pairs(x, y, t_f, 1.0)
+    # Exactly the +delta pairs (2k, 2k+1) for even k are similar.
+    assert expected == [(2 * k, 2 * k + 1) for k in range(60) if k % 2 == 0]
+    for backend in ("torch", "faiss"):
+        i, j = similar_pairs(x, y, t_f, 1.0, backend=backend, block_rows=7)
+        assert _as_list(i, j) == expected, backend
+
+
+def test_label_threshold_is_strict():
+    x = np.ones((3, 4)) + np.arange(12).reshape(3, 4) * 1e-3
+    y = np.array([3.0, 4.0, 3.999])
+    i, j = similar_pairs(x, y, 0.1, 1.0)
+    assert _as_list(i, j) == [(0, 2), (1, 2)]  # |3 - 4| = 1 is not < 1
+
+
+def test_small_blocks_and_column_chunks_agree(clustered, monkeypatch):
+    x, y = clustered
+    expected = ref_similar_pairs(x, y, 0.15, 0.7)
+    monkeypatch.setattr(pairs_mod, "_COLS_CPU", 13)
+    i, j = similar_pairs(x, y, 0.15, 0.7, backend="torch", block_rows=5)
+    assert _as_list(i, j) == expected
+    i, j = similar_pairs(x, y, 0.15, np.inf, backend="torch", block_rows=64)
+    assert _as_list(i, j) == ref_similar_pairs(x, y, 0.15, np.inf)
+
+
+def test_slices_partition_the_search(clustered):
+    x, y = clustered
+    full = similar_pairs(x, y)
+    plan = prepare(x, y)
+    slices = balanced_slices(y, 4, t_q=1.0)
+    assert slices[0][0] == 0 and slices[-1][1] == len(y)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(slices))
+    parts = [similar_pairs_slice(plan, None, a, b) for a, b in slices]
+    assert sum(p[0].size for p in parts) == full[0].size
+    i = np.concatenate([p[0] for p in parts])
+    j = np.concatenate([p[1] for p in parts])
+    o = np.lexsort((j, i))
+    np.testing.assert_array_equal(i[o], full[0])
+    np.testing.assert_array_equal(j[o], full[1])
+
+
+def test_faiss_knn_fallback_matches_range_search(clustered):
+    import faiss
+
+    x, _ = clustered
+    xs = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    index = faiss.IndexFlatIP(xs.shape[1])
+    index.add(xs)
+    low = 0.85
+    r1, c1, _ = pairs_mod._faiss_range_block(xs, xs[:200], low)
+    r2, c2, _ = pairs_mod._faiss_knn_block(index, xs, xs[:200], low, k=3)
+    assert np.bincount(r1).max() > 3  # some rows exceed k and need the fallback
+    assert sorted(zip(r1.tolist(), c1.tolist(), strict=False)) == sorted(
+        zip(r2.tolist(), c2.tolist(), strict=False)
+    )
+
+
+def test_no_pairs_and_float32_input():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 32)).astype(np.float32)
+    y = rng.uniform(0, 10, 50)
+    i, j = similar_pairs(x, y)
+    assert i.size == 0 and j.size == 0 and i.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"features": np.zeros((0, 4)), "labels": np.zeros(0)}, "at least 1 row"),
+        ({"features": np.ones((3, 4)), "labels": np.zeros(2)}, "vector of 3 labels"),
+        ({"features": np.full((3, 4), np.nan), "labels": np.zeros(3)}, "NaN or inf"),
+        ({"features": np.ones((3, 4)), "labels": np.array([0, np.inf, 1])}, "finite"),
+        ({"features": np.zeros((3, 4)), "labels": np.zeros(3)}, "all zeros"),
+        ({"features": np.ones(4), "labels": np.zeros(4)}, "2-D"),
+        ({"features": np.ones((3, 4)), "labels": np.zeros(3), "t_f": 0.0}, "t_f"),
+        ({"features": np.ones((3, 4)), "labels": np.zeros(3), "t_f": 2.5}, "t_f"),
+        ({"features": np.ones((3, 4)), "labels": np.zeros(3), "t_q": -1.0}, "t_q"),
+        ({"features": np.ones((3, 4)), "labels": np.zeros(3), "backend": "gpu"}, "backend"),
+        ({"features": np.ones((3, 4)), "labels": np.zeros(3), "device": "tpu:x"}, "device"),
+    ],
+)
+def test_bad_input_refused(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        similar_pairs(**kwargs)
+
+
+def test_bad_slice_refused(clustered):
+    x, y = clustered
+    with pytest.raises(InputError, match="row slice"):
+        similar_pairs_slice(x, y, 10, 5000)
