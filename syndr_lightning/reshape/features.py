@@ -49,16 +49,17 @@ def _build_clip(weights: str | None) -> tuple[torch.nn.Module, int]:
     from syndr_lightning.models.backbones import Backbone, load_backbone_file
 
     w = "none" if weights is None else str(weights)
+    use_file = w.lower() not in ("none", "")
+    if use_file and not Path(w).expanduser().is_file():
+        raise ConfigError(
+            f"encoder=clip_vit_b16 needs a local weights file, found weights={w!r}; "
+            "save the image tower once where there is internet, e.g. "
+            "torch.save(timm.create_model('vit_base_patch16_clip_224.openai', "
+            "pretrained=True, num_classes=0).state_dict(), 'clip_vit_b16.pth'), "
+            "and pass weights='clip_vit_b16.pth'"
+        )
     net = timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=0)
-    if w.lower() not in ("none", ""):
-        if not Path(w).expanduser().is_file():
-            raise ConfigError(
-                f"encoder=clip_vit_b16 needs a local weights file, found weights={w!r}; "
-                "save the image tower once where there is internet, e.g. "
-                "torch.save(timm.create_model('vit_base_patch16_clip_224.openai', "
-                "pretrained=True, num_classes=0).state_dict(), 'clip_vit_b16.pth'), "
-                "and pass weights='clip_vit_b16.pth'"
-            )
+    if use_file:
         load_backbone_file(net, w)
     dim = int(net.num_features)
     return Backbone(net, "clip_vit_b16", dim, CLIP_MEAN, CLIP_STD), dim

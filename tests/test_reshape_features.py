@@ -1,0 +1,72 @@
+"""Reference-feature extraction: frozen encoder, centre crop, per-image cache."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from syndr_lightning.models.backbones import TinyCNN
+from syndr_lightning.reshape.features import build_encoder, extract_reference_features
+from syndr_lightning.utils.errors import ConfigError, InputError
+
+
+@pytest.fixture()
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for k, (h, w) in enumerate([(40, 48), (36, 36), (20, 30)]):
+        p = tmp_path / f"ref{k}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pth"
+    torch.save(TinyCNN().state_dict(), weights)
+    return tmp_path, paths, str(weights)
+
+
+def test_extract_and_cache(images):
+    d, paths, weights = images
+    cache = d / "cache"
+    kw = {
+        "encoder": "tiny_cnn",
+        "weights": weights,
+        "crop_size": 32,
+        "batch_size": 2,
+        "device": "cpu",
+    }
+    a = extract_reference_features(paths, cache_dir=cache, **kw)
+    assert a.shape == (3, 64) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert len(list(cache.glob("*.npy"))) == 3
+    # Cached rows are reused: poison one cache file and it comes back as stored.
+    f = sorted(cache.glob("*.npy"))[0]
+    np.save(f, np.full(64, 7.0, dtype=np.float32))
+    b = extract_reference_features(paths, cache_dir=cache, **kw)
+    assert (b == 7.0).all(axis=1).sum() == 1
+    # Without a cache the features are recomputed and equal the first run.
+    np.testing.assert_allclose(extract_reference_features(paths, **kw), a, rtol=1e-5, atol=1e-6)
+    # A modified image gets a new cache entry (size/mtime are in the key).
+    Image.fromarray(np.zeros((40, 48, 3), dtype=np.uint8)).save(paths[0])
+    os.utime(paths[0], ns=(1, 1))
+    c = extract_reference_features(paths, cache_dir=cache, **kw)
+    assert len(list(cache.glob("*.npy"))) == 4 and not np.allclose(c[0], a[0])
+
+
+def test_bad_input(images, tmp_path):
+    d = images[0]
+    with pytest.raises(InputError, match="not found"):
+        extract_reference_features([d / "missing.png"], encoder="tiny_cnn", weights="none")
+    with pytest.raises(InputError, match="at least one"):
+        extract_reference_features([], encoder="tiny_cnn")
+    (d / "bad.png").write_text("no image")
+    with pytest.raises(InputError, match="not a readable image"):
+        extract_reference_features(
+            [d / "bad.png"], encoder="tiny_cnn", weights="none", crop_size=32
+        )
+    with pytest.raises(ConfigError, match="allowed values"):
+        build_encoder("vgg", "none")
+    with pytest.raises(ConfigError, match="local weights file"):
+        build_encoder("clip_vit_b16", str(tmp_path / "nope.pth"))
