@@ -114,5 +114,11 @@ def distort_image(
             f"img must be an H x W x 3 uint8 RGB array, got dtype {arr.dtype} shape {arr.shape}; "
             "convert with PIL.Image.open(p).convert('RGB')"
         )
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    x = (
+        torch.from_numpy(np.require(arr, requirements=["C", "W"]))
+        .permute(2, 0, 1)
+        .unsqueeze(0)
+        .float()
+        / 255.0
+    )
     return to_uint8_image(distort_batch(x, dist_type, level, [seed], denoiser=denoiser))[0]
