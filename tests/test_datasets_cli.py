@@ -117,3 +117,21 @@ def test_check_options_and_human_output(tmp_path: Path, capsys) -> None:
     assert code == 0 and isinstance(text, str) and "images: 2" in text
     assert main(["data", "list"]) == 0
     assert "kadid10k" in capsys.readouterr().out
+
+
+def test_split_command_writes_a_reproducible_file(tmp_path: Path, capsys) -> None:
+    from syndr_lightning.data.datasets import load_dataset
+    from syndr_lightning.data.splits import load_split
+
+    root = write_fixture("kadid10k", tmp_path / "k", n_refs=4, types=[1], levels=[1, 2])
+    out = tmp_path / "splits" / "kadid.json"
+    assert main(["data", "split", "kadid10k", str(root), str(out), "--val-fraction", "0.25"]) == 0
+    assert "by reference" in capsys.readouterr().out
+    back = load_split(load_dataset("kadid10k", root), out)
+    assert back.groupby("ref")["split"].nunique().max() == 1
+    assert (back["split"] == "val").sum() == 2
+    assert main(["data", "split", "kadid10k", str(tmp_path / "none"), str(out)]) == 1
+    assert "does not exist" in _one_line(capsys.readouterr().err)
+    # a file given as the root of a folder dataset is refused clearly
+    assert main(["data", "check", "kadid10k", str(root / "dmos.csv")]) == 1
+    assert "is a file" in _one_line(capsys.readouterr().err)

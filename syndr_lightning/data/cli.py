@@ -1,4 +1,4 @@
-"""``syndr data``: inspect datasets (``syndr data check NAME ROOT [--json]``, ``syndr data list``)."""
+"""``syndr data``: ``check NAME ROOT [--json]``, ``split NAME ROOT OUT``, ``list``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="loader option, e.g. -o refs=cross74 -o types=livec -o score=MOS_zscore",
     )
     check.set_defaults(func=_check)
+    split = sub.add_parser(
+        "split",
+        help="write a reproducible split file for a dataset",
+        description="Split dataset NAME at ROOT (by reference when every image has one, "
+        "else by image) and write the split file OUT (JSON, atomically).",
+    )
+    split.add_argument("name", metavar="NAME")
+    split.add_argument("root", metavar="ROOT")
+    split.add_argument("out", metavar="OUT", help="split file to write (.json)")
+    split.add_argument("--val-fraction", type=float, default=0.2)
+    split.add_argument("--test-fraction", type=float, default=0.0)
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--by", choices=("auto", "reference", "image"), default="auto")
+    split.add_argument("-o", "--option", action="append", default=[], type=_parse_option)
+    split.set_defaults(func=_split)
     listing = sub.add_parser("list", help="list dataset names and published facts")
     listing.set_defaults(func=_list)
     parser.set_defaults(func=lambda args: _help(parser))
@@ -74,6 +89,26 @@ def _check(args: argparse.Namespace) -> int:
     if not report["usable"]:
         print(f"syndr data check: {report.get('reason', 'not usable')}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from syndr_lightning.data import splits
+    from syndr_lightning.data.datasets import load_dataset
+
+    try:
+        manifest = load_dataset(args.name, args.root, **dict(args.option))
+        by = args.by
+        if by == "auto":
+            by = "reference" if manifest["ref"].notna().all() else "image"
+        fn = splits.split_by_reference if by == "reference" else splits.split_by_image
+        marked = fn(manifest, args.val_fraction, args.seed, test_fraction=args.test_fraction)
+        path = splits.save_split(marked, args.out)
+    except SyndrError as exc:
+        print(f"syndr data split: {exc}", file=sys.stderr)
+        return 1
+    counts = marked["split"].value_counts().to_dict()
+    print(f"wrote {path} (by {by}): " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
 
 

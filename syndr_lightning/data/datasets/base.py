@@ -72,6 +72,8 @@ class BaseDataset:
     """
 
     info: ClassVar[DatasetInfo]
+    #: True for loaders whose root is a file (``csv``), False for dataset folders.
+    root_is_file: ClassVar[bool] = False
 
     def __init__(self, root: str | Path, **options: Any) -> None:
         if options:
@@ -88,6 +90,11 @@ class BaseDataset:
                 f"{self.info.name}: root {str(self.root)!r} does not exist; download the "
                 f"dataset and pass its folder as root (data.train.root=... or "
                 f"paths.data_dir=...)"
+            )
+        if not self.root_is_file and self.root.is_file():
+            raise DatasetError(
+                f"{self.info.name}: root {str(self.root)!r} is a file; pass the dataset's "
+                f"top folder (the one holding {self.info.label_file or 'the images'!r})"
             )
 
     def read(self) -> pd.DataFrame:

@@ -39,6 +39,7 @@ class CSVDataset(BaseDataset):
         published_references=None,
         label_file=None,
     )
+    root_is_file = True
 
     def __init__(
         self,
