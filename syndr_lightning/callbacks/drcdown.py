@@ -65,19 +65,23 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndarray:
-    """Decode ``path`` as RGB, optionally resize the shorter side, centre-crop ``size``.
+    """Decode ``path`` as RGB and return its uint8 ``[size, size, 3]`` centre crop.
 
-    Images smaller than ``size`` are zero-padded symmetrically (as torchvision's
-    ``CenterCrop``). Returns uint8 ``[size, size, 3]``.
+    ``resize`` first scales the shorter side to ``resize``; an image whose shorter side
+    is still below ``size`` is scaled up to ``size`` (bilinear, aspect kept), as the
+    training and evaluation transforms do.
     """
     try:
         with Image.open(path) as im:
             img = im.convert("RGB")
-            if resize is not None:
-                w, h = img.size
-                scale = resize / min(w, h)
+            w, h = img.size
+            short = resize if resize is not None else min(w, h)
+            short = max(short, size)
+            if short != min(w, h):
+                scale = short / min(w, h)
                 img = img.resize(
-                    (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR
+                    (max(short, round(w * scale)), max(short, round(h * scale))),
+                    Image.BILINEAR,
                 )
             arr = np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError) as exc:
@@ -86,12 +90,7 @@ def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndar
             f"check that the file exists and is a valid image"
         ) from exc
     h, w = arr.shape[:2]
-    if h < size or w < size:
-        ph, pw = max(0, size - h), max(0, size - w)
-        arr = np.pad(arr, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-        h, w = arr.shape[:2]
-    top = round((h - size) / 2.0)
-    left = round((w - size) / 2.0)
+    top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(arr[top : top + size, left : left + size])
 
 

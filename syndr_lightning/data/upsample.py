@@ -52,6 +52,7 @@ class UpsampleSpec:
     temperature: float = 0.05
     encoder: str = "resnet50"
     encoder_weights: str = "imagenet"
+    crop_size: int = 224
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -258,14 +259,27 @@ def _absolute(df: pd.DataFrame, directory: Path) -> pd.DataFrame:
 
 
 def reference_features(
-    paths: Sequence[Path], encoder: str, weights: str, cache_dir: str | Path | None
+    paths: Sequence[Path], spec: UpsampleSpec, cache_dir: str | Path | None
 ) -> np.ndarray:
-    """Frozen-encoder features ``[n, d]`` of reference images (reshape.features)."""
+    """Frozen-encoder features ``[n, d]`` of reference images (reshape.features).
+
+    The encoder is built under ``torch.manual_seed(spec.seed)`` inside a forked RNG, so
+    an encoder without pretrained weights (``weights: none``, tests) is reproducible and
+    the caller's RNG stream is untouched.
+    """
+    import torch
+
     from syndr_lightning.reshape.features import extract_reference_features
 
-    feats = extract_reference_features(
-        [str(p) for p in paths], encoder=encoder, weights=weights, cache_dir=cache_dir
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(spec.seed))
+        feats = extract_reference_features(
+            [str(p) for p in paths],
+            encoder=spec.encoder,
+            weights=spec.encoder_weights,
+            cache_dir=cache_dir,
+            crop_size=int(spec.crop_size),
+        )
     return np.asarray(feats, dtype=np.float32)
 
 
@@ -276,24 +290,35 @@ def _generate(
     levels: Sequence[int],
     seed: int,
     workers: int,
+    progress: bool = True,
 ) -> pd.DataFrame:
-    """Run GenDist on ``refs``; return a table with columns ref, type, level, path, seed."""
-    from syndr_lightning.distort import generate
+    """Run GenDist on ``refs``; return a table with columns ref, type, level, path, seed.
 
+    GenDist names outputs by the reference file's stem; ``ref`` is mapped back to the
+    candidate id.
+    """
+    from syndr_lightning.distort.generate import generate
+
+    by_stem = {Path(p).stem: name for name, p in refs.items()}
+    if len(by_stem) != len(refs):
+        raise InputError(
+            "two selected candidates share a file name stem; GenDist names outputs by stem, "
+            "so give candidate images unique names"
+        )
     table = generate(
-        {name: str(p) for name, p in refs.items()},
+        [str(p) for p in refs.values()],
         out_dir,
         types=list(types),
         levels=list(levels),
-        seed=seed,
-        workers=workers,
+        seed=int(seed),
+        workers=int(workers),
+        progress=progress,
     )
     table = pd.DataFrame(table)
-    if "dist_type" in table.columns and "type" not in table.columns:
-        table = table.rename(columns={"dist_type": "type"})
     missing = {"ref", "type", "level", "path"} - set(table.columns)
     if missing:
         raise InputError(f"GenDist returned a manifest without columns {sorted(missing)}")
+    table["ref"] = [by_stem.get(str(r), str(r)) for r in table["ref"]]
     return table
 
 
@@ -358,12 +383,8 @@ def build_upsampled_set(
         with atomic_open(tmp / "owner.json") as fh:
             json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
         cand_names = list(cands)
-        train_feats = reference_features(
-            [refs[n] for n in names], spec.encoder, spec.encoder_weights, feature_cache_dir
-        )
-        cand_feats = reference_features(
-            [cands[n] for n in cand_names], spec.encoder, spec.encoder_weights, feature_cache_dir
-        )
+        train_feats = reference_features([refs[n] for n in names], spec, feature_cache_dir)
+        cand_feats = reference_features([cands[n] for n in cand_names], spec, feature_cache_dir)
         selected = np.asarray(ddcup_select(train_feats, cand_feats), dtype=np.int64)
         chosen = [cand_names[i] for i in selected]
         new_labels = (
@@ -379,7 +400,7 @@ def build_upsampled_set(
             if len(chosen)
             else np.empty((0, len(spec.types), len(spec.levels)), np.float32)
         )
-        rows = _distorted_rows(chosen, cands, dist_files, spec, tmp, workers)
+        rows = _distorted_rows(chosen, cands, dist_files, spec, tmp, workers, progress)
         df = _assemble(rows, chosen, new_labels, spec, tmp, train_manifest)
         with atomic_open(tmp / "manifest.csv") as fh:
             df.to_csv(fh, index=False)
@@ -411,6 +432,7 @@ def _distorted_rows(
     spec: UpsampleSpec,
     tmp: Path,
     workers: int,
+    progress: bool,
 ) -> pd.DataFrame:
     """(ref, type, level, path, seed) for every selected candidate x type x level."""
     if not chosen:
@@ -433,7 +455,13 @@ def _distorted_rows(
                     )
         return pd.DataFrame(rows)
     table = _generate(
-        {n: cands[n] for n in chosen}, tmp / "images", spec.types, spec.levels, spec.seed, workers
+        {n: cands[n] for n in chosen},
+        tmp / "images",
+        spec.types,
+        spec.levels,
+        spec.seed,
+        workers,
+        progress,
     )
     table = table.copy()
     table["path"] = [os.path.relpath(Path(p).resolve(), tmp.resolve()) for p in table["path"]]

@@ -1,0 +1,365 @@
+"""SynDR-IQA's training data: DDCUp's upsampled set once, DRCDown's subset every epoch.
+
+:class:`SynDRDataModule` extends :class:`~syndr_lightning.data.datamodule.IQADataModule`:
+
+* train = the original samples DRCDown keeps this epoch + every upsampled sample (as
+  the reference code does; ``drcdown_on_upsampled=true`` applies DRCDown to both);
+* val = held-out references of the training set (``val_fraction``, by reference);
+* test = one or more target datasets, each logged under its own label.
+
+The upsampled set is built once by :func:`build_upsampled_set` (``data/upsample.py``)
+in ``prepare_data`` and read back from its cache in ``setup``. The per-epoch subset is
+computed lazily in :meth:`SynDRDataModule.train_indices`, which ``train_dataloader()``
+calls when Lightning rebuilds the loader at the start of each epoch: the model is then
+exactly in its start-of-epoch state and the batch count is right. See docs/syndr.md.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from syndr_lightning.callbacks.drcdown import (
+    DRCDownConfig,
+    DRCDownSelector,
+    EpochSubset,
+    epoch_seed,
+)
+from syndr_lightning.data.datamodule import IQADataModule
+from syndr_lightning.data.datasets import get_loader
+from syndr_lightning.data.upsample import (
+    UpsampledSet,
+    UpsampleSpec,
+    build_upsampled_set,
+    list_images,
+)
+from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.io import git_sha
+
+__all__ = ["RESHAPE_KEYS", "SynDRDataModule", "build_upsampled_set"]
+
+#: Keys understood in the ``reshape`` mapping (conf/reshape/*.yaml).
+RESHAPE_KEYS: dict[str, Any] = {
+    "ddcup": True,
+    "drcdown": True,
+    "k": 5,
+    "T_ref": 0.05,
+    "T_q": 1.0,
+    "T_f": 0.1,
+    "T_u": 20,
+    "weights": "reference",
+    "temperature": 0.05,
+    "rule": "reference",
+    "backend": "auto",
+    "levels": [1, 3, 5],
+    "encoder": "resnet50",
+    "encoder_weights": "imagenet",
+    "encoder_crop": 224,
+}
+
+
+_PROTOCOL_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
+
+
+def _reshape_settings(reshape: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``RESHAPE_KEYS`` overridden by ``reshape``; unknown keys are a ConfigError."""
+    given = dict(reshape or {})
+    given.pop("_target_", None)
+    given.pop("name", None)
+    unknown = sorted(set(given) - set(RESHAPE_KEYS))
+    if unknown:
+        raise ConfigError(f"reshape has unknown keys {unknown}; allowed: {sorted(RESHAPE_KEYS)}")
+    out = dict(RESHAPE_KEYS)
+    out.update(given)
+    return out
+
+
+def seed_epoch_rngs(seed: int, epoch: int) -> None:
+    """Seed torch, numpy and random from (seed, epoch): epoch e's randomness (crops,
+    flips, shuffling, worker seeds) then depends on nothing else, so a resumed run
+    repeats an uninterrupted one."""
+    s = epoch_seed(seed, epoch)
+    torch.manual_seed(s)
+    np.random.seed(s % (2**32))
+    random.seed(s)
+
+
+class SynDRDataModule(IQADataModule):
+    """IQADataModule + DDCUp (upsampled set, built once) + DRCDown (subset per epoch).
+
+    Extra arguments over :class:`IQADataModule`:
+
+    - ``reshape``: the ``reshape`` config group (``ddcup``, ``drcdown``, ``k``, ``T_ref``,
+      ``T_q``, ``T_f``, ``T_u``, ``weights``, ``temperature``, ``rule``, ``backend``,
+      ``levels``, ``encoder``, ``encoder_weights``, ``encoder_crop``).
+    - ``candidates``: a dataset entry ``{name, root, options}`` whose loader has
+      ``references()`` (``kadis700k``) or, with ``name: folder``, any folder of images.
+    - ``predistorted``: the reference code's ``kadid_add81`` folder (``ref_imgs/``,
+      ``dist_imgs/<ref>_<TT>_<LL>.bmp``); replaces ``candidates`` and GenDist.
+    - ``upsample_cache_dir``: where built sets live (default ``cache_dir``).
+    - ``drcdown_on_upsampled``: apply DRCDown to original + upsampled samples.
+    - ``feature_pass``: DRCDown feature-pass settings (``crop_size`` default the
+      training crop, ``resize``, ``batch_size``, ``num_workers``, ``half``, ``cache``).
+    - ``reseed_every_epoch``: seed the RNGs from (seed, epoch) after the subset is chosen.
+    - ``gendist_workers``: CPU worker processes of GenDist.
+    """
+
+    def __init__(
+        self,
+        train: Mapping[str, Any],
+        test: Sequence[Mapping[str, Any]] | None = None,
+        val: Mapping[str, Any] | None = None,
+        *,
+        reshape: Mapping[str, Any] | None = None,
+        candidates: Mapping[str, Any] | None = None,
+        predistorted: str | None = None,
+        upsample_cache_dir: str | None = None,
+        drcdown_on_upsampled: bool = False,
+        feature_pass: Mapping[str, Any] | None = None,
+        reseed_every_epoch: bool = True,
+        gendist_workers: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(train, test, val, **kwargs)
+        self.reshape = _reshape_settings(reshape)
+        self.ddcup = bool(self.reshape["ddcup"])
+        self.drcdown = bool(self.reshape["drcdown"])
+        self.candidates = dict(candidates) if candidates else None
+        self.predistorted = predistorted
+        if self.ddcup and self.candidates is None and not predistorted:
+            raise ConfigError(
+                "reshape.ddcup=true needs data.candidates (e.g. {name: kadis700k, root: "
+                "${paths.data_dir}/kadis700k}) or data.predistorted (a kadid_add81 folder); "
+                "set reshape.ddcup=false to train without upsampling"
+            )
+        self.upsample_cache_dir = upsample_cache_dir or self.cache_dir
+        if self.ddcup and not self.upsample_cache_dir:
+            raise ConfigError(
+                "reshape.ddcup=true needs data.upsample_cache_dir (or data.cache_dir): a "
+                "writable folder where the upsampled set is built once and reused"
+            )
+        self.drcdown_on_upsampled = bool(drcdown_on_upsampled)
+        fp = dict(feature_pass or {})
+        unknown = sorted(
+            set(fp) - {"crop_size", "resize", "batch_size", "num_workers", "half", "cache"}
+        )
+        if unknown:
+            raise ConfigError(
+                f"data.feature_pass has unknown keys {unknown}; allowed: crop_size, resize, "
+                f"batch_size, num_workers, half, cache"
+            )
+        self.feature_pass = fp
+        self.reseed_every_epoch = bool(reseed_every_epoch)
+        if int(gendist_workers) < 0:
+            raise ConfigError(f"data.gendist_workers must be >= 0, got {gendist_workers!r}")
+        self.gendist_workers = int(gendist_workers)
+        self.drcdown_cfg = DRCDownConfig(
+            T_f=float(self.reshape["T_f"]),
+            T_q=float(self.reshape["T_q"]),
+            T_u=int(self.reshape["T_u"]),
+            rule=str(self.reshape["rule"]),
+            backend=str(self.reshape["backend"]),
+            crop_size=int(fp.get("crop_size") or self.crop_size),
+            resize=fp.get("resize"),
+            batch_size=int(fp.get("batch_size", 128)),
+            num_workers=int(fp.get("num_workers", 0)),
+            half=bool(fp.get("half", False)),
+            cache_dir=self._feature_cache_dir(fp.get("cache", True)),
+        )
+        self.upsampled: UpsampledSet | None = None
+        self.original_manifest: pd.DataFrame | None = None
+        self.n_original = 0
+        self.drcdown_selector: DRCDownSelector | None = None
+        self._pool = np.zeros(0, dtype=np.int64)
+        self._always = np.zeros(0, dtype=np.int64)
+
+    def _feature_cache_dir(self, enabled: Any) -> str | None:
+        if not enabled or not self.cache_dir:
+            return None
+        return str(Path(self.cache_dir) / "drcdown_crops")
+
+    # ------------------------------------------------------------- DDCUp
+    def upsample_spec(self, train: pd.DataFrame) -> UpsampleSpec:
+        """The DDCUp settings for ``train`` (types = the training set's types)."""
+        types = tuple(sorted(int(t) for t in train["dist_type"].dropna().unique()))
+        if not types:
+            raise DatasetError(
+                "reshape.ddcup=true needs a synthetic training set with distortion types "
+                "(e.g. kadid10k); the training manifest has none"
+            )
+        levels = self.reshape["levels"]
+        return UpsampleSpec(
+            types=types,
+            levels=tuple(int(v) for v in levels),
+            k=int(self.reshape["k"]),
+            T_ref=float(self.reshape["T_ref"]),
+            weights=str(self.reshape["weights"]),
+            temperature=float(self.reshape["temperature"]),
+            encoder=str(self.reshape["encoder"]),
+            encoder_weights=str(self.reshape["encoder_weights"]),
+            crop_size=int(self.reshape["encoder_crop"]),
+            seed=self.seed,
+        )
+
+    def _training_refs(self) -> dict[str, Path]:
+        loader_cls = get_loader(str(self.train_entry["name"]))
+        loader = loader_cls(str(self.train_entry["root"]), **self.train_entry["options"])
+        refs = getattr(loader, "references", None)
+        if refs is None:
+            raise ConfigError(
+                f"reshape.ddcup=true needs the training set's pristine references, but "
+                f"loader {self.train_entry['name']!r} has no references(); use kadid10k "
+                f"or set reshape.ddcup=false"
+            )
+        return {str(k): Path(v) for k, v in refs().items()}
+
+    def _candidate_images(self) -> dict[str, Path]:
+        assert self.candidates is not None
+        name = str(self.candidates.get("name", "folder"))
+        root = self.candidates.get("root")
+        if not root:
+            raise ConfigError("data.candidates.root is missing; point it at the candidate pool")
+        if not Path(str(root)).expanduser().exists():
+            raise DatasetError(
+                f"data.candidates.root={str(root)!r} does not exist; download KADIS-700k (or "
+                f"put any pristine images) there or set data.candidates.root"
+            )
+        if name == "folder":
+            return list_images(Path(str(root)).expanduser())
+        loader_cls = get_loader(name)
+        loader = loader_cls(str(root), **dict(self.candidates.get("options") or {}))
+        refs = getattr(loader, "references", None)
+        if refs is None:
+            raise ConfigError(
+                f"data.candidates.name={name!r} cannot list reference images; use kadis700k "
+                f"or folder"
+            )
+        return {str(k): Path(v) for k, v in refs().items()}
+
+    def build_upsampled(self, progress: bool = True) -> UpsampledSet:
+        """Build (or reuse) the upsampled set for the current training split."""
+        train = self._base_train()
+        spec = self.upsample_spec(train)
+        assert self.upsample_cache_dir is not None
+        return build_upsampled_set(
+            train,
+            self._training_refs(),
+            self._candidate_images() if not self.predistorted else {},
+            self.upsample_cache_dir,
+            spec,
+            predistorted=self.predistorted,
+            workers=self.gendist_workers,
+            feature_cache_dir=str(Path(self.upsample_cache_dir) / "ref_features"),
+            progress=progress,
+        )
+
+    def _base_train(self) -> pd.DataFrame:
+        """The original training manifest (after the validation split)."""
+        if self.original_manifest is None:
+            super().setup("fit")
+            assert self.train_manifest is not None
+            self.original_manifest = self.train_manifest.copy()
+        return self.original_manifest
+
+    # ------------------------------------------------------------- Lightning hooks
+    def prepare_data(self) -> None:
+        """Build the upsampled set once (local rank 0); other ranks read the cache."""
+        if self.ddcup:
+            self.build_upsampled()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load manifests, attach the upsampled set and prepare the DRCDown selector."""
+        original = self._base_train()
+        super().setup(stage)
+        if self.ddcup and self.upsampled is None:
+            self.upsampled = self.build_upsampled(progress=False)
+        parts = [original.assign(source="original")]
+        if self.upsampled is not None and len(self.upsampled.manifest):
+            parts.append(self.upsampled.manifest)
+        self.train_manifest = pd.concat(parts, ignore_index=True)
+        self.n_original = len(original)
+        n = len(self.train_manifest)
+        if self.drcdown:
+            pool_n = n if self.drcdown_on_upsampled else self.n_original
+            self._pool = np.arange(pool_n, dtype=np.int64)
+            self._always = np.arange(pool_n, n, dtype=np.int64)
+            pool = self.train_manifest.iloc[:pool_n]
+            if self.drcdown_selector is None:
+                self.drcdown_selector = DRCDownSelector(
+                    list(pool["path"].astype(str)),
+                    pool["score"].to_numpy(dtype=np.float64),
+                    self.drcdown_cfg,
+                    seed=self.seed,
+                )
+            if stage in (None, "fit"):
+                self.drcdown_selector.reset()
+                self._check_reload()
+
+    def _check_reload(self) -> None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return
+        if int(trainer.reload_dataloaders_every_n_epochs) != 1 and trainer.max_epochs != 1:
+            raise ConfigError(
+                f"reshape.drcdown=true needs trainer.reload_dataloaders_every_n_epochs=1 "
+                f"(found {trainer.reload_dataloaders_every_n_epochs}): the train loader must "
+                f"be rebuilt every epoch to serve that epoch's DRCDown subset"
+            )
+
+    # ------------------------------------------------------------- per-epoch subset
+    def epoch_subset(self, epoch: int) -> EpochSubset | None:
+        """DRCDown's decision for ``epoch`` (computed from the trainer's model on first
+        request); ``None`` when DRCDown is off."""
+        if not self.drcdown:
+            return None
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.lightning_module is None:
+            raise ConfigError(
+                "DRCDown needs the model: train_indices() with reshape.drcdown=true must be "
+                "called while the datamodule is attached to a Trainer (trainer.fit)"
+            )
+        assert self.drcdown_selector is not None
+        return self.drcdown_selector(trainer, int(epoch))
+
+    def train_indices(self, epoch: int) -> np.ndarray:
+        """Rows of ``train_manifest`` for ``epoch``: DRCDown's kept rows of the pool plus
+        every row outside the pool (the upsampled samples, by default)."""
+        self._require_setup()
+        if not self.drcdown:
+            return np.arange(len(self.train_manifest), dtype=np.int64)
+        subset = self.epoch_subset(epoch)
+        assert subset is not None
+        kept = self._pool[subset.kept]
+        return np.sort(np.concatenate([kept, self._always]))
+
+    def train_dataloader(self) -> DataLoader:
+        """The loader of this epoch's subset; then the RNGs are seeded from (seed, epoch)."""
+        loader = super().train_dataloader()
+        if self.reseed_every_epoch:
+            seed_epoch_rngs(self.seed, self.current_epoch())
+        return loader
+
+    # ------------------------------------------------------------- reporting
+    def protocol(self) -> dict[str, Any]:
+        """What a results table must state about how this data was used."""
+        return {
+            "train": f"{self.train_entry['name']} {self.train_entry['options'] or ''}".strip(),
+            "n_train_original": self.n_original,
+            "n_upsampled": 0 if self.upsampled is None else len(self.upsampled.manifest),
+            "upsample_key": None if self.upsampled is None else self.upsampled.key,
+            "ddcup": self.ddcup,
+            "drcdown": self.drcdown,
+            "drcdown_on_upsampled": self.drcdown_on_upsampled,
+            **{k: self.reshape[k] for k in _PROTOCOL_KEYS},
+            "val": f"{self.val_fraction:.2f} of training refs held out",
+            "eval_crops": f"{self.eval_crops} x {self.eval_crop_mode} {self.crop_size}",
+            "seed": self.seed,
+            "git": git_sha(),
+        }
