@@ -1,0 +1,311 @@
+"""Score images with a trained checkpoint: ``load_model(path).score(image)``.
+
+>>> from syndr_lightning import load_model
+>>> m = load_model("run/checkpoints/last.ckpt")       # doctest: +SKIP
+>>> m.score("photo.jpg")                              # doctest: +SKIP
+6.83
+
+Scores are on 0..10, higher is better (the model's output, clipped to that range). Each
+image is decoded to RGB, cut into ``crops`` random crops of the training crop size (the
+same crops for the same image size every time: the crop positions depend on the seed,
+not on the call order) or one centre crop, ImageNet-normalised, and the crop predictions
+are averaged, exactly as in validation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from syndr_lightning.data.datasets.base import IMAGE_SUFFIXES
+from syndr_lightning.data.transforms import EvalTransform
+from syndr_lightning.utils.errors import ConfigError, InputError
+
+__all__ = [
+    "DEFAULT_CROP_SIZE",
+    "ImageLike",
+    "Scorer",
+    "collect_images",
+    "load_model",
+    "read_checkpoint_meta",
+    "resolve_device",
+    "to_rgb_array",
+]
+
+ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray | torch.Tensor
+
+#: Crop size used when the checkpoint does not record the datamodule's ``crop_size``.
+DEFAULT_CROP_SIZE = 224
+SCORE_RANGE = (0.0, 10.0)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` -> CUDA when available else CPU; anything else must be a usable device."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(
+            f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:0 or auto"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use cpu")
+    return dev
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """Any supported image input -> ``uint8 [H,W,3]`` RGB.
+
+    Accepts a file path, a PIL image, a numpy array ``[H,W,3]`` / ``[H,W]`` (uint8, or
+    float in 0..1) or a tensor ``[3,H,W]`` (uint8, or float in 0..1; raw RGB, not
+    normalised). Unreadable files raise InputError naming the file.
+    """
+    if isinstance(image, str | os.PathLike):
+        path = Path(image)
+        if not path.is_file():
+            raise InputError(f"image file {str(path)!r} does not exist")
+        try:
+            with Image.open(path) as img:
+                return np.array(img.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise InputError(
+                f"cannot decode {str(path)!r} as an image ({type(exc).__name__}: {exc}); "
+                f"supported formats: {', '.join(IMAGE_SUFFIXES)}"
+            ) from None
+    if isinstance(image, Image.Image):
+        return np.array(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, torch.Tensor):
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise InputError(
+                f"a tensor image must be [3,H,W] (or [1,H,W]) raw RGB; got shape "
+                f"{tuple(image.shape)} (pass a batch as a list or score_batch)"
+            )
+        image = image.detach().cpu().permute(1, 2, 0).numpy()
+    if isinstance(image, np.ndarray):
+        return _array_to_uint8(image)
+    raise InputError(
+        f"cannot score an object of type {type(image).__name__}; pass a path, a PIL image, "
+        "a numpy array [H,W,3] or a tensor [3,H,W]"
+    )
+
+
+def _array_to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise InputError(f"an array image must be [H,W], [H,W,3] or [H,W,4]; got {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = arr[..., :3]
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"array images must be uint8 or float in 0..1; got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError("the image contains NaN or infinite values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-3 or hi > 1.0 + 1e-3:
+        raise InputError(
+            f"float images must be raw RGB in 0..1 (not normalised); found values "
+            f"{lo:.3f}..{hi:.3f}: divide by 255 or undo the normalisation"
+        )
+    return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders (recursively, by image suffix) into a sorted file list.
+
+    Files named explicitly are kept whatever their suffix (an unreadable one is reported
+    when scored). A path that does not exist, or no image at all, raises InputError.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+    missing: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.is_file():
+            found = [path]
+        else:
+            missing.append(str(path))
+            continue
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+    if missing:
+        raise InputError(
+            f"{len(missing)} input path(s) do not exist (first: {missing[0]!r}); pass image "
+            "files or folders"
+        )
+    if not out:
+        raise InputError(
+            f"no images found in the given inputs; expected files or folders containing "
+            f"{', '.join(IMAGE_SUFFIXES)}"
+        )
+    return out
+
+
+def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Facts about a checkpoint needed for scoring: backbone, crop size (when recorded)."""
+    ckpt = _load_checkpoint(path)
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    dm = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    crop = dm.get("crop_size")
+    return {
+        "backbone": hp.get("backbone"),
+        "init_weights": hp.get("init_weights") or hp.get("weights"),
+        "crop_size": int(crop) if crop is not None else None,
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+    }
+
+
+def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    where = Path(path).expanduser()
+    if not where.is_file():
+        raise InputError(
+            f"checkpoint {str(where)!r} does not exist; pass a .ckpt written by training "
+            "(see the run's checkpoints/ folder)"
+        )
+    try:
+        ckpt = torch.load(where, map_location="cpu", weights_only=False)
+    except Exception as exc:  # corrupt or foreign file: say so in one line
+        raise InputError(
+            f"cannot read checkpoint {str(where)!r} ({type(exc).__name__}: {exc}); is it a "
+            "Lightning checkpoint written by syndr_lightning?"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise InputError(
+            f"{str(where)!r} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt "
+            "written by training"
+        )
+    return ckpt
+
+
+@dataclass
+class Scorer:
+    """A trained BIQA model with its evaluation preprocessing; see :func:`load_model`."""
+
+    module: torch.nn.Module
+    crop_size: int = DEFAULT_CROP_SIZE
+    crops: int = 5
+    crop_mode: str = "random"
+    seed: int = 0
+    batch_size: int = 16
+    device: str | torch.device = "cpu"
+
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.device)
+        self.transform = EvalTransform(self.crop_size, self.crops, self.crop_mode, self.seed)
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"batch_size must be >= 1; got {self.batch_size}")
+        self.module.to(self.device).eval()
+
+    # ------------------------------------------------------------ preprocessing
+    def preprocess(self, image: ImageLike) -> torch.Tensor:
+        """One image -> normalised crops ``[n_crops,3,S,S]`` (crop positions fixed by seed)."""
+        return self.transform(to_rgb_array(image), 0)
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def score_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B]`` (0..10) of normalised crop stacks ``[B,n,3,S,S]`` or ``[B,3,S,S]``."""
+        if crops.dim() == 4:
+            crops = crops[:, None]
+        if crops.dim() != 5:
+            raise InputError(f"crops must be [B,n,3,S,S] or [B,3,S,S]; got {tuple(crops.shape)}")
+        b, n = crops.shape[:2]
+        score, _ = self.module(crops.flatten(0, 1).to(self.device))
+        return score.float().view(b, n).mean(1).clamp(*SCORE_RANGE).cpu()
+
+    @torch.no_grad()
+    def features_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Crop-averaged backbone features ``[B,d]`` of crop stacks ``[B,n,3,S,S]``."""
+        if crops.dim() == 4:
+            crops = crops[:, None]
+        b, n = crops.shape[:2]
+        _, feats = self.module(crops.flatten(0, 1).to(self.device))
+        return feats.float().view(b, n, -1).mean(1).cpu()
+
+    def score(self, image: ImageLike | Sequence[ImageLike]) -> float | list[float]:
+        """Score one image (path, PIL image, array or tensor ``[3,H,W]``) or a list of them.
+
+        A tensor ``[B,3,H,W]`` is scored as a batch of B images (returns a list).
+        """
+        if isinstance(image, torch.Tensor) and image.dim() == 4:
+            return self.score_batch(list(image))
+        if isinstance(image, list | tuple):
+            return self.score_batch(image)
+        return self.score_batch([image])[0]
+
+    def score_batch(self, images: Sequence[ImageLike]) -> list[float]:
+        """Scores of ``images`` in order, ``batch_size`` images per forward pass."""
+        out: list[float] = []
+        for chunk in _chunks(list(images), self.batch_size):
+            stack = torch.stack([self.preprocess(img) for img in chunk])
+            out.extend(float(s) for s in self.score_crops(stack))
+        return out
+
+    def features(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """Crop-averaged features ``[N,d]`` of ``images`` (for UMAP figures)."""
+        feats: list[torch.Tensor] = []
+        for chunk in _chunks(list(images), self.batch_size):
+            feats.append(self.features_crops(torch.stack([self.preprocess(i) for i in chunk])))
+        if not feats:
+            raise InputError("features() needs at least one image")
+        return torch.cat(feats).numpy()
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    crops: int = 5,
+    crop_size: int | None = None,
+    crop_mode: str = "random",
+    device: str | torch.device | None = "cpu",
+    batch_size: int = 16,
+    seed: int = 0,
+) -> Scorer:
+    """Load a training checkpoint as a :class:`Scorer` with ``.score(image)``.
+
+    ``crop_size`` defaults to the one the checkpoint's datamodule recorded (else 224);
+    ``crops`` random crops (or one centre crop with ``crop_mode="center"``) are averaged.
+    """
+    from syndr_lightning.models.module import BIQAModule
+
+    meta = read_checkpoint_meta(path)
+    try:
+        module = BIQAModule.load_from_checkpoint(str(path), map_location="cpu")
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise InputError(
+            f"checkpoint {str(path)!r} does not match the BIQA model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); was it written by "
+            "syndr_lightning training?"
+        ) from None
+    size = int(crop_size) if crop_size is not None else (meta["crop_size"] or DEFAULT_CROP_SIZE)
+    return Scorer(
+        module=module,
+        crop_size=size,
+        crops=int(crops),
+        crop_mode=crop_mode,
+        seed=int(seed),
+        batch_size=int(batch_size),
+        device=resolve_device(device),
+    )

@@ -1,0 +1,153 @@
+"""Export a trained BIQA model to TorchScript or ONNX for use without this package.
+
+The exported graph takes **raw RGB crops** ``float32 [B,3,S,S]`` in 0..1 (``S`` = the
+training crop size, recorded in the file's metadata) and returns scores ``[B]`` on 0..10
+(higher is better, clipped). ImageNet normalisation is inside the graph. To score an
+image the way ``syndr predict`` does, cut ``n`` crops, score them, and average.
+
+Metadata (crop size, normalisation, input/output meaning) is stored with the model:
+TorchScript as the extra file ``syndr.json``, ONNX as ``metadata_props``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from syndr_lightning.models.backbones import IMAGENET_MEAN, IMAGENET_STD
+from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.io import atomic_path
+
+__all__ = [
+    "FORMATS",
+    "ExportableScorer",
+    "export_model",
+    "load_torchscript",
+    "run_onnx",
+]
+
+FORMATS = ("torchscript", "onnx")
+
+
+class ExportableScorer(nn.Module):
+    """Raw RGB crops ``[B,3,S,S]`` in 0..1 -> scores ``[B]`` in 0..10 (normalises inside)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.backbone = module.backbone
+        self.head = module.head
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Score a batch of raw crops."""
+        feats = self.backbone((x - self.mean) / self.std)
+        return self.head(feats).squeeze(-1).clamp(0.0, 10.0)
+
+
+def _metadata(crop_size: int, source: str) -> dict[str, str]:
+    return {
+        "producer": "syndr_lightning",
+        "input": "float32 [B,3,S,S] raw RGB in 0..1 (normalisation is inside the model)",
+        "output": "float32 [B] quality score 0..10, higher is better; average over crops",
+        "crop_size": str(int(crop_size)),
+        "mean": json.dumps(list(IMAGENET_MEAN)),
+        "std": json.dumps(list(IMAGENET_STD)),
+        "checkpoint": source,
+    }
+
+
+def export_model(
+    module: nn.Module,
+    fmt: str,
+    out: str | os.PathLike[str],
+    *,
+    crop_size: int,
+    source: str = "",
+    opset: int = 18,
+) -> Path:
+    """Write ``module`` (a BIQAModule) as ``fmt`` (torchscript|onnx) to ``out`` atomically."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format {fmt!r} is unknown; choose one of {', '.join(FORMATS)}")
+    if int(crop_size) < 8:
+        raise ConfigError(f"crop_size must be >= 8; got {crop_size}")
+    wrapper = ExportableScorer(copy.deepcopy(module)).eval().cpu()
+    wrapper.requires_grad_(False)  # the exported graph is for inference only
+    gen = torch.Generator().manual_seed(0)
+    example = torch.rand(2, 3, int(crop_size), int(crop_size), generator=gen)
+    meta = _metadata(crop_size, source)
+    final = Path(out)
+    with atomic_path(final) as tmp:
+        if fmt == "torchscript":
+            # TorchScript is deprecated upstream but still the one dependency-free format
+            # that C++ (libtorch) and mobile runtimes load.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                traced = torch.jit.trace(wrapper, example)
+                torch.jit.save(traced, str(tmp), _extra_files={"syndr.json": json.dumps(meta)})
+        else:
+            _export_onnx(wrapper, example, tmp, meta, opset)
+    return final
+
+
+def _export_onnx(
+    wrapper: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[str, str], opset: int
+) -> None:
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "ONNX export needs the 'onnx' package: pip install 'syndr-lightning[export]'"
+        ) from None
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["score"],
+            dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    model = onnx.load(str(tmp))
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp))
+
+
+def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an exported TorchScript scorer and its metadata."""
+    extra = {"syndr.json": ""}
+    where = Path(path)
+    if not where.is_file():
+        raise InputError(f"exported model {str(where)!r} does not exist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = torch.jit.load(str(where), map_location="cpu", _extra_files=extra)
+    meta = json.loads(extra["syndr.json"] or "{}")
+    return model, meta
+
+
+def run_onnx(path: str | os.PathLike[str], crops: np.ndarray) -> np.ndarray:
+    """Run an exported ONNX scorer on raw crops ``[B,3,S,S]`` (onnxruntime if installed,
+    else the ``onnx`` package's reference evaluator, slow but dependency-free)."""
+    x = np.ascontiguousarray(crops, dtype=np.float32)
+    try:
+        import onnxruntime as ort
+    except ModuleNotFoundError:
+        from onnx.reference import ReferenceEvaluator
+
+        return np.asarray(ReferenceEvaluator(str(path)).run(None, {"image": x})[0])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"image": x})[0])

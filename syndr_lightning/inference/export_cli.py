@@ -1,0 +1,57 @@
+"""``syndr export``: write a checkpoint as TorchScript or ONNX.
+
+    syndr export --ckpt run/checkpoints/last.ckpt --format onnx --out model.onnx
+
+The exported model maps raw RGB crops ``[B,3,S,S]`` in 0..1 to scores ``[B]`` on 0..10;
+see ``syndr_lightning.inference.export`` for the contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from syndr_lightning.utils.errors import SyndrError
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Body of ``syndr export``; returns the exit code."""
+    from syndr_lightning.inference.api import load_model
+    from syndr_lightning.inference.export import export_model
+
+    try:
+        scorer = load_model(args.ckpt, crop_size=args.crop_size, crops=1)
+        out = export_model(
+            scorer.module,
+            args.format,
+            args.out,
+            crop_size=scorer.crop_size,
+            source=str(args.ckpt),
+            opset=args.opset,
+        )
+    except SyndrError as exc:
+        print(f"syndr export: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"exported {args.format} model (input [B,3,{scorer.crop_size},{scorer.crop_size}]) -> {out}"
+    )
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``export`` subcommand."""
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint as TorchScript or ONNX",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by training")
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.set_defaults(func=run)

@@ -1,0 +1,83 @@
+"""``syndr export``: TorchScript and ONNX files score like the checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from inference_helpers import CROP, make_checkpoint
+from onnx.reference import ReferenceEvaluator
+
+from syndr_lightning.cli import main as syndr_main
+from syndr_lightning.inference.api import load_model
+from syndr_lightning.inference.export import export_model, load_torchscript
+from syndr_lightning.models.backbones import IMAGENET_MEAN, IMAGENET_STD
+from syndr_lightning.utils.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("exp") / "tiny.ckpt", seed=3)
+
+
+def _fixed_crops(n: int = 4) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(7)
+    return torch.rand(n, 3, CROP, CROP, generator=gen)
+
+
+def _reference_scores(ckpt: Path, raw: torch.Tensor) -> np.ndarray:
+    scorer = load_model(ckpt, crops=1, crop_size=CROP)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return scorer.score_crops((raw - mean) / std).numpy()
+
+
+def test_torchscript_round_trip(ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    assert syndr_main(
+        ["export", "--ckpt", str(ckpt), "--format", "torchscript", "--out", str(out),
+         "--crop-size", str(CROP)]
+    ) == 0  # fmt: skip
+    model, meta = load_torchscript(out)
+    assert meta["crop_size"] == str(CROP)
+    raw = _fixed_crops()
+    expected = _reference_scores(ckpt, raw)
+    assert np.ptp(expected) > 1e-3  # image-dependent scores, not a constant
+    with torch.no_grad():
+        got = model(raw).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # Any batch size works after tracing.
+    with torch.no_grad():
+        np.testing.assert_allclose(model(raw[:1]).numpy(), expected[:1], atol=1e-4)
+
+
+def test_onnx_round_trip(ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.onnx"
+    assert syndr_main(
+        ["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(out),
+         "--crop-size", str(CROP)]
+    ) == 0  # fmt: skip
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["crop_size"] == str(CROP) and meta["producer"] == "syndr_lightning"
+    raw = _fixed_crops(3)
+    expected = _reference_scores(ckpt, raw)
+    got = ReferenceEvaluator(str(out)).run(None, {"image": raw.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_export_errors(ckpt: Path, tmp_path: Path, capsys) -> None:
+    scorer = load_model(ckpt, crops=1, crop_size=CROP)
+    with pytest.raises(ConfigError, match="unknown"):
+        export_model(scorer.module, "tflite", tmp_path / "m.tflite", crop_size=CROP)
+    code = syndr_main(
+        ["export", "--ckpt", str(tmp_path / "none.ckpt"), "--format", "onnx", "--out",
+         str(tmp_path / "m.onnx")]
+    )  # fmt: skip
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
