@@ -216,3 +216,41 @@ def test_clear_errors_for_mat_xlsx_and_text_files(tmp_path: Path) -> None:
     (live / "jp2k" / "img3.bmp").unlink()  # the last jp2k entry: the folder sizes disagree
     with pytest.raises(DatasetError, match=r"dmos_realigned\.mat has 15 entries"):
         load_dataset("live", live)
+
+
+def test_generic_csv_and_folder_errors(tmp_path: Path) -> None:
+    csv = write_fixture("csv", tmp_path / "g", n_refs=1, n_images=2)
+    flipped = load_dataset("csv", csv, higher_is_better=False, dataset_name="mine")
+    assert set(flipped["dataset"]) == {"mine"}
+    assert flipped.loc[flipped["raw_score"].idxmin(), "score"] == pytest.approx(10.0)
+    with pytest.raises(DatasetError, match="CSV file itself"):
+        load_dataset("csv", csv.parent)
+    (tmp_path / "bad.csv").write_text("path,mos\na.png,3\n")
+    with pytest.raises(DatasetError, match=r"lacks columns \['score'\]"):
+        load_dataset("csv", tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text("path,score\na.png,good\n")
+    with pytest.raises(DatasetError, match="must be numeric"):
+        load_dataset("csv", tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text("path,score,level\na.png,3,1.5\n")
+    with pytest.raises(DatasetError, match="must hold integers"):
+        load_dataset("csv", tmp_path / "bad.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        load_dataset("folder", tmp_path / "empty")
+
+
+def test_check_flags_scores_outside_the_published_range(tmp_path: Path) -> None:
+    root = write_fixture("tid2013", tmp_path / "t", n_refs=1, types=[1], levels=[1, 2])
+    lines = (root / "mos_with_names.txt").read_text().splitlines()
+    lines[0] = "55.0 " + lines[0].split()[1]  # a 0..100 score in a 0..9 dataset
+    (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
+    report = check_dataset("tid2013", root)
+    assert report["usable"]
+    assert any("outside the published range" in p for p in report["problems"])
+
+
+def test_fixture_writer_rejects_unknown_names_and_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no fixture writer"):
+        write_fixture("imagenet", tmp_path)
+    with pytest.raises(ConfigError, match=r"unknown options \['n_images'\]"):
+        write_fixture("kadid10k", tmp_path, n_images=3)
