@@ -46,7 +46,7 @@ def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.n
 def _as_pair(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(pred.detach().cpu() if torch.is_tensor(pred) else pred, dtype=np.float64)
     t = np.asarray(target.detach().cpu() if torch.is_tensor(target) else target, np.float64)
-    p, t = p.reshape(-1), t.reshape(-1)
+    p, t = np.ascontiguousarray(p.reshape(-1)), np.ascontiguousarray(t.reshape(-1))
     if p.shape != t.shape:
         raise InputError(
             f"pred and target must have the same length, got {p.shape[0]} and {t.shape[0]}"
@@ -75,17 +75,27 @@ def logistic_plcc(pred: Any, target: Any) -> float:
     plain = _pearson(p, t)
     if p.size < 5 or np.ptp(p) == 0 or np.ptp(t) == 0:
         return plain
-    # Initial guess: the curve spans the target range, centred at the prediction mean.
+    # The curve spans the target range, centred on the predictions; least squares is
+    # non-convex in the slope, so start from a few slopes and keep the best fit.
     sign = 1.0 if (np.isnan(plain) or plain >= 0) else -1.0
     b1, b2 = (t.max(), t.min()) if sign > 0 else (t.min(), t.max())
-    p0 = [b1, b2, float(p.mean()), float(p.std()) or 1.0]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            params, _ = curve_fit(logistic4, p, t, p0=p0, maxfev=10000)
-        mapped = logistic4(p, *params)
-    except (RuntimeError, ValueError, FloatingPointError):
+    spread = float(p.std()) or 1.0
+    best_sse, mapped = np.inf, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for slope in (1.0, 0.3, 0.1, 3.0):
+            try:
+                params, _ = curve_fit(
+                    logistic4, p, t, p0=[b1, b2, float(np.median(p)), spread * slope], maxfev=5000
+                )
+            except (RuntimeError, ValueError, FloatingPointError):
+                continue
+            candidate = logistic4(p, *params)
+            sse = float(((candidate - t) ** 2).sum())
+            if np.isfinite(sse) and sse < best_sse:
+                best_sse, mapped = sse, candidate
+    if mapped is None:
         return plain
     if not np.all(np.isfinite(mapped)) or np.ptp(mapped) == 0:
         return plain

@@ -234,12 +234,14 @@ def _build_plain(spec: BackboneSpec) -> nn.Module:
 
 
 def _read_file(path: Path) -> Any:
+    errors = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Lightning checkpoints may pickle config objects; the user chose this local file.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError) as exc:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            # Lightning checkpoints may pickle config objects; the user chose this file.
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except errors as exc:
         raise ConfigError(
             f"model.weights={str(path)!r} is not a readable PyTorch checkpoint ({exc}); pass a "
             f"file saved with torch.save(state_dict) or a Lightning .ckpt"

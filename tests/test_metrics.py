@@ -1,0 +1,91 @@
+"""IQA metrics against scipy on known inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats as ss
+import torch
+
+from syndr_lightning.metrics import (
+    IQAMetrics,
+    LogisticPLCC,
+    iqa_metrics,
+    logistic4,
+    logistic_plcc,
+)
+from syndr_lightning.utils.errors import InputError
+
+
+@pytest.fixture()
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=300)
+    y = 4.0 * np.tanh(1.5 * x) + 0.2 * rng.normal(size=300)
+    return x, y
+
+
+def test_iqa_metrics_match_scipy(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = pair
+    got = iqa_metrics(x, y)
+    assert got["srcc"] == pytest.approx(ss.spearmanr(x, y)[0], abs=1e-6)
+    assert got["plcc"] == pytest.approx(ss.pearsonr(x, y)[0], abs=1e-6)
+    assert got["krcc"] == pytest.approx(ss.kendalltau(x, y)[0], abs=1e-6)
+
+
+def test_known_values() -> None:
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert iqa_metrics(x, x[::-1])["srcc"] == pytest.approx(-1.0)
+    # One swapped pair out of 10: KRCC = (9 - 1) / 10.
+    y = np.array([1.0, 2.0, 4.0, 3.0, 5.0])
+    assert iqa_metrics(x, y)["krcc"] == pytest.approx(0.8)
+    assert iqa_metrics(x, y)["srcc"] == pytest.approx(0.9)
+
+
+def test_logistic_plcc_recovers_a_logistic_relation() -> None:
+    x = np.linspace(-3, 3, 80)
+    y = logistic4(x, 9.0, 1.0, 0.3, 0.3)
+    assert ss.pearsonr(x, y)[0] < 0.97  # plain PLCC is hurt by the nonlinearity
+    assert logistic_plcc(x, y) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_logistic_plcc_matches_scipy_after_fit(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    from scipy.optimize import curve_fit
+
+    x, y = pair
+    params, _ = curve_fit(
+        logistic4, x, y, p0=[y.max(), y.min(), np.median(x), x.std()], maxfev=10000
+    )
+    expected = ss.pearsonr(logistic4(x, *params), y)[0]
+    assert logistic_plcc(x, y) == pytest.approx(expected, abs=1e-6)
+    assert logistic_plcc(x, y) > ss.pearsonr(x, y)[0]
+
+
+def test_logistic_plcc_falls_back_on_tiny_input() -> None:
+    x = np.array([1.0, 2.0, 3.0])
+    y = np.array([1.0, 3.0, 2.0])
+    assert logistic_plcc(x, y) == pytest.approx(ss.pearsonr(x, y)[0])
+
+
+def test_metric_objects_accumulate_batches(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = pair
+    m, lg = IQAMetrics(), LogisticPLCC()
+    for chunk in np.array_split(np.arange(len(x)), 4):
+        m.update(torch.tensor(x[chunk]), torch.tensor(y[chunk]))
+        lg.update(torch.tensor(x[chunk]), torch.tensor(y[chunk]))
+    out = m.compute()
+    ref = iqa_metrics(x, y)
+    for key, value in ref.items():
+        assert float(out[key]) == pytest.approx(value, abs=1e-6)
+    assert float(lg.compute()) == pytest.approx(ref["plcc_logistic"], abs=1e-9)
+
+
+def test_bad_inputs_raise_input_error() -> None:
+    with pytest.raises(InputError, match="same length"):
+        iqa_metrics([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(InputError, match="at least 2"):
+        iqa_metrics([1.0], [1.0])
+    with pytest.raises(InputError, match="finite"):
+        iqa_metrics([1.0, np.nan, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(InputError, match="no predictions"):
+        IQAMetrics().compute()

