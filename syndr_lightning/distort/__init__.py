@@ -1,6 +1,7 @@
 """GenDist: KADID-10k's 25 distortion types x 5 levels, seeded, batched where possible."""
 
 from syndr_lightning.distort.core import derive_seed, distort_batch, distort_image
+from syndr_lightning.distort.generator import generate
 from syndr_lightning.distort.spec import ALL_LEVELS, ALL_TYPES, SPECS, DistortionSpec, describe
 
 __all__ = [
@@ -14,11 +15,3 @@ __all__ = [
     "distort_image",
     "generate",
 ]
-
-
-def __getattr__(name: str):
-    if name == "generate":
-        from syndr_lightning.distort.generate import generate
-
-        return generate
-    raise AttributeError(name)

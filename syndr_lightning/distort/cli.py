@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     levels = args.levels or list(ALL_LEVELS)
     try:
         if args.preview:
-            from syndr_lightning.distort.generate import load_rgb
+            from syndr_lightning.distort.generator import load_rgb
             from syndr_lightning.distort.preview import render_preview
 
             ref = Path(args.refs)
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not args.out:
             raise InputError("--out is required unless --preview is given")
-        from syndr_lightning.distort.generate import MANIFEST_NAME, generate
+        from syndr_lightning.distort.generator import MANIFEST_NAME, generate
 
         df = generate(
             _list_images(Path(args.refs)),

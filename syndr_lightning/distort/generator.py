@@ -121,11 +121,14 @@ def _read_manifest(path: Path) -> pd.DataFrame:
 
 
 def _write_manifest(
-    out_dir: Path, name: str, old: pd.DataFrame, rows: list[dict[str, object]]
+    out_dir: Path, name: str, old: pd.DataFrame, jobs: Sequence[Job]
 ) -> pd.DataFrame:
+    """Rewrite the manifest atomically: earlier rows plus this run's jobs, where the file exists."""
+    rows = [_row(j) for j in jobs]
     df = pd.concat([old, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))], ignore_index=True)
     df = df.drop_duplicates(subset="path", keep="last")
-    df = df[[(out_dir / str(p)).exists() for p in df["path"]]]
+    exists = np.array([(out_dir / str(p)).exists() for p in df["path"]], dtype=bool)
+    df = df.loc[exists]
     df = df.sort_values(["ref", "type", "level"], kind="stable").reset_index(drop=True)
     with atomic_open(out_dir / name, "w", newline="") as fh:
         df.to_csv(fh, index=False)
@@ -231,7 +234,6 @@ def generate(
         if id(j) not in batched_ids:
             per_ref[j.ref].append(j)
 
-    rows: list[dict[str, object]] = []
     last_write = time.monotonic()
     prog = _progress(progress)
     try:
@@ -240,10 +242,9 @@ def generate(
 
             def done(new_rows: list[dict[str, object]]) -> None:
                 nonlocal last_write
-                rows.extend(new_rows)
                 prog.advance(task, len(new_rows))
                 if time.monotonic() - last_write > MANIFEST_EVERY_S:
-                    _write_manifest(out, manifest_name, old, rows)
+                    _write_manifest(out, manifest_name, old, jobs)
                     last_write = time.monotonic()
 
             if workers > 0 and per_ref:
@@ -260,7 +261,7 @@ def generate(
                 for units in per_ref.values():
                     done(_run_unit(units, den))
     finally:
-        _write_manifest(out, manifest_name, old, rows)
+        _write_manifest(out, manifest_name, old, jobs)
 
     df = pd.DataFrame([_row(j) for j in jobs], columns=list(MANIFEST_COLUMNS))
     df["path"] = [str((out / p).resolve()) for p in df["path"]]

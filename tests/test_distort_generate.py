@@ -1,0 +1,207 @@
+"""GenDist output side: generate() (resume, atomicity, manifest, workers), CLI, preview, DnCNN."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from syndr_lightning.cli import main as syndr_main
+from syndr_lightning.distort import derive_seed, distort_image, generate
+from syndr_lightning.distort import generator as gen_mod
+from syndr_lightning.distort.dncnn import DnCNN, load_dncnn_denoiser
+from syndr_lightning.utils.errors import InputError
+
+
+def _make_refs(folder: Path, n: int = 2, h: int = 32, w: int = 40) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(n):
+        y, x = np.mgrid[0:h, 0:w]
+        img = np.stack([x * 255 / w, y * 255 / h, rng.random((h, w)) * 255], -1).astype(np.uint8)
+        p = folder / f"I{i:02d}.png"
+        Image.fromarray(img).save(p)
+        paths.append(p)
+    return paths
+
+
+def _pngs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
+def test_generate_writes_files_manifest_and_resumes(tmp_path: Path) -> None:
+    refs = _make_refs(tmp_path / "refs")
+    out = tmp_path / "out"
+    df = generate(refs, out, types=[1, 10, 23], levels=[1, 5], seed=3, progress=False)
+    assert len(df) == 2 * 3 * 2
+    assert list(df.columns) == ["ref", "type", "level", "path", "seed"]
+    assert "I00_10_05.png" in _pngs(out) and len(_pngs(out)) == 12
+    # bytes equal the single-image API with the derived seed
+    img = np.asarray(Image.open(refs[1]).convert("RGB"))
+    expect = distort_image(img, 23, 5, derive_seed(3, "I01", 23, 5))
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "I01_23_05.png")), expect)
+    csv = pd.read_csv(out / "manifest.csv", dtype={"ref": str})
+    assert len(csv) == 12 and (csv["path"].str.endswith(".png")).all()
+    assert not any(Path(p).is_absolute() for p in csv["path"])
+    row = csv[(csv["ref"] == "I01") & (csv["type"] == 23) & (csv["level"] == 5)]
+    assert int(row["seed"].iloc[0]) == derive_seed(3, "I01", 23, 5)
+
+    # resume: a finished file is skipped (its mtime is kept), a deleted one is remade
+    keep = out / "I00_01_01.png"
+    os.utime(keep, (1_000_000, 1_000_000))
+    (out / "I01_10_01.png").unlink()
+    df2 = generate(refs, out, types=[1, 10, 23], levels=[1, 5], seed=3, progress=False)
+    assert keep.stat().st_mtime == 1_000_000
+    assert (out / "I01_10_01.png").exists() and len(df2) == 12
+
+    # a later request for more types keeps the earlier manifest rows
+    generate(refs, out, types=[17], levels=[3], seed=3, progress=False)
+    assert len(pd.read_csv(out / "manifest.csv")) == 14
+
+    # mixing seeds in one folder is refused
+    with pytest.raises(InputError, match="seed"):
+        generate(refs, out, types=[1], levels=[1], seed=4, progress=False)
+
+
+def test_generate_never_leaves_partial_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = _make_refs(tmp_path / "refs", n=1)
+    out = tmp_path / "out"
+    real = gen_mod.distort_image
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen_mod, "distort_image", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        generate(refs, out, types=[1, 17], levels=[1, 3], seed=0, progress=False)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["I00_01_01.png", "I00_01_03.png", "manifest.csv"]  # no temp files
+    assert len(pd.read_csv(out / "manifest.csv")) == 2  # written on interrupt
+    monkeypatch.setattr(gen_mod, "distort_image", real)
+    generate(refs, out, types=[1, 17], levels=[1, 3], seed=0, progress=False)
+    assert len(_pngs(out)) == 4 and len(pd.read_csv(out / "manifest.csv")) == 4
+
+
+def test_generate_with_workers_and_batched_device_match(tmp_path: Path) -> None:
+    refs = _make_refs(tmp_path / "refs", n=3)
+    a, b = tmp_path / "a", tmp_path / "b"
+    types, levels = [3, 9, 21], [1, 5]
+    generate(refs, a, types=types, levels=levels, seed=1, workers=1, progress=False)
+    # explicit device: torch types batched in this process, the rest inline
+    generate(
+        refs,
+        b,
+        types=types,
+        levels=levels,
+        seed=1,
+        workers=0,
+        progress=False,
+        device="cpu",
+        batch_size=2,
+    )
+    assert _pngs(a) == _pngs(b) and len(_pngs(a)) == 18
+    for name in _pngs(a):
+        x = np.asarray(Image.open(a / name)).astype(int)
+        y = np.asarray(Image.open(b / name)).astype(int)
+        assert np.abs(x - y).max() <= 1, name
+
+
+def test_generate_bad_inputs(tmp_path: Path) -> None:
+    refs = _make_refs(tmp_path / "refs", n=1)
+    with pytest.raises(InputError, match="not found"):
+        generate([tmp_path / "missing.png"], tmp_path / "o", types=[1], levels=[1], progress=False)
+    with pytest.raises(InputError, match=r"1\.\.25"):
+        generate(refs, tmp_path / "o", types=[0], levels=[1], progress=False)
+    dup = tmp_path / "other" / "I00.png"
+    dup.parent.mkdir()
+    dup.write_bytes(refs[0].read_bytes())
+    with pytest.raises(InputError, match="share the id"):
+        generate([refs[0], dup], tmp_path / "o", types=[1], levels=[1], progress=False)
+    bad = tmp_path / "bad" / "x.png"
+    bad.parent.mkdir()
+    bad.write_text("not an image")
+    with pytest.raises(InputError, match="cannot read"):
+        generate([bad], tmp_path / "o2", types=[1], levels=[1], progress=False)
+
+
+def test_cli_generate_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _make_refs(tmp_path / "refs", n=1)
+    out = tmp_path / "out"
+    rc = syndr_main(
+        [
+            "distort",
+            "--refs",
+            str(tmp_path / "refs"),
+            "--out",
+            str(out),
+            "--types",
+            "1,18",
+            "--levels",
+            "1,3,5",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and len(_pngs(out)) == 6
+    rc = syndr_main(
+        ["distort", "--refs", str(tmp_path / "nope"), "--out", str(out), "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("syndr distort: error:") and "\n" not in err
+    rc = syndr_main(
+        ["distort", "--refs", str(tmp_path / "refs"), "--out", str(out), "--types", "30"]
+    )
+    assert rc == 2 and "1..25" in capsys.readouterr().err
+
+
+def test_cli_preview_renders(tmp_path: Path) -> None:
+    ref = _make_refs(tmp_path / "refs", n=1, h=24, w=32)[0]
+    sheet = tmp_path / "sheet.png"
+    rc = syndr_main(
+        [
+            "distort",
+            "--preview",
+            str(sheet),
+            "--refs",
+            str(ref),
+            "--types",
+            "1,23",
+            "--levels",
+            "1,5",
+        ]
+    )
+    assert rc == 0
+    with Image.open(sheet) as im:
+        assert im.format == "PNG" and im.width > 300 and im.height > 200
+        assert len(np.unique(np.asarray(im.convert("L")))) > 50  # images, not a blank page
+
+
+def test_dncnn_checkpoint_is_used(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = DnCNN(depth=3, features=8)
+    ckpt = tmp_path / "dncnn.pt"
+    torch.save(model.state_dict(), ckpt)
+    den = load_dncnn_denoiser(ckpt)
+    noisy = np.random.default_rng(0).random((12, 16, 3))
+    with torch.no_grad():
+        expect = model.eval()(torch.from_numpy(noisy.transpose(2, 0, 1)).float().unsqueeze(1))
+    np.testing.assert_allclose(den(noisy), expect.squeeze(1).permute(1, 2, 0).numpy(), atol=1e-6)
+    img = (np.random.default_rng(1).random((24, 32, 3)) * 255).astype(np.uint8)
+    a = distort_image(img, 15, 2, seed=3, denoiser=ckpt)
+    b = distort_image(img, 15, 2, seed=3)
+    assert a.shape == img.shape and not np.array_equal(a, b)
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": torch.zeros(3)}, bad)
+    with pytest.raises(InputError, match="DnCNN"):
+        distort_image(img, 15, 2, seed=3, denoiser=bad)
