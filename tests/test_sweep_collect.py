@@ -121,3 +121,20 @@ def test_save_job_metrics_roundtrip(tmp_path: Path) -> None:
 
     path = save_job_metrics({"val/srcc": torch.tensor(0.25), "note": "x"}, tmp_path)
     assert json.loads(path.read_text())["metrics"] == {"val/srcc": 0.25}
+
+
+def test_check_sweep_devices_rule() -> None:
+    from syndr_lightning.utils.sweep import check_sweep_devices
+
+    ddp = {"devices": 4, "accelerator": "gpu", "strategy": "ddp"}
+    check_sweep_devices(ddp, "RUN")  # single runs may use DDP
+    check_sweep_devices({"devices": 1, "accelerator": "cpu"}, "RunMode.MULTIRUN")
+    check_sweep_devices({"devices": "auto", "accelerator": "cpu"}, "MULTIRUN")
+    with pytest.raises(ConfigError, match="one device per job"):
+        check_sweep_devices(ddp, "RunMode.MULTIRUN", "hydra._internal.core_plugins.BasicLauncher")
+    with pytest.raises(ConfigError, match="one device per job"):
+        check_sweep_devices({"devices": [0, 1]}, "MULTIRUN")
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    check_sweep_devices(ddp, "MULTIRUN", slurm, tasks_per_node=4)
+    with pytest.raises(ConfigError, match="tasks_per_node"):
+        check_sweep_devices(ddp, "MULTIRUN", slurm, tasks_per_node=1)
