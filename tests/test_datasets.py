@@ -254,3 +254,19 @@ def test_fixture_writer_rejects_unknown_names_and_options(tmp_path: Path) -> Non
         write_fixture("imagenet", tmp_path)
     with pytest.raises(ConfigError, match=r"unknown options \['n_images'\]"):
         write_fixture("kadid10k", tmp_path, n_images=3)
+
+
+@pytest.mark.slow
+def test_published_layouts_match_the_published_counts(tmp_path: Path) -> None:
+    live = write_fixture("live", tmp_path / "live", size=(8, 8), published=True)
+    report = check_dataset("live", live)
+    assert report["usable"] and report["images"] == 779 and report["references"] == 29
+    assert not any("published" in p for p in report["problems"]), report["problems"]
+
+    kadid = write_fixture("kadid10k", tmp_path / "kadid", size=(8, 8), ref_ids=range(81))
+    report = check_dataset("kadid10k", kadid)
+    assert report["images"] == 10_125 and report["references"] == 81
+    assert report["problems"] == []
+    cross = load_dataset("kadid10k", kadid, refs="cross74")
+    assert len(cross) == 74 * 25 * 5
+    assert len(load_dataset("kadid10k", kadid, refs="cross74", types="livec")) == 74 * 6 * 5

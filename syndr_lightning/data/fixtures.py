@@ -185,7 +185,13 @@ def _bid(root: Path, rng: np.random.Generator, size: Size, n_images: int = 6) ->
     return root
 
 
-def _live(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 3) -> Path:
+#: LIVE release 2: distorted images per folder (the rest of each folder are ref copies).
+LIVE_DISTORTED: tuple[int, ...] = (169, 175, 145, 145, 145)
+
+
+def _live(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 3,
+          published: bool = False) -> Path:  # fmt: skip
+    n_refs = 29 if published else n_refs
     refnames = [f"ref{i}.bmp" for i in range(n_refs)]
     refs = [reference_image(rng, size) for _ in refnames]
     for name, img in zip(refnames, refs, strict=True):
@@ -193,17 +199,20 @@ def _live(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 3) -> 
     all_names: list[str] = []
     dmos: list[float] = []
     orgs: list[int] = []
-    for folder, _ in LIVE_FOLDERS:
-        k = 0
-        # each folder: one distorted image per reference, plus one copy of the first ref
-        for j, (name, img) in enumerate(zip(refnames, refs, strict=True)):
-            for original in ([True] if j == 0 else []) + [False]:
-                k += 1
-                out = img if original else degrade(img, int(rng.integers(1, 6)), rng)
-                save_image(out, root / folder / f"img{k}.bmp")
-                all_names.append(name)
-                orgs.append(int(original))
-                dmos.append(0.0 if original else float(rng.uniform(10, 90)))
+    for f, (folder, n_published) in enumerate(LIVE_FOLDERS):
+        # small: one distorted image per reference plus one copy of the first reference;
+        # published: the release's folder sizes, references cycling
+        n_dist = LIVE_DISTORTED[f] if published else n_refs
+        n_orig = n_published - n_dist if published else 1
+        entries = [(j % n_refs, True) for j in range(n_orig)]
+        entries += [(j % n_refs, False) for j in range(n_dist)]
+        for k, (j, original) in enumerate(entries, start=1):
+            img = refs[j]
+            out = img if original else degrade(img, int(rng.integers(1, 6)), rng)
+            save_image(out, root / folder / f"img{k}.bmp")
+            all_names.append(refnames[j])
+            orgs.append(int(original))
+            dmos.append(0.0 if original else float(rng.uniform(10, 90)))
     _write_mat(
         root / "dmos_realigned.mat",
         {"dmos_new": np.array([dmos]), "orgs": np.array([orgs], dtype=np.float64)},
@@ -335,7 +344,8 @@ def write_fixture(
       ``levels`` (1, 3, 5)
     - ``livec`` / ``koniq10k`` / ``bid`` / ``spaq`` / ``folder``: ``n_images``
       (LIVEC also writes its 7 training entries); ``koniq10k``: ``resolution``
-    - ``live``: ``n_refs`` (3); ``csiq``: ``n_refs`` (2), ``levels`` (3), ``flat``
+    - ``live``: ``n_refs`` (3), ``published`` (the release's 982 entries, 779 distorted,
+      29 references); ``csiq``: ``n_refs`` (2), ``levels`` (3), ``flat``
       (all in ``dst_imgs_all/``), ``csv`` (plain ``csiq.DMOS.csv`` instead of the xlsx)
     - ``tid2013``: ``n_refs`` (2), ``types`` (1..24), ``levels`` (1..5)
     - ``pipal``: ``n_refs`` (2), ``per_class`` (1 image per distortion class 00..06)
