@@ -17,14 +17,14 @@ exactly in its start-of-epoch state and the batch count is right. See docs/syndr
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from syndr_lightning.callbacks.drcdown import (
     DRCDownConfig,
@@ -81,14 +81,50 @@ def _reshape_settings(reshape: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def seed_epoch_rngs(seed: int, epoch: int) -> None:
-    """Seed torch, numpy and random from (seed, epoch): epoch e's randomness (crops,
-    flips, shuffling, worker seeds) then depends on nothing else, so a resumed run
-    repeats an uninterrupted one."""
-    s = epoch_seed(seed, epoch)
+def seed_epoch_rngs(seed: int, epoch: int, worker: int = -1) -> None:
+    """Seed torch, numpy and random from (seed, epoch[, worker])."""
+    s = epoch_seed(seed, epoch) if worker < 0 else epoch_seed(seed * 1_000_003 + worker, epoch)
     torch.manual_seed(s)
     np.random.seed(s % (2**32))
     random.seed(s)
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """A permutation of ``range(n)`` that is a pure function of (seed, epoch).
+
+    Every ``iter()`` yields the same order, and (``reseed=True``) first seeds the global
+    RNGs from (seed, epoch), so the training crops and flips drawn after it are the same
+    however often Lightning re-creates the iterator (it does so once more in a normal
+    epoch than in the first epoch after a resume). Together with :func:`_seed_worker`
+    an epoch's randomness depends on (seed, epoch) only, and a resumed run repeats an
+    uninterrupted one.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, reseed: bool = True) -> None:
+        self.n = int(n)
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+        self.reseed = bool(reseed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        if self.reseed:
+            seed_epoch_rngs(self.seed, self.epoch)
+        order = np.random.default_rng(epoch_seed(self.seed, self.epoch)).permutation(self.n)
+        yield from (int(i) for i in order)
+
+
+class _WorkerSeeder:
+    """``worker_init_fn`` seeding each loader worker from (seed, epoch, worker id)."""
+
+    def __init__(self, seed: int, epoch: int) -> None:
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+
+    def __call__(self, worker_id: int) -> None:
+        seed_epoch_rngs(self.seed, self.epoch, worker=int(worker_id))
 
 
 class SynDRDataModule(IQADataModule):
@@ -107,7 +143,8 @@ class SynDRDataModule(IQADataModule):
     - ``drcdown_on_upsampled``: apply DRCDown to original + upsampled samples.
     - ``feature_pass``: DRCDown feature-pass settings (``crop_size`` default the
       training crop, ``resize``, ``batch_size``, ``num_workers``, ``half``, ``cache``).
-    - ``reseed_every_epoch``: seed the RNGs from (seed, epoch) after the subset is chosen.
+    - ``reseed_every_epoch``: an epoch's shuffling, crops and flips depend on (seed,
+      epoch) only (:class:`EpochSampler`), so resuming repeats an uninterrupted run.
     - ``gendist_workers``: CPU worker processes of GenDist.
     """
 
@@ -340,11 +377,60 @@ class SynDRDataModule(IQADataModule):
         return np.sort(np.concatenate([kept, self._always]))
 
     def train_dataloader(self) -> DataLoader:
-        """The loader of this epoch's subset; then the RNGs are seeded from (seed, epoch)."""
-        loader = super().train_dataloader()
-        if self.reseed_every_epoch:
-            seed_epoch_rngs(self.seed, self.current_epoch())
-        return loader
+        """The loader of this epoch's subset, shuffled by an :class:`EpochSampler`.
+
+        Under DDP Lightning wraps the sampler in a distributed sampler: every rank takes
+        its share of the same (seed, epoch) order of the same subset.
+        """
+        epoch = self.current_epoch()
+        dataset = self.train_dataset()
+        indices = np.asarray(self.train_indices(epoch), dtype=np.int64)
+        if indices.ndim != 1 or indices.size == 0:
+            raise ConfigError(
+                f"the training subset of epoch {epoch} is empty; check the training set "
+                f"and the DRCDown thresholds (reshape.T_f, reshape.T_q, reshape.T_u)"
+            )
+        return DataLoader(
+            Subset(dataset, indices.tolist()),
+            batch_size=self.batch_size,
+            sampler=EpochSampler(len(indices), self.seed, epoch, self.reseed_every_epoch),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=False,
+            worker_init_fn=_WorkerSeeder(self.seed, epoch) if self.reseed_every_epoch else None,
+        )
+
+    # ------------------------------------------------------------- checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        """The last DRCDown decision (so a run resumed mid-epoch keeps that subset)."""
+        sel = self.drcdown_selector
+        if sel is None or not sel.results:
+            return {}
+        last = sel.results[max(sel.results)]
+        return {
+            "drcdown_epoch": last.epoch,
+            "drcdown_kept": last.kept.tolist(),
+            "drcdown_total": last.n_total,
+            "drcdown_stats": dict(last.stats),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the last DRCDown decision saved in a checkpoint."""
+        if not state_dict or "drcdown_epoch" not in state_dict or self.drcdown_selector is None:
+            return
+        if int(state_dict["drcdown_total"]) != len(self.drcdown_selector.paths):
+            raise ConfigError(
+                f"the checkpoint's DRCDown pool has {state_dict['drcdown_total']} samples but "
+                f"this run's has {len(self.drcdown_selector.paths)}; resume with the same "
+                f"data and reshape settings"
+            )
+        epoch = int(state_dict["drcdown_epoch"])
+        self.drcdown_selector.results[epoch] = EpochSubset(
+            epoch=epoch,
+            kept=np.asarray(state_dict["drcdown_kept"], dtype=np.int64),
+            n_total=int(state_dict["drcdown_total"]),
+            stats=dict(state_dict.get("drcdown_stats", {})),
+        )
 
     # ------------------------------------------------------------- reporting
     def protocol(self) -> dict[str, Any]:
