@@ -78,15 +78,27 @@ def conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(xp, w, groups=c)
 
 
+def filter1d(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+    """Correlate every channel with a 1-D ``kernel`` along ``dim`` (2 = rows, 3 = columns).
+
+    A weighted sum of shifted views (replicate padding): on CPU this is several times
+    faster than a depthwise ``conv2d`` for the short kernels used here, and runs on GPU too.
+    """
+    r = kernel.numel() // 2
+    pad = (0, 0, r, r) if dim == 2 else (r, r, 0, 0)
+    xp = F.pad(x, pad, mode="replicate")
+    n = x.shape[dim]
+    w = kernel.tolist()
+    out = xp.narrow(dim, 0, n) * w[0]
+    for i in range(1, len(w)):
+        out.add_(xp.narrow(dim, i, n), alpha=w[i])
+    return out
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian filter per channel (replicate padding)."""
     g = gaussian_kernel1d(sigma)
-    r = g.numel() // 2
-    c = x.shape[1]
-    g = g.to(dtype=x.dtype, device=x.device)
-    xp = F.pad(x, (r, r, r, r), mode="replicate")
-    xp = F.conv2d(xp, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(xp, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return filter1d(filter1d(x, g, 3), g, 2)
 
 
 def _per_sample_min_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +115,12 @@ def mapmm(x: torch.Tensor) -> torch.Tensor:
     lo, hi = _per_sample_min_max(x)
     span = hi - lo
     ok = span > 1e-12
-    return torch.where(ok, (x - lo) / torch.where(ok, span, torch.ones_like(span)), x.clamp(0, 1))
+    # per-sample scalars only, so the full-size work is one subtract, multiply and add
+    inv = torch.where(
+        ok, 1.0 / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(span)
+    )
+    const = torch.where(ok, torch.zeros_like(lo), lo.clamp(0, 1))
+    return (x - lo) * inv + const
 
 
 def _noise(
@@ -140,13 +157,25 @@ def motion_blur_op(
     angles = [float(rng.uniform(0.0, 180.0)) for rng in rngs]
     if length <= 1:
         return x.clone()
-    kernels = [motion_kernel(length, a) for a in angles]
-    b, c, h, w = x.shape
-    n = kernels[0].shape[0]  # same size for one length
-    weight = torch.stack(kernels).to(dtype=x.dtype, device=x.device)  # [B,n,n]
-    weight = weight[:, None].repeat_interleave(c, dim=0)  # [B*C,1,n,n]
-    xp = F.pad(x, (n // 2,) * 4, mode="replicate").reshape(1, b * c, h + n - 1, w + n - 1)
-    return F.conv2d(xp, weight, groups=b * c).reshape(b, c, h, w)
+    kernels = torch.stack([motion_kernel(length, a) for a in angles])  # [B,n,n]
+    return conv_per_sample_sparse(x, kernels)
+
+
+def conv_per_sample_sparse(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Filter sample ``b`` of ``x`` with ``kernels[b]`` (replicate padding).
+
+    Sums shifted views over the taps that are non-zero in any sample: a line kernel
+    touches ~2 px per unit length, far fewer than its square support.
+    """
+    b, _, h, w = x.shape
+    n = kernels.shape[-1]
+    xp = F.pad(x, (n // 2,) * 4, mode="replicate")
+    weights = kernels.to(dtype=x.dtype, device=x.device)
+    taps = torch.nonzero(kernels.abs().amax(dim=0) > 1e-12).tolist()
+    out = torch.zeros_like(x)
+    for i, j in taps:
+        out.addcmul_(xp[:, :, i : i + h, j : j + w], weights[:, i, j].view(b, 1, 1, 1))
+    return out
 
 
 # ----------------------------------------------------------------------------- colour 4-8
@@ -365,13 +394,17 @@ def contrast_op(
 ) -> torch.Tensor:
     """Type 25: the contrast spline of :func:`contrast_curve` on RGB, clipped."""
     cs = contrast_curve(amount)
-    knots = torch.tensor(cs.x, dtype=x.dtype, device=x.device)
-    coef = torch.tensor(cs.c, dtype=x.dtype, device=x.device)  # [4, n_intervals]
-    idx = torch.bucketize(x.contiguous(), knots[1:-1].contiguous(), right=True)
-    dx = x - knots[idx]
-    y = coef[0][idx]
-    for k in range(1, 4):
-        y = y * dx + coef[k][idx]
+    # Truncated power form of a C2 cubic spline: the first piece's polynomial plus a
+    # (x - t_k)_+^3 term at every interior knot where the cubic coefficient jumps (for
+    # not-a-knot only the middle knot). Avoids per-element interval lookups.
+    t = cs.x.tolist()
+    c = cs.c
+    dx0 = x - t[0]
+    y = ((c[0, 0] * dx0 + c[1, 0]) * dx0 + c[2, 0]) * dx0 + c[3, 0]
+    for k in range(1, c.shape[1]):
+        jump = float(c[0, k] - c[0, k - 1])
+        if abs(jump) > 1e-12:
+            y = y + jump * (x - t[k]).clamp_min(0) ** 3
     return y.clamp(0, 1)
 
 
