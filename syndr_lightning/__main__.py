@@ -1,0 +1,75 @@
+"""``python -m syndr_lightning [+experiment=NAME] [key=value ...]``: the Hydra entry point.
+
+The config folder is the repository's ``conf/`` (absolute path, found next to the
+package), the primary config ``train``. The config key ``task`` (a dotted path, default
+``syndr_lightning.train.train``) names the function that receives the composed config.
+User mistakes (SyndrError) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig
+
+from syndr_lightning.utils.errors import ConfigError, SyndrError
+
+DEFAULT_TASK = "syndr_lightning.train.train"
+
+
+def resolve_task(path: str) -> Callable[[DictConfig], Any]:
+    """Import the task function named by the dotted ``path``."""
+    module_name, _, attr = str(path).rpartition(".")
+    try:
+        func = getattr(importlib.import_module(module_name), attr) if module_name else None
+    except (ImportError, AttributeError):
+        func = None
+    if not callable(func):
+        raise ConfigError(
+            f"task={path!r} is not an importable function; expected a dotted path such as "
+            f"{DEFAULT_TASK}"
+        )
+    return func
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """Run ``cfg.task`` and return the sweep objective (``cfg.optimized_metric``)."""
+    try:
+        metrics = resolve_task(cfg.get("task") or DEFAULT_TASK)(cfg)
+        if not isinstance(metrics, dict) or not _is_multirun():
+            return None
+        from syndr_lightning.utils.sweep import objective
+
+        return objective(metrics, cfg.get("optimized_metric"))
+    except SyndrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        # SystemExit is not caught by Hydra's error reporting: one line, non-zero status.
+        sys.exit(2)
+
+
+def main() -> None:
+    """Find conf/, then hand over to Hydra."""
+    import hydra
+
+    from syndr_lightning.train import conf_dir
+
+    try:
+        config_path = str(conf_dir())
+    except SyndrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,541 @@
+"""The Hydra task function: build data, model, callbacks, loggers and trainer; fit; test.
+
+``train(cfg)`` is what ``python -m syndr_lightning`` runs (config key ``task``). It
+validates the config, writes ``config_resolved.yaml`` and ``run_info.json`` into the run
+folder, seeds everything, fits, then tests the checkpoint with the best ``val/srcc``
+(``test/<dataset>/*``) and the last epoch (``test_last/<dataset>/*``), prints both in a
+table with the protocol, writes ``metrics.json`` and returns the metrics (``val/srcc``
+is the sweep objective).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import platform
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
+from syndr_lightning.models.backbones import BACKBONES
+from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
+from syndr_lightning.utils.io import atomic_open, git_sha
+
+__all__ = [
+    "REPO_ROOT",
+    "TestSetSelection",
+    "compose_config",
+    "conf_dir",
+    "register_resolvers",
+    "train",
+    "validate_config",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VAL_MONITOR = "val/srcc"
+
+
+# ------------------------------------------------------------------ config plumbing
+def conf_dir() -> Path:
+    """The absolute ``conf/`` folder ($SYNDR_CONF_DIR, else ``<repo>/conf``)."""
+    env = os.environ.get("SYNDR_CONF_DIR")
+    candidate = Path(env).expanduser().resolve() if env else REPO_ROOT / "conf"
+    if not (candidate / "train.yaml").is_file():
+        raise ConfigError(
+            f"config folder {str(candidate)!r} has no train.yaml; syndr_lightning must be "
+            f"installed editable from its repository (pip install -e .) so that conf/ sits "
+            f"next to the package, or SYNDR_CONF_DIR must point to a conf/ folder"
+        )
+    return candidate
+
+
+def register_resolvers() -> None:
+    """Register ``${syndr_root:}`` (the repository folder) with OmegaConf (idempotent)."""
+    if not OmegaConf.has_resolver("syndr_root"):
+        OmegaConf.register_new_resolver("syndr_root", lambda: str(REPO_ROOT))
+
+
+register_resolvers()
+
+
+def compose_config(
+    overrides: Sequence[str] = (),
+    output_dir: str | os.PathLike[str] | None = None,
+    config_name: str = "train",
+) -> DictConfig:
+    """Compose ``conf/`` as the CLI would (for tests and notebooks).
+
+    ``output_dir`` plays the role of Hydra's run folder (``${hydra:runtime.output_dir}``).
+    The returned config still has its ``hydra`` node; :func:`train` ignores it.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir()), job_name="syndr"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets our own errors through unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, SyndrError):
+            cause = cause.__cause__
+        if isinstance(cause, SyndrError):
+            raise cause from None
+        raise ConfigError(f"cannot build {key}: {exc}") from exc
+
+
+# ----------------------------------------------------------------------- validation
+def _number(cfg: DictConfig, key: str) -> float:
+    value = OmegaConf.select(cfg, key)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ConfigError(f"{key} must be finite, got {value!r}")
+    return out
+
+
+def _validate_reshape(cfg: DictConfig) -> None:
+    r = cfg.get("reshape")
+    if r is None:
+        return
+    if "T_f" in r and not 0.0 < _number(cfg, "reshape.T_f") <= 2.0:
+        raise ConfigError(
+            f"reshape.T_f={r.T_f} is out of range; allowed: 0 < T_f <= 2 (a cosine distance; "
+            f"paper default 0.1)"
+        )
+    if "T_q" in r and not _number(cfg, "reshape.T_q") > 0.0:
+        raise ConfigError(
+            f"reshape.T_q={r.T_q} is out of range; allowed: T_q > 0 (a label gap on the 0..10 "
+            f"scale; paper default 1.0)"
+        )
+    if "T_u" in r and (_number(cfg, "reshape.T_u") < 1 or float(r.T_u) != int(float(r.T_u))):
+        raise ConfigError(
+            f"reshape.T_u={r.T_u} is out of range; allowed: an integer >= 1 (paper default 20)"
+        )
+    if "T_ref" in r and not _number(cfg, "reshape.T_ref") >= 0.0:
+        raise ConfigError(
+            f"reshape.T_ref={r.T_ref} is out of range; allowed: T_ref >= 0 (paper default 0.05)"
+        )
+    if "k" in r and str(r.k) != "all":
+        try:
+            k_ok = int(r.k) >= 1 and float(r.k) == int(r.k)
+        except (TypeError, ValueError):
+            k_ok = False
+        if not k_ok:
+            raise ConfigError(
+                f"reshape.k={r.k!r} is out of range; allowed: an integer >= 1 or 'all' (paper "
+                f"default 5)"
+            )
+    choices = {"weights": ("reference", "softmin"), "rule": ("reference", "paper")}
+    for key, allowed in choices.items():
+        if key in r and r[key] not in allowed:
+            raise ConfigError(
+                f"reshape.{key}={r[key]!r} is unknown; allowed values: {', '.join(allowed)}"
+            )
+    if "temperature" in r and not _number(cfg, "reshape.temperature") > 0:
+        raise ConfigError(f"reshape.temperature={r.temperature} must be > 0")
+    for key in ("ddcup", "drcdown"):
+        if key in r and not isinstance(r[key], bool):
+            raise ConfigError(f"reshape.{key}={r[key]!r} must be true or false")
+
+
+def _dataset_entries(data: DictConfig) -> Iterable[tuple[str, Any]]:
+    if data.get("train") is not None:
+        yield "data.train", data.train
+    if data.get("val") is not None:
+        yield "data.val", data.val
+    for i, entry in enumerate(data.get("test") or []):
+        yield f"data.test[{i}]", entry
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check the config before anything is built; raise ConfigError/DatasetError naming the key."""
+    for group in ("data", "model", "trainer"):
+        if cfg.get(group) is None:
+            raise ConfigError(f"config group {group!r} is missing; add `{group}: <choice>`")
+    backbone = OmegaConf.select(cfg, "model.backbone")
+    if backbone is not None and backbone not in BACKBONES:
+        raise ConfigError(
+            f"model.backbone={backbone!r} is unknown; allowed values: {', '.join(BACKBONES)}"
+        )
+    _validate_reshape(cfg)
+    for key, entry in _dataset_entries(cfg.data):
+        name, root = entry.get("name"), entry.get("root")
+        if not name or not root:
+            raise ConfigError(f"{key} needs `name` (a dataset loader) and `root` (its path)")
+        if name != "synthetic" and not Path(str(root)).expanduser().exists():
+            raise DatasetError(
+                f"{key}.root={str(root)!r} does not exist; download dataset {name!r} there, "
+                f"or set {key}.root (or paths.data_dir / $SYNDR_DATA_DIR) to its folder"
+            )
+    has_val = cfg.data.get("val") is not None or float(cfg.data.get("val_fraction", 0.2)) > 0
+    monitors = [
+        str(c.get("monitor"))
+        for c in (cfg.get("callbacks") or {}).values()
+        if isinstance(c, Mapping | DictConfig) and c.get("monitor")
+    ]
+    if not has_val and any(m.startswith("val/") for m in monitors):
+        raise ConfigError(
+            "data.val_fraction=0 and no data.val: there is no validation set for model "
+            "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the checkpoint "
+            "monitor (callbacks.model_checkpoint.monitor=null)"
+        )
+    try:
+        seed = int(cfg.get("seed", 0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"seed must be an integer, got {cfg.get('seed')!r}") from None
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+
+
+# ------------------------------------------------------------------ run provenance
+def _plain_config(cfg: DictConfig) -> dict[str, Any]:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    container.pop("hydra", None)
+    return container
+
+
+def _versions() -> dict[str, str]:
+    import hydra
+    import lightning
+    import timm
+    import torchvision
+
+    import syndr_lightning
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "hydra": hydra.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "syndr_lightning": syndr_lightning.__version__,
+    }
+
+
+@rank_zero_only
+def save_run_files(cfg: DictConfig, out_dir: Path) -> None:
+    """Write ``config_resolved.yaml`` and ``run_info.json`` into ``out_dir`` (atomically)."""
+    plain = _plain_config(cfg)
+    with atomic_open(out_dir / "config_resolved.yaml", "w", encoding="utf-8") as fh:
+        fh.write(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    overrides: list[str] = []
+    if HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
+    info = {
+        "git_sha": git_sha(),
+        "versions": _versions(),
+        "seed": int(cfg.get("seed", 0)),
+        "task": str(cfg.get("task", "syndr_lightning.train.train")),
+        "command": [sys.executable, *sys.argv],
+        "overrides": overrides,
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "output_dir": str(out_dir),
+    }
+    with atomic_open(out_dir / "run_info.json", "w", encoding="utf-8") as fh:
+        json.dump(info, fh, indent=2)
+        fh.write("\n")
+
+
+# ------------------------------------------------------------------ object building
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """Instantiate ``cfg.data``; pass ``reshape=cfg.reshape`` when the target accepts it."""
+    target = cfg.data.get("_target_")
+    if not target:
+        raise ConfigError(
+            "data._target_ is missing; e.g. syndr_lightning.data.datamodule.IQADataModule"
+        )
+    try:
+        cls = get_class(str(target))
+    except Exception as exc:  # hydra raises plain ImportError/ValueError variants
+        raise ConfigError(f"data._target_={target!r} cannot be imported: {exc}") from None
+    kwargs: dict[str, Any] = {}
+    params = inspect.signature(cls.__init__).parameters
+    if "reshape" in params and "reshape" not in cfg.data and cfg.get("reshape") is not None:
+        kwargs["reshape"] = OmegaConf.to_container(cfg.reshape, resolve=True)
+    return _instantiate(cfg.data, "data", _convert_="all", **kwargs)
+
+
+def _instantiate_mapping(node: Any, key: str) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a mapping (``null`` entries are skipped)."""
+    if node is None:
+        return []
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{key} must be a mapping of named entries with _target_, got {node!r}")
+    out = []
+    for name, entry in node.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, DictConfig) or "_target_" not in entry:
+            raise ConfigError(f"{key}.{name} must be a mapping with a _target_, got {entry!r}")
+        out.append(_instantiate(entry, f"{key}.{name}"))
+    return out
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    """Instantiate ``cfg.logger``; W&B runs offline when there is no ``WANDB_API_KEY``."""
+    node = cfg.get("logger")
+    if node is not None and not os.environ.get("WANDB_API_KEY"):
+        for entry in node.values():
+            if isinstance(entry, DictConfig) and str(entry.get("_target_", "")).endswith(
+                "WandbLogger"
+            ):
+                with open_dict(entry):
+                    entry.offline = True
+    return _instantiate_mapping(node, "logger")
+
+
+def _finish_wandb(loggers: Sequence[Any]) -> None:
+    if not any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        return
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+
+
+# --------------------------------------------------------- test-set selection (opt-in)
+class TestSetSelection(Callback):
+    """Evaluates every test set after each validation and remembers the best epoch per set.
+
+    This is the reference code's protocol (best epoch on the test set), which is optimistic;
+    it runs only with ``select_on_test=true`` and its metrics are named
+    ``test_best_on_test/<dataset>/*``.
+    """
+
+    def __init__(self) -> None:
+        self.best: dict[str, dict[str, float]] = {}
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Score each test set with the current weights; keep the best SRCC per set."""
+        dm = trainer.datamodule
+        if trainer.sanity_checking or dm is None or not getattr(dm, "test_names", None):
+            return
+        if not getattr(dm, "test_manifests", None):
+            dm.setup("test")
+        for name, loader in zip(dm.test_names, dm.test_dataloader(), strict=True):
+            preds, targets = [], []
+            for batch in loader:
+                images = batch["image"].to(pl_module.device)
+                preds.append(pl_module.predict_crops(images).float().cpu())  # type: ignore[operator]
+                targets.append(batch["score"].float())
+            values = iqa_metrics(torch.cat(preds).numpy(), torch.cat(targets).numpy())
+            values["epoch"] = float(trainer.current_epoch)
+            if name not in self.best or values["srcc"] > self.best[name]["srcc"]:
+                self.best[name] = values
+
+    def metrics(self) -> dict[str, float]:
+        """``test_best_on_test/<dataset>/<metric>`` (and ``/epoch``) of the best epochs."""
+        return {
+            f"test_best_on_test/{name}/{key}": value
+            for name, values in self.best.items()
+            for key, value in values.items()
+        }
+
+
+# ------------------------------------------------------------------------ reporting
+def _to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        try:
+            out[str(key)] = float(value.item() if hasattr(value, "item") else value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _epoch_of(path: str) -> str:
+    match = re.search(r"epoch_(\d+)", Path(path).name)
+    return str(int(match.group(1))) if match else "?"
+
+
+def _protocol(cfg: DictConfig, dm: Any, selection: str) -> str:
+    d = cfg.data
+    crops = (
+        f"{d.get('eval_crops', 5)} {d.get('eval_crop_mode', 'random')} crops of "
+        f"{d.get('crop_size', 224)} px"
+    )
+    n_val = len(dm.val_manifest) if getattr(dm, "val_manifest", None) is not None else 0
+    return (
+        f"selection: {selection}; validation: {n_val} held-out images; eval: {crops} "
+        f"(per-dataset crop_mode overrides apply); seed {cfg.get('seed', 0)}"
+    )
+
+
+@rank_zero_only
+def print_report(
+    metrics: Mapping[str, float],
+    names: Sequence[str],
+    rows: Sequence[tuple[str, str]],
+    caption: str,
+) -> None:
+    """Print val/test metrics per selection rule as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="SynDR-IQA results", caption=caption, caption_justify="left")
+    table.add_column("dataset")
+    table.add_column("checkpoint")
+    for metric in METRIC_NAMES:
+        table.add_column(metric.upper().replace("_LOGISTIC", "-log"), justify="right")
+    datasets = [("val", "val"), *[(n, n) for n in names]]
+    for label, name in datasets:
+        for prefix, rule in rows:
+            key_prefix = f"{prefix}/" if name == "val" else f"{prefix}/{name}/"
+            if name == "val" and not prefix.startswith("val"):
+                continue
+            if name != "val" and prefix.startswith("val"):
+                continue
+            values = [metrics.get(f"{key_prefix}{m}") for m in METRIC_NAMES]
+            if all(v is None for v in values):
+                continue
+            table.add_row(label, rule, *["-" if v is None else f"{v:.4f}" for v in values])
+    Console().print(table)
+
+
+# ------------------------------------------------------------------------ the task
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and test one model as configured; return every final metric as floats."""
+    validate_config(cfg)
+    out_dir = Path(str(cfg.paths.output_dir)).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_run_files(cfg, out_dir)
+    L.seed_everything(int(cfg.get("seed", 0)), workers=True)
+
+    datamodule = build_datamodule(cfg)
+    model = _instantiate(cfg.model, "model")
+    callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
+    selection = TestSetSelection() if cfg.get("select_on_test", False) else None
+    if selection is not None:
+        callbacks.append(selection)
+    loggers = build_loggers(cfg)
+    try:
+        trainer: L.Trainer = _instantiate(
+            cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+        )
+        hparams = _plain_config(cfg)
+        for lg in trainer.loggers:  # loggers write on rank 0 only
+            lg.log_hyperparams(hparams)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = _evaluate(cfg, trainer, model, datamodule)
+        if selection is not None:
+            metrics.update(selection.metrics())
+        _write_metrics(metrics, out_dir, cfg)
+        best_epoch = metrics.get("val/epoch")
+        chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
+        rows = [
+            ("val", chosen),
+            ("val_last", "last"),
+            ("test", chosen),
+            ("test_last", "last"),
+            ("test_best_on_test", "best epoch on TEST (optimistic)"),
+        ]
+        rule = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
+        print_report(
+            metrics,
+            list(getattr(datamodule, "test_names", [])),
+            rows,
+            _protocol(cfg, datamodule, rule),
+        )
+    finally:
+        _finish_wandb(loggers)
+    return metrics
+
+
+def _val_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor == VAL_MONITOR:
+            return cb
+    return None
+
+
+def _evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) -> dict[str, float]:
+    """Validation/test metrics of the val-selected checkpoint and of the last epoch."""
+    last = _to_floats(trainer.callback_metrics)
+    metrics: dict[str, float] = {}
+    for key, value in last.items():
+        if key.startswith("val/"):
+            metrics["val_last/" + key[4:]] = value
+        elif key.startswith("train/"):
+            metrics[key] = value
+    ckpt = _val_checkpoint(trainer)
+    best_path = ckpt.best_model_path if ckpt is not None else ""
+    last_path = ckpt.last_model_path if ckpt is not None else ""
+    if best_path and Path(best_path).is_file():
+        for result in trainer.validate(
+            model, datamodule=datamodule, ckpt_path=best_path, verbose=False
+        ):
+            metrics.update({k: v for k, v in _to_floats(result).items() if k.startswith("val/")})
+        epoch = _epoch_of(best_path)
+        if epoch != "?":
+            metrics["val/epoch"] = float(epoch)
+    else:
+        # No checkpoint (fast_dev_run or checkpointing off): the final weights are selected.
+        metrics.update({k: v for k, v in last.items() if k.startswith("val/")})
+    names = list(getattr(datamodule, "test_names", []) or [])
+    if not cfg.get("test", True) or not names:
+        return metrics
+    model.test_prefix = "test"
+    if best_path and Path(best_path).is_file():
+        metrics.update(_run_test(trainer, model, datamodule, best_path))
+        if last_path and Path(last_path).is_file():
+            model.test_prefix = "test_last"
+            metrics.update(_run_test(trainer, model, datamodule, last_path))
+            model.test_prefix = "test"
+    else:
+        metrics.update(_run_test(trainer, model, datamodule, None))
+    return metrics
+
+
+def _run_test(
+    trainer: L.Trainer, model: Any, datamodule: Any, ckpt: str | None
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+        out.update(_to_floats(result))
+    return out
+
+
+@rank_zero_only
+def _write_metrics(metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig) -> None:
+    info = {"git_sha": git_sha(), "seed": int(cfg.get("seed", 0)), "status": "completed"}
+    try:
+        from syndr_lightning.utils.sweep import save_job_metrics
+    except ImportError:
+        with atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as fh:
+            json.dump({"metrics": dict(metrics), "info": info}, fh, indent=2, sort_keys=True)
+        return
+    save_job_metrics(metrics, out_dir, extra=info)
