@@ -1,0 +1,181 @@
+"""End-of-training figures: UMAP feature maps, DRCDown cluster sizes, per-epoch curves.
+
+Enable with ``callbacks=umap`` style overrides (conf/callbacks/umap.yaml adds it to the
+default callbacks). At the end of ``fit`` (global rank 0 only) the callback writes, under
+``<run dir>/figures/`` by default:
+
+* ``umap_train.png``: features of (a subsample of) the original training images,
+  coloured by label, prediction, reference and distortion type (paper Fig. 1);
+* ``umap_<test set>.png`` and ``umap_joint.png``: the test sets alone and together with
+  the training images (Fig. 3), when the datamodule has test sets;
+* ``drcdown_clusters.png``: cluster sizes before/after DRCDown on the final model's
+  features of the training pool (needs a datamodule with ``drcdown_cfg``, i.e.
+  :class:`~syndr_lightning.data.syndr.SynDRDataModule`);
+* ``curves.png``: ``drcdown/kept`` and ``val/srcc`` per epoch from the CSV logger.
+
+Every figure is also sent to the TensorBoard and W&B loggers when they are enabled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.io import atomic_open
+
+__all__ = ["UMAPCallback"]
+
+
+class UMAPCallback(Callback):
+    """Write the diagnostic figures of a finished fit (see the module docstring)."""
+
+    def __init__(
+        self,
+        out_dir: str | None = None,
+        max_samples: int = 1000,
+        n_epochs: int | None = None,
+        crops: int = 1,
+        seed: int = 0,
+        include_test: bool = True,
+        clusters: bool = True,
+        curves: bool = True,
+        batch_size: int = 32,
+    ) -> None:
+        if int(max_samples) < 3:
+            raise ConfigError(f"callbacks.umap.max_samples must be >= 3; got {max_samples}")
+        if int(crops) < 1:
+            raise ConfigError(f"callbacks.umap.crops must be >= 1; got {crops}")
+        self.out_dir = out_dir
+        self.max_samples = int(max_samples)
+        self.n_epochs = n_epochs
+        self.crops = int(crops)
+        self.seed = int(seed)
+        self.include_test = bool(include_test)
+        self.clusters = bool(clusters)
+        self.curves = bool(curves)
+        self.batch_size = int(batch_size)
+        self.figures: dict[str, Path] = {}
+        self.summary: dict[str, Any] = {}
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Compute and write the figures once training is over."""
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        if dm is None or getattr(dm, "train_manifest", None) is None:
+            raise ConfigError(
+                "UMAPCallback needs a datamodule with a train_manifest (IQADataModule); "
+                "drop callbacks.umap for other setups"
+            )
+        out = Path(self.out_dir or trainer.default_root_dir) / "figures"
+        was_training = pl_module.training
+        try:
+            self.figures.update(self._maps(dm, pl_module, out))
+            if self.clusters and getattr(dm, "drcdown_cfg", None) is not None:
+                self.figures.update(self._clusters(dm, pl_module, out))
+            if self.curves:
+                self.figures.update(self._curves(trainer, out))
+        finally:
+            pl_module.train(was_training)
+        with atomic_open(out / "figures.json") as fh:
+            json.dump(
+                {"figures": {k: str(v) for k, v in self.figures.items()}, **self.summary},
+                fh,
+                indent=1,
+            )
+        from syndr_lightning.viz.logging import log_figures
+
+        log_figures(trainer.loggers, self.figures, step=int(trainer.global_step))
+
+    # ------------------------------------------------------------------ parts
+    def _scorer(self, dm: Any, pl_module: LightningModule) -> Any:
+        from syndr_lightning.inference.api import Scorer
+
+        return Scorer(
+            module=pl_module,
+            crop_size=int(getattr(dm, "crop_size", 224)),
+            crops=self.crops,
+            crop_mode="center" if self.crops == 1 else "random",
+            seed=self.seed,
+            batch_size=self.batch_size,
+            device=pl_module.device,
+        )
+
+    def _maps(self, dm: Any, pl_module: LightningModule, out: Path) -> dict[str, Path]:
+        from syndr_lightning.viz.maps import feature_maps
+
+        train = getattr(dm, "original_manifest", None)
+        if train is None:
+            train = dm.train_manifest
+        manifests: dict[str, pd.DataFrame] = {"train": train}
+        if self.include_test:
+            for name, manifest in (getattr(dm, "test_manifests", None) or {}).items():
+                if len(manifest) >= 3:
+                    manifests[str(name)] = manifest
+        figures = feature_maps(
+            self._scorer(dm, pl_module),
+            manifests,
+            out,
+            max_samples=self.max_samples,
+            seed=self.seed,
+            n_epochs=self.n_epochs,
+        )
+        # A joint map with several test sets also exists; the per-set maps are enough.
+        return figures
+
+    def _clusters(self, dm: Any, pl_module: LightningModule, out: Path) -> dict[str, Path]:
+        from syndr_lightning.callbacks.drcdown import extract_features
+        from syndr_lightning.viz.maps import drcdown_cluster_figure
+
+        cfg = dm.drcdown_cfg
+        pool = getattr(dm, "original_manifest", None)
+        if pool is None:
+            pool = dm.train_manifest
+        feats = extract_features(
+            pl_module,
+            list(pool["path"].astype(str)),
+            crop_size=int(cfg.crop_size),
+            resize=cfg.resize,
+            batch_size=int(cfg.batch_size),
+            num_workers=int(cfg.num_workers),
+            device=pl_module.device,
+            cache_dir=cfg.cache_dir,
+        )
+        try:
+            png, summary = drcdown_cluster_figure(
+                feats,
+                pool["score"].to_numpy(dtype=np.float64),
+                out / "drcdown_clusters.png",
+                T_f=float(cfg.T_f),
+                T_q=float(cfg.T_q),
+                T_u=int(cfg.T_u),
+                rule=str(cfg.rule),
+                seed=self.seed,
+                backend=str(cfg.backend),
+                title="Cluster sizes before/after DRCDown (final model's features)",
+            )
+        except InputError:
+            return {}
+        self.summary["drcdown_final"] = summary
+        return {"drcdown/clusters": png}
+
+    def _curves(self, trainer: Trainer, out: Path) -> dict[str, Path]:
+        from syndr_lightning.viz.figures import plot_training_curves
+
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "CSVLogger":
+                logger.save()
+                metrics = Path(logger.log_dir) / "metrics.csv"
+                if not metrics.is_file():
+                    continue
+                try:
+                    return {"curves": plot_training_curves(metrics, out / "curves.png")}
+                except InputError:
+                    return {}
+        return {}
