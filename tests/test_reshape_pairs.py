@@ -28,7 +28,7 @@ def _borderline(n_pairs: int, dim: int, t_f: float, seed: int) -> tuple[np.ndarr
         w = rng.standard_normal(dim)
         w -= (w @ u) * u
         w /= np.linalg.norm(w)
-        delta = (1e-9, 1e-8, 3e-7)[k % 3] * (1 if k % 2 == 0 else -1)
+        delta = (1e-9, 1e-8, 3e-7, 2e-3, 8e-3)[k % 5] * (1 if k % 2 == 0 else -1)
         cos = 1.0 - t_f + delta
         v = cos * u + np.sqrt(1.0 - cos**2) * w
         scale = rng.uniform(0.5, 3.0)
@@ -43,25 +43,37 @@ def clustered() -> tuple[np.ndarray, np.ndarray]:
     return clustered_features(600, dim=64, seed=3)
 
 
-def test_pairs_equal_oracle_on_clustered_data(clustered):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "auto"])
+def test_pairs_equal_oracle_on_clustered_data(clustered, precision):
     x, y = clustered
     expected = ref_similar_pairs(x, y, 0.1, 1.0)
     assert len(expected) > 100  # the data must actually contain clusters
     for backend in ("torch", "faiss", "auto"):
-        i, j = similar_pairs(x, y, 0.1, 1.0, backend=backend)
+        i, j = similar_pairs(x, y, 0.1, 1.0, backend=backend, precision=precision)
         assert i.dtype == np.int64 and j.dtype == np.int64
         assert _as_list(i, j) == expected, backend
 
 
-def test_borderline_pairs_decided_in_float64():
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_borderline_pairs_decided_in_float64(precision, dtype):
     t_f = 0.1
     x, y = _borderline(60, 48, t_f, seed=0)
+    x = x.astype(dtype)
     expected = ref_similar_pairs(x, y, t_f, 1.0)
-    # Exactly the +delta pairs (2k, 2k+1) for even k are similar.
-    assert expected == [(2 * k, 2 * k + 1) for k in range(60) if k % 2 == 0]
+    if dtype == np.float64:  # exactly the +delta pairs (2k, 2k+1) for even k are similar
+        assert expected == [(2 * k, 2 * k + 1) for k in range(60) if k % 2 == 0]
     for backend in ("torch", "faiss"):
-        i, j = similar_pairs(x, y, t_f, 1.0, backend=backend, block_rows=7)
+        i, j = similar_pairs(x, y, t_f, 1.0, backend=backend, block_rows=7, precision=precision)
         assert _as_list(i, j) == expected, backend
+
+
+def test_screening_margins_cover_rounding():
+    from syndr_lightning.reshape.pairs import bfloat16_margin, screening_margin
+
+    assert screening_margin(2048) == pytest.approx(1e-3)
+    assert screening_margin(100_000) > 100_000 * 2.0**-24
+    assert 3 * 2.0**-8 < bfloat16_margin(2048) < 0.013
 
 
 def test_label_threshold_is_strict():
@@ -124,6 +136,7 @@ def test_no_pairs_and_float32_input():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
+        ({"features": np.ones((3, 4)), "labels": np.zeros(3), "precision": "fp8"}, "precision"),
         ({"features": np.zeros((0, 4)), "labels": np.zeros(0)}, "at least 1 row"),
         ({"features": np.ones((3, 4)), "labels": np.zeros(2)}, "vector of 3 labels"),
         ({"features": np.full((3, 4), np.nan), "labels": np.zeros(3)}, "NaN or inf"),

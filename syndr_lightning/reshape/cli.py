@@ -63,6 +63,7 @@ def _run_down(args: argparse.Namespace) -> int:
         seed=args.seed,
         epoch=args.epoch,
         backend=args.backend,
+        precision=args.precision,
     )
     _save(out, kept=res.kept.astype(np.int64), cluster=res.cluster.astype(np.int64))
     print(json.dumps({"out": str(out), **res.summary()}, indent=2))
@@ -137,6 +138,12 @@ def register(subparsers: Any) -> None:
     down.add_argument("--seed", type=int, default=0)
     down.add_argument("--epoch", type=int, default=0)
     down.add_argument("--backend", choices=("auto", "torch", "faiss"), default="auto")
+    down.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="screening precision (speed only; pairs are decided in float64)",
+    )
     down.set_defaults(func=_guard(_run_down))
 
     up = sub.add_parser("up", help="DDCUp: select new references and pseudo-label them")

@@ -47,10 +47,17 @@ def drcdown(
     epoch: int = 0,
     backend: str = "auto",
     device: str | torch.device | None = None,
+    precision: str = "auto",
 ) -> DRCDownResult:
-    """Run DRCDown on one epoch's features ``[N, d]`` and labels ``[N]`` (0..10 scale)."""
+    """Run DRCDown on one epoch's features ``[N, d]`` and labels ``[N]`` (0..10 scale).
+
+    See ``similar_pairs`` for ``backend``, ``device`` and ``precision`` (they change the
+    speed, never the result), ``downsample`` for ``t_u``, ``rule``, ``seed``, ``epoch``.
+    """
     t0 = time.perf_counter()
-    i, j = similar_pairs(features, labels, t_f=t_f, t_q=t_q, backend=backend, device=device)
+    i, j = similar_pairs(
+        features, labels, t_f=t_f, t_q=t_q, backend=backend, device=device, precision=precision
+    )
     t1 = time.perf_counter()
     n = int(np.asarray(features).shape[0])
     cluster = connected_clusters(n, i, j)

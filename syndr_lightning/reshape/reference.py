@@ -18,17 +18,22 @@ def _unit64(x: np.ndarray) -> np.ndarray:
 def ref_similar_pairs(
     features: np.ndarray, labels: np.ndarray, t_f: float = 0.1, t_q: float = 1.0
 ) -> list[tuple[int, int]]:
-    """Every pair i < j with float64 cosine similarity > 1 - t_f and |y_i - y_j| < t_q."""
+    """Every pair i < j with float64 cosine similarity > 1 - t_f and |y_i - y_j| < t_q.
+
+    The dense N x N similarity matrix is computed at once; then every pair is visited.
+    """
     x = _unit64(features)
-    y = np.asarray(labels, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64).tolist()
     sim = x @ x.T
-    close = np.abs(y[:, None] - y[None, :]) < t_q
-    similar = (sim > 1.0 - t_f) & close
+    thr = 1.0 - t_f
     n = x.shape[0]
     pairs = []
     for i in range(n):
-        for j in np.flatnonzero(similar[i, i + 1 :]) + i + 1:
-            pairs.append((i, int(j)))
+        row = sim[i].tolist()
+        yi = y[i]
+        for j in range(i + 1, n):
+            if row[j] > thr and abs(yi - y[j]) < t_q:
+                pairs.append((i, j))
     return pairs
 
 
