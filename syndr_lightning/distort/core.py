@@ -52,6 +52,7 @@ def distort_batch(
     seeds: Sequence[int],
     *,
     denoiser: Denoiser | str | Path | None = None,
+    _check_finite: bool = True,
 ) -> torch.Tensor:
     """Distort a batch ``[B,3,H,W]`` (float in [0,1]) with one type and level.
 
@@ -73,7 +74,7 @@ def distort_batch(
         raise InputError(f"images must be at least 2x2 pixels, got {tuple(images.shape[2:])}")
     if len(seeds) != images.shape[0]:
         raise InputError(f"need one seed per image: {images.shape[0]} images, {len(seeds)} seeds")
-    if not torch.isfinite(images).all():
+    if _check_finite and not torch.isfinite(images).all():
         raise InputError("images contain NaN or infinite values")
     rngs = [_rng(s) for s in seeds]
     s = spec(t)
@@ -95,7 +96,8 @@ def distort_batch(
 
 def to_uint8_image(batch: torch.Tensor) -> list[np.ndarray]:
     """``[B,3,H,W]`` in [0,1] -> list of ``H x W x 3`` uint8 arrays (``round(255 x)``)."""
-    u8 = torch.round(batch.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    u8 = batch.clamp(0, 1).mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    u8 = u8.cpu().numpy()
     return [np.ascontiguousarray(a) for a in u8]
 
 
@@ -114,11 +116,7 @@ def distort_image(
             f"img must be an H x W x 3 uint8 RGB array, got dtype {arr.dtype} shape {arr.shape}; "
             "convert with PIL.Image.open(p).convert('RGB')"
         )
-    x = (
-        torch.from_numpy(np.require(arr, requirements=["C", "W"]))
-        .permute(2, 0, 1)
-        .unsqueeze(0)
-        .float()
-        / 255.0
-    )
-    return to_uint8_image(distort_batch(x, dist_type, level, [seed], denoiser=denoiser))[0]
+    x = torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).unsqueeze(0)
+    x = x.contiguous().float().div_(255.0)
+    out = distort_batch(x, dist_type, level, [seed], denoiser=denoiser, _check_finite=False)
+    return to_uint8_image(out)[0]

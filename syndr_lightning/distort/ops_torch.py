@@ -102,9 +102,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _per_sample_min_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    flat = x.reshape(x.shape[0], -1)
-    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    return flat.amin(dim=1).view(shape), flat.amax(dim=1).view(shape)
+    dims = tuple(range(1, x.dim()))
+    return x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
 
 
 def mapmm(x: torch.Tensor) -> torch.Tensor:
@@ -115,12 +114,12 @@ def mapmm(x: torch.Tensor) -> torch.Tensor:
     lo, hi = _per_sample_min_max(x)
     span = hi - lo
     ok = span > 1e-12
-    # per-sample scalars only, so the full-size work is one subtract, multiply and add
+    # per-sample scalars only, so the full-size work is a single fused multiply-add
     inv = torch.where(
         ok, 1.0 / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(span)
     )
     const = torch.where(ok, torch.zeros_like(lo), lo.clamp(0, 1))
-    return (x - lo) * inv + const
+    return torch.addcmul(const - lo * inv, x, inv).clamp_(0, 1)  # rounding can leave [0,1]
 
 
 def _noise(
