@@ -83,7 +83,6 @@ def compose_config(
     """Compose ``conf/`` as the CLI would (for tests and notebooks).
 
     ``output_dir`` plays the role of Hydra's run folder (``${hydra:runtime.output_dir}``).
-    The returned config still has its ``hydra`` node; :func:`train` ignores it.
     """
     from hydra import compose, initialize_config_dir
 
@@ -94,6 +93,10 @@ def compose_config(
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
     HydraConfig.instance().set_config(cfg)
+    # Like the config @hydra.main hands to a task: no `hydra` node (``${hydra:...}``
+    # resolves through the HydraConfig singleton set above).
+    with open_dict(cfg):
+        del cfg["hydra"]
     return cfg
 
 

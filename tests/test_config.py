@@ -1,0 +1,147 @@
+"""Every config composes and instantiates; bad configs name the key and allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from syndr_lightning.train import (
+    REPO_ROOT,
+    _instantiate,
+    _instantiate_mapping,
+    build_datamodule,
+    build_loggers,
+    compose_config,
+    conf_dir,
+    validate_config,
+)
+from syndr_lightning.utils.errors import ConfigError, DatasetError
+
+EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_hydra() -> None:
+    GlobalHydra.instance().clear()
+
+
+def _paths(tmp_path: Path) -> list[str]:
+    return [
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
+
+
+def test_train_yaml_defaults_leave_experiment_and_hparams_search_out() -> None:
+    defaults = yaml.safe_load((conf_dir() / "train.yaml").read_text())["defaults"]
+    keys = [next(iter(d)) if isinstance(d, dict) else d for d in defaults]
+    assert keys[0] == "_self_"
+    for group in ("paths", "data", "model", "reshape", "callbacks", "logger", "trainer", "hydra"):
+        assert group in keys
+    assert "optional debug" in keys
+    assert not any("experiment" in k or "hparams_search" in k for k in keys)
+
+
+def test_paths_do_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("SYNDR_ROOT", "SYNDR_DATA_DIR", "SYNDR_CACHE_DIR", "SYNDR_LOG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = compose_config([], output_dir=tmp_path / "out")
+    assert Path(cfg.paths.root_dir) == REPO_ROOT
+    assert Path(cfg.paths.data_dir) == REPO_ROOT / "data"
+    assert Path(cfg.paths.output_dir) == (tmp_path / "out").resolve()
+    monkeypatch.setenv("SYNDR_DATA_DIR", str(tmp_path / "datasets"))
+    GlobalHydra.instance().clear()
+    assert compose_config([]).paths.data_dir == str(tmp_path / "datasets")
+
+
+def test_conf_dir_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNDR_CONF_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"has no train\.yaml"):
+        conf_dir()
+
+
+def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
+    from syndr_lightning.data.syndr import RESHAPE_KEYS
+
+    for name in ("syndr", "none"):
+        cfg = compose_config([f"reshape={name}"])
+        assert set(cfg.reshape) == set(RESHAPE_KEYS), name
+        for key in ("k", "T_ref", "T_q", "T_f", "T_u"):
+            assert cfg.reshape[key] == RESHAPE_KEYS[key]
+    assert compose_config(["reshape=none"]).reshape.ddcup is False
+
+
+@pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
+def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path) -> None:
+    """Compose the default config and every conf/experiment/*.yaml and build its objects.
+
+    Offline adaptations only: published weights become ``none`` (no download here), the
+    trainer runs on the CPU, and real datasets may be absent (then validation must say so
+    by naming the data key).
+    """
+    overrides = [f"+experiment={experiment}"] if experiment else []
+    cfg = compose_config([*overrides, *_paths(tmp_path)], output_dir=tmp_path / "out")
+    OmegaConf.resolve(cfg)
+    try:
+        validate_config(cfg)
+    except DatasetError as exc:
+        assert "data." in str(exc) and ".root=" in str(exc)
+    if str(cfg.model.get("weights")) not in ("none", "offline", "None"):
+        cfg.model.weights = "none"
+    cpu = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
+    with_cpu = OmegaConf.create({**OmegaConf.to_container(cfg.trainer, resolve=True), **cpu})
+    assert build_datamodule(cfg) is not None
+    model = _instantiate(cfg.model, "model")
+    assert model.hparams.backbone == cfg.model.backbone
+    callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
+    loggers = build_loggers(cfg)
+    trainer = _instantiate(with_cpu, "trainer", callbacks=callbacks, logger=loggers or False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        (
+            "model.backbone=resnet18",
+            r"model\.backbone='resnet18' is unknown; allowed values: .*tiny_cnn",
+        ),
+        ("reshape.T_f=0", r"reshape\.T_f=0.* allowed: 0 < T_f <= 2"),
+        ("reshape.T_f=2.5", r"reshape\.T_f=2\.5.* allowed: 0 < T_f <= 2"),
+        ("reshape.T_q=0", r"reshape\.T_q=0.* allowed: T_q > 0"),
+        ("reshape.T_u=0", r"reshape\.T_u=0.* allowed: an integer >= 1"),
+        ("reshape.T_u=2.5", r"reshape\.T_u=2\.5.* allowed: an integer >= 1"),
+        ("reshape.k=0", r"reshape\.k=0.* allowed: an integer >= 1 or 'all'"),
+        ("reshape.k=some", r"reshape\.k='some'.* allowed"),
+        ("reshape.T_ref=-0.1", r"reshape\.T_ref=-0\.1.* allowed: T_ref >= 0"),
+        (
+            "reshape.rule=median",
+            r"reshape\.rule='median' is unknown; allowed values: reference, paper",
+        ),
+        ("data.val_fraction=0", r"no validation set"),
+    ],
+)
+def test_bad_config_names_key_and_allowed_values(
+    override: str, pattern: str, tmp_path: Path
+) -> None:
+    cfg = compose_config([override, *_paths(tmp_path)], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=pattern):
+        validate_config(cfg)
+
+
+def test_k_all_is_accepted(tmp_path: Path) -> None:
+    validate_config(compose_config(["reshape.k=all", *_paths(tmp_path)], output_dir=tmp_path))
+
+
+def test_missing_dataset_root_names_the_key(tmp_path: Path) -> None:
+    cfg = compose_config(["data=kadid10k", *_paths(tmp_path)], output_dir=tmp_path)
+    with pytest.raises(DatasetError, match=r"data\.train\.root=.*kadid10k' does not exist"):
+        validate_config(cfg)
