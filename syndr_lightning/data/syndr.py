@@ -62,6 +62,7 @@ RESHAPE_KEYS: dict[str, Any] = {
     "encoder": "resnet50",
     "encoder_weights": "imagenet",
     "encoder_crop": 224,
+    "select_candidates": True,
 }
 
 
@@ -162,9 +163,29 @@ class SynDRDataModule(IQADataModule):
         feature_pass: Mapping[str, Any] | None = None,
         reseed_every_epoch: bool = True,
         gendist_workers: int = 0,
+        test_fraction: float = 0.0,
+        heldout_label: str | None = None,
+        heldout_crop_mode: str = "center",
         **kwargs: Any,
     ) -> None:
         super().__init__(train, test, val, **kwargs)
+        if not 0.0 <= float(test_fraction) < 1.0:
+            raise ConfigError(f"data.test_fraction must be in [0, 1), got {test_fraction!r}")
+        self.test_fraction = float(test_fraction)
+        self.heldout_label = heldout_label or f"{self.train_entry['name']}_heldout"
+        if heldout_crop_mode not in ("random", "center"):
+            raise ConfigError(
+                f"data.heldout_crop_mode must be 'random' or 'center', got {heldout_crop_mode!r}"
+            )
+        self.heldout_crop_mode = heldout_crop_mode
+        self._heldout: pd.DataFrame | None = None
+        for i, entry in enumerate(self.test_entries):
+            group = entry.get("group_by")
+            if group is not None and group not in ("dist_class", "dist_type", "ref"):
+                raise ConfigError(
+                    f"data.test[{i}].group_by={group!r} is unknown; allowed: dist_class, "
+                    f"dist_type, ref (one extra test set per value, e.g. PIPAL's classes)"
+                )
         self.reshape = _reshape_settings(reshape)
         self.ddcup = bool(self.reshape["ddcup"])
         self.drcdown = bool(self.reshape["drcdown"])
@@ -243,6 +264,7 @@ class SynDRDataModule(IQADataModule):
             encoder_weights=str(self.reshape["encoder_weights"]),
             crop_size=int(self.reshape["encoder_crop"]),
             seed=self.seed,
+            select=bool(self.reshape["select_candidates"]),
         )
 
     def _training_refs(self) -> dict[str, Path]:
@@ -297,6 +319,59 @@ class SynDRDataModule(IQADataModule):
             progress=progress,
         )
 
+    def _split(self, full: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """Train/val split of the base class; with ``test_fraction`` also a held-out
+        test set of whole references (the intra-dataset protocol)."""
+        if self.test_fraction == 0.0:
+            return super()._split(full)
+        from syndr_lightning.data import splits
+
+        path = Path(self.split_file).expanduser() if self.split_file else None
+        if path is not None and path.is_file():
+            marked = splits.load_split(full, path)
+        else:
+            marked = splits.split_by_reference(
+                full, self.val_fraction, self.seed, test_fraction=self.test_fraction
+            )
+            if path is not None:
+                splits.save_split(marked, path)
+        self._heldout = marked[marked["split"] == "test"].reset_index(drop=True)
+        train = marked[marked["split"] == "train"].reset_index(drop=True)
+        val = marked[marked["split"] == "val"].reset_index(drop=True)
+        return train, (val if len(val) else None)
+
+    def _add_test_sets(self) -> None:
+        """Append the held-out references and the per-group test sets (idempotent)."""
+        entries = list(self.test_entries)
+        if self._heldout is not None and self.heldout_label not in self.test_manifests:
+            self.test_manifests[self.heldout_label] = self._heldout
+            entries.append(
+                {
+                    **self.train_entry,
+                    "label": self.heldout_label,
+                    "crop_mode": self.heldout_crop_mode,
+                }
+            )
+        for entry in list(entries):
+            group = entry.get("group_by")
+            if group is None:
+                continue
+            manifest = self.test_manifests[entry["label"]]
+            if group not in manifest.columns:
+                raise DatasetError(
+                    f"test set {entry['label']!r} has no column {group!r} to group by; "
+                    f"drop group_by or use a dataset that has it (PIPAL: dist_class)"
+                )
+            for value in sorted(manifest[group].dropna().unique()):
+                label = f"{entry['label']}_{group}{value}"
+                if label in self.test_manifests:
+                    continue
+                part = manifest[manifest[group] == value].reset_index(drop=True)
+                self.test_manifests[label] = part
+                entries.append({**entry, "label": label, "group_by": None})
+        self.test_entries = entries
+        self.test_names = [e["label"] for e in entries]
+
     def _base_train(self) -> pd.DataFrame:
         """The original training manifest (after the validation split)."""
         if self.original_manifest is None:
@@ -315,6 +390,7 @@ class SynDRDataModule(IQADataModule):
         """Load manifests, attach the upsampled set and prepare the DRCDown selector."""
         original = self._base_train()
         super().setup(stage)
+        self._add_test_sets()
         if self.ddcup and self.upsampled is None:
             self.upsampled = self.build_upsampled(progress=False)
         parts = [original.assign(source="original")]

@@ -54,6 +54,7 @@ class UpsampleSpec:
     encoder_weights: str = "imagenet"
     crop_size: int = 224
     seed: int = 0
+    select: bool = True  # False: every candidate (ablation rows b, d of Table 4)
 
     def __post_init__(self) -> None:
         if not self.types:
@@ -297,7 +298,7 @@ def _generate(
     GenDist names outputs by the reference file's stem; ``ref`` is mapped back to the
     candidate id.
     """
-    from syndr_lightning.distort.generate import generate
+    from syndr_lightning.distort import generate
 
     by_stem = {Path(p).stem: name for name, p in refs.items()}
     if len(by_stem) != len(refs):
@@ -385,7 +386,10 @@ def build_upsampled_set(
         cand_names = list(cands)
         train_feats = reference_features([refs[n] for n in names], spec, feature_cache_dir)
         cand_feats = reference_features([cands[n] for n in cand_names], spec, feature_cache_dir)
-        selected = np.asarray(ddcup_select(train_feats, cand_feats), dtype=np.int64)
+        if spec.select:
+            selected = np.asarray(ddcup_select(train_feats, cand_feats), dtype=np.int64)
+        else:
+            selected = np.arange(len(cand_names), dtype=np.int64)
         chosen = [cand_names[i] for i in selected]
         new_labels = (
             ddcup_pseudo_labels(
