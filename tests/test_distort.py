@@ -196,6 +196,13 @@ def test_pixelate_intermediate_size() -> None:
         distinct_rows = 1 + int(np.any(np.diff(out, axis=0) != 0, axis=1).sum())
         distinct_cols = 1 + int(np.any(np.diff(out, axis=1) != 0, axis=0).sum())
         assert (distinct_rows, distinct_cols) == (sh, sw)
+        # pixel-centre nearest rule, src = floor((i + 0.5) n_in / n_out), both ways
+        ri = np.floor((np.arange(sh) + 0.5) * h / sh).astype(int)
+        ci = np.floor((np.arange(sw) + 0.5) * w / sw).astype(int)
+        back_r = np.floor((np.arange(h) + 0.5) * sh / h).astype(int)
+        back_c = np.floor((np.arange(w) + 0.5) * sw / w).astype(int)
+        expect = x[0, 0].numpy()[ri][:, ci][back_r][:, back_c]
+        np.testing.assert_array_equal(out, expect)
 
 
 def test_color_quantization_palette_and_dither() -> None:

@@ -88,7 +88,7 @@ def distort_batch(
         extra = {"denoiser": _resolve_denoiser(denoiser)} if t == 15 else {}
         outs = []
         for b in range(x.shape[0]):
-            arr = x[b].detach().permute(1, 2, 0).cpu().double().numpy()
+            arr = x[b].detach().permute(1, 2, 0).contiguous().cpu().numpy()
             outs.append(torch.from_numpy(np.ascontiguousarray(fn(arr, value, rngs[b], **extra))))
         y = torch.stack(outs).permute(0, 3, 1, 2).to(device=x.device, dtype=dtype)
     return ops_torch.mapmm(y)

@@ -1,6 +1,6 @@
 """Per-image CPU implementations: codecs and sequential types (6, 9, 10, 15, 20, 22).
 
-Each function maps ``x`` (``H x W x 3`` float64 in [0,1], already min-max stretched), the
+Each function maps ``x`` (``H x W x 3`` float in [0,1], already min-max stretched), the
 level's parameter and a numpy ``Generator`` to the distorted image, before the final
 min-max. Codecs see the image as 8-bit, as MATLAB's ``imwrite`` does.
 """
@@ -38,7 +38,7 @@ def color_quantization(
         colors=int(colors), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
     )
     dithered = img.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
-    return np.asarray(dithered.convert("RGB"), dtype=np.float64) / 255.0
+    return np.asarray(dithered.convert("RGB"), dtype=np.float32) / np.float32(255.0)
 
 
 # ----------------------------------------------------------------------------- 9, 10 codecs
@@ -73,7 +73,7 @@ def encode_jpeg(img_u8: np.ndarray, quality: float) -> bytes:
 
 def _decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
 
 
 def jpeg2000(x: np.ndarray, ratio: float, rng: np.random.Generator | None = None) -> np.ndarray:
