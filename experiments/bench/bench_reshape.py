@@ -10,7 +10,9 @@ KADID-like samples (reference x 25 types x 5 levels), feature = a_l * content di
 Every measurement runs in a fresh subprocess so that its peak RSS (ru_maxrss, including
 the input features) is its own. Columns:
 
-* ``ours-torch`` / ``ours-faiss``: ``drcdown(...)`` with that backend;
+* ``ours-torch`` / ``ours-faiss``: ``drcdown(...)`` with that backend (``ours-torch``
+  screens in bfloat16 where the CPU has native bf16 dot products, ``precision="auto"``;
+  ``ours-torch-float32`` forces float32 screening);
 * ``baseline``: ``reshape.reference.ref_drcdown`` (dense N x N float64 matrices, every
   pair enumerated, Python disjoint-set union), skipped where it would need more than
   ``--baseline-gb`` GB or more than 10 minutes;
@@ -99,9 +101,12 @@ def worker(n: int, method: str) -> dict:
             kept=len(kept),
         )
     else:
-        backend = method.split("-", 1)[1]
+        parts = method.split("-")
+        backend, precision = parts[1], (parts[2] if len(parts) > 2 else "auto")
         t0 = time.perf_counter()
-        res = drcdown(x, y, 0.1, 1.0, 20, "reference", 0, 0, backend=backend, device="cpu")
+        res = drcdown(
+            x, y, 0.1, 1.0, 20, "reference", 0, 0, backend, device="cpu", precision=precision
+        )
         out["seconds"] = time.perf_counter() - t0
         out.update(
             seconds_pairs=res.seconds_pairs,
@@ -147,7 +152,7 @@ def main() -> int:
         # Baseline: ~5 dense N x N float64/bool matrices; time grows as N^2 (32 s at 9,250).
         base_gb = 5 * n * n * 8 / 1024**3
         base_min = 0.6 * (n / 9250) ** 2
-        methods = ["ours-torch", "matmul"]
+        methods = ["ours-torch", "ours-torch-float32", "matmul"]
         if n <= 20000 or args.faiss_large:
             methods.append("ours-faiss")
         if base_gb <= args.baseline_gb and base_min <= 10:
@@ -161,14 +166,14 @@ def main() -> int:
 
     print()
     print(f"DRCDown selection, d={DIM}, synthetic clustered features, seconds (2-core CPU)")
-    hdr = f"{'N':>7} {'method':>10} {'seconds':>9} {'peakGB':>7} {'pairs':>9} {'clusters':>8} {'kept':>7} {'x faster than baseline':>22} {'/ matmul':>9} {'match':>6}"
+    hdr = f"{'N':>7} {'method':>18} {'seconds':>9} {'peakGB':>7} {'pairs':>9} {'clusters':>8} {'kept':>7} {'x faster than baseline':>22} {'/ matmul':>9} {'match':>6}"
     print(hdr)
     print("-" * len(hdr))
     for n, res in rows:
         base = res.get("baseline")
         mm = res.get("matmul")
         ref_digest = (base or res.get("ours-torch") or {}).get("digest")
-        for m in ("baseline", "ours-torch", "ours-faiss", "matmul"):
+        for m in ("baseline", "ours-torch", "ours-torch-float32", "ours-faiss", "matmul"):
             r = res.get(m)
             if r is None:
                 continue
@@ -177,7 +182,7 @@ def main() -> int:
             secs = f"{r['seconds']:.2f}" + ("*" if r.get("extrapolated") else "")
             match = "-" if "digest" not in r else ("yes" if r["digest"] == ref_digest else "NO")
             print(
-                f"{n:>7} {m:>10} {secs:>9} {r['peak_rss_gb']:>7.2f} {r.get('n_pairs', '-'):>9} "
+                f"{n:>7} {m:>18} {secs:>9} {r['peak_rss_gb']:>7.2f} {r.get('n_pairs', '-'):>9} "
                 f"{r.get('clusters', '-'):>8} {r.get('kept', '-'):>7} {speed:>22} {vs_mm:>9} {match:>6}"
             )
     print("* matmul time extrapolated from full-width 2048-row blocks to N^2 d / 2 multiply-adds")

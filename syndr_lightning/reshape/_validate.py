@@ -19,6 +19,11 @@ def check_features(x: Any, name: str, *, min_rows: int = 1) -> np.ndarray:
 
     The array is not copied when it already is a floating numpy array.
     """
+    return features_and_norms(x, name, min_rows=min_rows)[0]
+
+
+def features_and_norms(x: Any, name: str, *, min_rows: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``check_features``, also returning the float64 L2 norm of every row (one pass)."""
     arr = np.asarray(x)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -39,23 +44,30 @@ def check_features(x: Any, name: str, *, min_rows: int = 1) -> np.ndarray:
         )
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
+    norms = np.empty(arr.shape[0], dtype=np.float64)
     for start in range(0, arr.shape[0], _CHECK_ROWS):
-        chunk = arr[start : start + _CHECK_ROWS]
-        finite = np.isfinite(chunk)
-        if not finite.all():
-            row = start + int(np.argwhere(~finite)[0, 0])
+        chunk = arr[start : start + _CHECK_ROWS].astype(np.float64, copy=False)
+        sq = np.einsum("ij,ij->i", chunk, chunk)
+        bad = np.flatnonzero(~np.isfinite(sq))
+        if bad.size:
+            row = start + int(bad[0])
+            if not np.isfinite(arr[row]).all():
+                raise InputError(
+                    f"{name}: row {row} contains NaN or inf; features must be finite "
+                    "(check the feature extractor's output)"
+                )
             raise InputError(
-                f"{name}: row {row} contains NaN or inf; features must be finite "
-                "(check the feature extractor's output)"
+                f"{name}: row {row} has values too large to square in float64 "
+                f"(max |x| = {np.abs(arr[row]).max():.3g}); rescale the features"
             )
-        norms = np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64)
-        zero = np.flatnonzero(norms == 0.0)
+        zero = np.flatnonzero(sq == 0.0)
         if zero.size:
             raise InputError(
                 f"{name}: row {start + int(zero[0])} is all zeros, so its cosine similarity "
                 "is undefined; drop that sample or fix its features"
             )
-    return arr
+        norms[start : start + _CHECK_ROWS] = np.sqrt(sq)
+    return arr, norms
 
 
 def check_labels_1d(y: Any, name: str, n: int) -> np.ndarray:

@@ -33,10 +33,10 @@ import torch
 
 from syndr_lightning.reshape._validate import (
     check_choice,
-    check_features,
     check_int,
     check_labels_1d,
     check_threshold,
+    features_and_norms,
 )
 from syndr_lightning.utils.errors import InputError
 
@@ -113,14 +113,6 @@ def label_order(labels: np.ndarray) -> np.ndarray:
     return np.argsort(np.asarray(labels, dtype=np.float64), kind="stable").astype(np.int64)
 
 
-def _row_norms(x: np.ndarray) -> np.ndarray:
-    norms = np.empty(x.shape[0], dtype=np.float64)
-    for a in range(0, x.shape[0], 8192):
-        c = x[a : a + 8192].astype(np.float64)
-        norms[a : a + 8192] = np.sqrt(np.einsum("ij,ij->i", c, c))
-    return norms
-
-
 def _normalised_sorted(
     x: np.ndarray, norms: np.ndarray, order: np.ndarray, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -152,11 +144,10 @@ def prepare(
     ``precision`` (``auto``/``float32``/``bfloat16``) picks the screening dtype; ``auto``
     uses bfloat16 on CPUs with native bf16 dot products and float32 elsewhere (GPU).
     """
-    x = check_features(features, "features")
+    x, norms = features_and_norms(features, "features")
     y = check_labels_1d(labels, "labels", x.shape[0])
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
-    norms = _row_norms(x)
     screen = _normalised_sorted(x, norms, order, dtype)
     return PairPlan(order=order, labels_sorted=y[order], screen=screen, features=x, norms=norms)
 
