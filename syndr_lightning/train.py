@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import socket
 import sys
@@ -349,6 +350,15 @@ class TestSetSelection(Callback):
             return
         if not getattr(dm, "test_manifests", None):
             dm.setup("test")
+        # Iterating loaders draws from the global RNGs; restore them so that opting in to
+        # this report does not change the training run itself.
+        py_state, np_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            self._evaluate(trainer, pl_module, dm)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, dm: Any) -> None:
         for name, loader in zip(dm.test_names, dm.test_dataloader(), strict=True):
             preds, targets = [], []
             for batch in loader:
