@@ -214,6 +214,17 @@ def swept_keys(
     return [key for key in declared if key != seed_key and any(key in j.overrides for j in jobs)]
 
 
+def _sweep_name(jobs: Sequence[JobRecord]) -> str:
+    """``sweep_name`` of the first job's saved config (set by conf/hparams_search/*)."""
+    for job in jobs:
+        file = job.path / ".hydra" / "config.yaml"
+        if file.is_file():
+            data = _read_yaml(file)
+            if isinstance(data, dict) and data.get("sweep_name"):
+                return str(data["sweep_name"])
+    return ""
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, bool) or value is None:
         return (2, str(value))
@@ -225,7 +236,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 def default_metrics(jobs: Sequence[JobRecord]) -> list[str]:
     """Validation and test metrics present in any job: ``val/srcc`` first, then sorted."""
     names = sorted({name for job in jobs if job.metrics for name in job.metrics})
-    chosen = [n for n in names if n.startswith(("val/", "test/"))] or names
+    # Quality metrics only: bookkeeping such as ``val/epoch`` is no table column.
+    chosen = [
+        n for n in names if n.startswith(("val/", "test/")) and not n.endswith("/epoch")
+    ] or names
 
     def order(name: str) -> tuple[int, str]:
         rank = 0 if name == "val/srcc" else 1 if name.startswith("val/") else 2
@@ -288,6 +302,27 @@ def _fmt(value: float, digits: int) -> str:
     )
 
 
+def _fmt_key(value: Any) -> str:
+    """A swept value for a table cell: floats to 4 significant digits (CSV keeps them all)."""
+    if isinstance(value, float) and not math.isnan(value):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _optuna_line(root: Path) -> str:
+    """One line naming the Optuna study's best trial, when the sweep was an Optuna one."""
+    file = root / "optimization_results.yaml"
+    if not file.is_file():
+        return ""
+    data = _read_yaml(file) or {}
+    params = data.get("best_params") or {}
+    value = data.get("best_value")
+    if value is None:
+        return ""
+    shown = ", ".join(f"{k}={_fmt_key(v)}" for k, v in params.items())
+    return f"Optuna best objective {float(value):.4f} at {shown}.\n"
+
+
 def to_markdown(
     table: pd.DataFrame,
     keys: Sequence[str],
@@ -305,12 +340,12 @@ def to_markdown(
     best: dict[str, float] = {}
     for name in metrics:
         col = table[f"{name}/mean"]
-        if col.notna().any():
+        if col.notna().any() and col.nunique(dropna=True) > 1:  # no bold when all tie
             # Lower is better only for losses and errors; every IQA correlation is higher-better.
             lower = any(tag in name for tag in ("loss", "mae", "rmse", "error"))
             best[name] = float(col.min() if lower else col.max())
     for _, row in table.iterrows():
-        cells = [str(row[k]) for k in keys]
+        cells = [_fmt_key(row[k]) for k in keys]
         for name in metrics:
             mean, std = row[f"{name}/mean"], row[f"{name}/std"]
             text = _fmt(mean, digits)
@@ -368,12 +403,14 @@ def collect(
     out = Path(out_dir) if out_dir is not None else root
     md_path, csv_path = out / f"{name}.md", out / f"{name}.csv"
     failed = [j.path for j in jobs if not j.ok]
-    title = f"Sweep {root.name}: " + (", ".join(row_keys) if row_keys else "one setting")
+    label = _sweep_name(jobs) or root.name
+    title = f"Sweep {label}: " + (", ".join(row_keys) if row_keys else "one setting")
     text = to_markdown(table, row_keys, names, title=title, digits=digits)
     text += (
         f"\nmean ± sample std over seeds; n = finished jobs per row; "
         f"{len(jobs)} jobs, {len(failed)} without metrics.\n"
     )
+    text += _optuna_line(root)
     with atomic_open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
     with atomic_open(csv_path, "w", encoding="utf-8", newline="") as fh:
