@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -71,7 +72,8 @@ def render_preview(
         ax = axes[r][0]
         ax.imshow(small)
         ax.set_title("reference", fontsize=10)
-        ax.set_ylabel(f"{t}. {spec(t).name}", fontsize=12, fontweight="bold")
+        label = textwrap.fill(f"{t}. {spec(t).name}", width=max(12, int(cell_h * 9)))
+        ax.set_ylabel(label, fontsize=12, fontweight="bold")
         for c, lv in enumerate(l_list, start=1):
             out = distort_image(small, t, lv, derive_seed(seed, image_id, t, lv))
             ax = axes[r][c]
