@@ -45,9 +45,10 @@ PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 # FAISS GPU indexes answer k-NN queries with k at most this value.
 FAISS_GPU_MAX_K = 2048
 # Small row blocks follow the label staircase closely (less work outside the windows).
-_ROWS_CPU = 256
+_ROWS_CPU = 512
 _ROWS_GPU = 8192
 _COLS_CPU = 16384
+_COL_QUANTUM = 256
 _COLS_GPU = 65536
 _EXACT_CHUNK = 2048
 
@@ -263,21 +264,29 @@ def _torch_candidates(
     if float(low_t) > low:
         low_t = torch.nextafter(low_t, torch.tensor(-1.0, dtype=xs.dtype))
     low_t = low_t.to(device)
+    n = plan.n
+    # Few tile shapes: the last row block is widened over earlier rows and column widths
+    # are rounded up to a multiple of _COL_QUANTUM (the extra rows/columns are filtered out
+    # afterwards), so the CPU matmul kernels are built for a handful of shapes only.
     with torch.inference_mode(), _ieee_fp32(device):
         for a in range(start, stop, block_rows):
             b = min(a + block_rows, stop)
-            rows = xs[a:b]
+            a_eff = max(0, b - block_rows)
+            rows = xs[a_eff:b]
             end = int(ends[b - 1])
             for c0 in range(a, end, block_cols):
                 c1 = min(c0 + block_cols, end)
-                sims = rows @ xs[c0:c1].T
+                width = min(block_cols, -(-(c1 - c0) // _COL_QUANTUM) * _COL_QUANTUM)
+                c1_eff = min(c0 + width, n)
+                c0_eff = max(0, c1_eff - width)
+                sims = rows @ xs[c0_eff:c1_eff].T
                 if device.type == "cpu":
                     # numpy's flatnonzero is far faster than torch.nonzero on CPU.
                     flat = np.flatnonzero((sims > low_t).numpy())
                     if flat.size == 0:
                         continue
                     vals = sims.view(-1)[torch.from_numpy(flat)].float().numpy()
-                    r, c = np.divmod(flat, c1 - c0)
+                    r, c = np.divmod(flat, c1_eff - c0_eff)
                 else:
                     hit = torch.nonzero(sims > low_t)
                     if hit.shape[0] == 0:
@@ -285,9 +294,9 @@ def _torch_candidates(
                     vals = sims[hit[:, 0], hit[:, 1]].float().cpu().numpy()
                     hit = hit.cpu().numpy()
                     r, c = hit[:, 0], hit[:, 1]
-                r = r.astype(np.int64) + a
-                c = c.astype(np.int64) + c0
-                keep = c > r
+                r = r.astype(np.int64) + a_eff
+                c = c.astype(np.int64) + c0_eff
+                keep = (c > r) & (r >= a) & (c >= c0) & (c < c1)
                 yield r[keep], c[keep], vals[keep]
 
 
@@ -426,7 +435,7 @@ def similar_pairs_slice(
             )
         cands = _faiss_candidates(plan, start, stop, low, ends, dev.type == "cuda", block_rows)
     else:  # "auto" and "torch": the blocked torch matmul is the fastest on CPU and GPU
-        block_cols = max(block_rows, _COLS_GPU if dev.type == "cuda" else _COLS_CPU)
+        block_cols = _COLS_GPU if dev.type == "cuda" else _COLS_CPU
         cands = _torch_candidates(plan, start, stop, low, ends, dev, block_rows, block_cols)
 
     ys = plan.labels_sorted
