@@ -56,7 +56,7 @@ def test_generate_writes_files_manifest_and_resumes(tmp_path: Path) -> None:
     keep = out / "I00_01_01.png"
     os.utime(keep, (1_000_000, 1_000_000))
     (out / "I01_10_01.png").unlink()
-    df2 = generate(refs, out, types=[1, 10, 23], levels=[1, 5], seed=3, progress=False)
+    df2 = generate(refs, out, types=[1, 10, 23], levels=[1, 5], seed=3, progress=True)
     assert keep.stat().st_mtime == 1_000_000
     assert (out / "I01_10_01.png").exists() and len(df2) == 12
 
@@ -129,6 +129,10 @@ def test_generate_bad_inputs(tmp_path: Path) -> None:
     dup.write_bytes(refs[0].read_bytes())
     with pytest.raises(InputError, match="share the id"):
         generate([refs[0], dup], tmp_path / "o", types=[1], levels=[1], progress=False)
+    with pytest.raises(InputError, match="device"):
+        generate(refs, tmp_path / "o", types=[1], levels=[1], progress=False, device="nonsense")
+    with pytest.raises(InputError, match="workers"):
+        generate(refs, tmp_path / "o", types=[1], levels=[1], progress=False, workers=-1)
     bad = tmp_path / "bad" / "x.png"
     bad.parent.mkdir()
     bad.write_text("not an image")

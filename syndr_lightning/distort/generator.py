@@ -216,7 +216,14 @@ def generate(
     if denoiser is not None and not Path(denoiser).is_file():
         raise InputError(f"DnCNN checkpoint not found: {denoiser}")
     if device is not None:
-        dev, batch_here = torch.device(device), True
+        try:
+            dev, batch_here = torch.device(device), True
+        except (RuntimeError, TypeError) as exc:
+            raise InputError(
+                f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}"
+            ) from exc
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device {device!r} requested but no CUDA GPU is available; use 'cpu'")
     else:
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         batch_here = dev.type == "cuda"

@@ -69,21 +69,33 @@ ALL_TYPES: tuple[int, ...] = tuple(SPECS)
 ALL_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        as_int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return as_int if as_int == value else None
+
+
 def check_type(dist_type: int) -> int:
     """Return ``dist_type`` as int or raise :class:`InputError` when it is not 1..25."""
-    if isinstance(dist_type, bool) or int(dist_type) != dist_type or int(dist_type) not in SPECS:
+    t = _as_int(dist_type)
+    if t is None or t not in SPECS:
         raise InputError(
             f"distortion type must be an integer 1..25 (KADID numbering), got {dist_type!r}; "
             "see docs/gendist.md for the table"
         )
-    return int(dist_type)
+    return t
 
 
 def check_level(level: int) -> int:
     """Return ``level`` as int or raise :class:`InputError` when it is not 1..5."""
-    if isinstance(level, bool) or int(level) != level or not 1 <= int(level) <= 5:
+    lv = _as_int(level)
+    if lv is None or not 1 <= lv <= 5:
         raise InputError(f"distortion level must be an integer 1..5, got {level!r}")
-    return int(level)
+    return lv
 
 
 def spec(dist_type: int) -> DistortionSpec:
