@@ -23,7 +23,8 @@ def _module():
     return module
 
 
-def test_wrapper_cpu_smoke_writes_results(tmp_path: Path) -> None:
+def test_wrapper_runs_the_bench(tmp_path: Path) -> None:
+    """The shell wrapper (no carried wheels here) runs the script and copies to $OUT."""
     out = tmp_path / "docs"
     env = {
         **os.environ,
@@ -33,14 +34,36 @@ def test_wrapper_cpu_smoke_writes_results(tmp_path: Path) -> None:
         "OUT": str(tmp_path / "device_out"),
     }
     (tmp_path / "device_out").mkdir()
+    args = ["--cpu-smoke", "--skip-throughput", "--sizes", "200", "--backends", "torch"]
     proc = subprocess.run(
-        ["bash", str(ROOT / "experiments/gpu_bench.sh"), "--cpu-smoke"],
+        ["bash", str(ROOT / "experiments/gpu_bench.sh"), *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "gpu_bench_results.json").read_text())
+    assert {(r["n"], r["method"]) for r in data["drcdown"]} == {
+        (300, "reference (dense float64)"),
+        (300, "torch (cpu)"),
+        (200, "torch (cpu)"),
+    }
+    assert (tmp_path / "device_out" / "gpu_bench_results.md").is_file()
+    bad = subprocess.run(
+        ["bash", str(ROOT / "experiments/gpu_bench.sh"), "--cpu-smoke"],
+        env={**env, "GPU_BENCH_LIMIT_S": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "GPU_BENCH_LIMIT_S" in bad.stderr
+
+
+def test_cpu_smoke_writes_results(tmp_path: Path) -> None:
+    """The full --cpu-smoke run: every DRCDown method and the four throughput rows."""
+    out = tmp_path / "docs"
+    assert _module().main(["--cpu-smoke", "--out-dir", str(out)]) == 0
     data = json.loads((out / "gpu_bench_results.json").read_text())
     rows = data["drcdown"]
     methods = {(r["n"], r["method"]) for r in rows}
@@ -60,7 +83,6 @@ def test_wrapper_cpu_smoke_writes_results(tmp_path: Path) -> None:
     assert all(r["images_per_s"] > 0 for r in data["throughput"])
     md = (out / "gpu_bench_results.md").read_text()
     assert "| N | method | total s |" in md and "time / torch (cpu)" in md
-    assert (tmp_path / "device_out" / "gpu_bench_results.md").is_file()
 
 
 def test_budget_skips_and_errors(tmp_path: Path, capsys) -> None:
