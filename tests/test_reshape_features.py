@@ -70,3 +70,27 @@ def test_bad_input(images, tmp_path):
         build_encoder("vgg", "none")
     with pytest.raises(ConfigError, match="local weights file"):
         build_encoder("clip_vit_b16", str(tmp_path / "nope.pth"))
+
+
+@pytest.mark.slow
+def test_clip_encoder_from_local_file(images, tmp_path):
+    import timm
+
+    _, paths, _ = images
+    torch.manual_seed(0)
+    net = timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=0)
+    weights = tmp_path / "clip_vit_b16.pth"
+    torch.save({"state_dict": net.state_dict()}, weights)
+    feats = extract_reference_features(
+        paths[:2], encoder="clip_vit_b16", weights=str(weights), device="cpu"
+    )
+    assert feats.shape == (2, 768) and np.isfinite(feats).all()
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_offline(images):
+    _, paths, _ = images
+    feats = extract_reference_features(
+        paths, encoder="efficientnet_lite0", weights="offline", crop_size=64, device="cpu"
+    )
+    assert feats.shape == (3, 1280) and np.isfinite(feats).all()
