@@ -318,6 +318,10 @@ def bench_drcdown(s: Settings, device: torch.device, report: Report, deadline: f
     jobs.insert(0, (s.ref_n, "reference (dense float64)", "reference", "cpu"))
     jobs.insert(1, (s.ref_n, f"torch ({device.type})", "torch", device.type))
 
+    # Untimed warm-up of every method (CUDA context, cuBLAS handles, FAISS GPU resources).
+    wx, wy = clustered_features(min(2_000, s.ref_n), s.dim, s.seed + 1, device)
+    for backend, dev in sorted({(m[1], m[2]) for m in methods}):
+        drcdown(wx, wy, t_f=s.t_f, t_q=s.t_q, t_u=s.t_u, backend=backend, device=dev)
     features: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     partitions: dict[int, tuple[str, np.ndarray]] = {}
     for n, label, backend, dev in jobs:

@@ -18,6 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from syndr_lightning.train import conf_dir
+from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.sweep import collect
 
 PAPER_GRIDS = {
@@ -143,3 +144,22 @@ def test_multirun_with_ddp_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "one device per job" in err[0]
+
+
+def test_slurm_launcher_one_gpu_per_job_and_ddp_slurm_layout() -> None:
+    from syndr_lightning.utils.sweep import check_sweep_devices
+
+    cfg = _compose(["+experiment=syn2auth", "+hparams_search=T_f", "hydra/launcher=slurm"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (1, 1, 1)
+    check_sweep_devices(cfg.trainer, "MULTIRUN", launcher._target_, launcher.tasks_per_node)
+    # One multi-node DDP run: tasks per node must equal the GPUs per node.
+    over = ["trainer=ddp_slurm", "trainer.num_nodes=2", "hydra/launcher=slurm"]
+    cfg = _compose(["+experiment=syn2auth", *over, "hydra.launcher.tasks_per_node=4"])
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 4
+    target = cfg.hydra.launcher._target_
+    check_sweep_devices(cfg.trainer, "MULTIRUN", target, cfg.hydra.launcher.tasks_per_node)
+    with pytest.raises(ConfigError, match="tasks_per_node"):
+        check_sweep_devices(cfg.trainer, "MULTIRUN", target, 1)
+    GlobalHydra.instance().clear()
