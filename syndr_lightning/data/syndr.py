@@ -256,7 +256,7 @@ class SynDRDataModule(IQADataModule):
         return UpsampleSpec(
             types=types,
             levels=tuple(int(v) for v in levels),
-            k=int(self.reshape["k"]),
+            k="all" if self.reshape["k"] == "all" else int(self.reshape["k"]),
             T_ref=float(self.reshape["T_ref"]),
             weights=str(self.reshape["weights"]),
             temperature=float(self.reshape["temperature"]),

@@ -46,7 +46,7 @@ class UpsampleSpec:
 
     types: tuple[int, ...]
     levels: tuple[int, ...] = (1, 3, 5)
-    k: int = 5
+    k: int | str = 5  # or "all"
     T_ref: float = 0.05
     weights: str = "reference"
     temperature: float = 0.05
@@ -63,8 +63,8 @@ class UpsampleSpec:
             raise ConfigError(
                 f"DDCUp levels must be a non-empty list of KADID levels 1..5; got {self.levels}"
             )
-        if int(self.k) < 1:
-            raise ConfigError(f"reshape.k must be an integer >= 1; got {self.k}")
+        if self.k != "all" and (not str(self.k).isdigit() or int(self.k) < 1):
+            raise ConfigError(f"reshape.k must be an integer >= 1 or 'all'; got {self.k!r}")
         if float(self.T_ref) < 0:
             raise ConfigError(f"reshape.T_ref must be >= 0; got {self.T_ref}")
         if self.weights not in ("reference", "softmin"):
@@ -396,7 +396,7 @@ def build_upsampled_set(
                 train_feats,
                 cand_feats[selected],
                 labels,
-                k=min(int(spec.k), len(names)),
+                k=len(names) if spec.k == "all" else min(int(spec.k), len(names)),
                 t_ref=float(spec.T_ref),
                 weights=spec.weights,
                 temperature=float(spec.temperature),
