@@ -200,6 +200,11 @@ def validate_config(cfg: DictConfig) -> None:
                 f"{key}.root={str(root)!r} does not exist; download dataset {name!r} there, "
                 f"or set {key}.root (or paths.data_dir / $SYNDR_DATA_DIR) to its folder"
             )
+    if cfg.trainer.get("sync_batchnorm") and cfg.trainer.get("accelerator") == "cpu":
+        raise ConfigError(
+            "trainer.sync_batchnorm=true works on GPUs only; with trainer.accelerator=cpu set "
+            "trainer.sync_batchnorm=false"
+        )
     has_val = cfg.data.get("val") is not None or float(cfg.data.get("val_fraction", 0.2)) > 0
     monitors = [
         str(c.get("monitor"))

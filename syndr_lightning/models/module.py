@@ -127,7 +127,8 @@ class BIQAModule(L.LightningModule):
             return
         values = self.val_metrics.compute()
         for k, v in values.items():
-            self.log(f"val/{k}", v.float(), prog_bar=k == "srcc")
+            # Already gathered over ranks by torchmetrics: identical everywhere.
+            self.log(f"val/{k}", v.float(), prog_bar=k == "srcc", sync_dist=True)
         self.val_metrics.reset()
 
     def test_names(self) -> list[str]:
@@ -168,6 +169,7 @@ class BIQAModule(L.LightningModule):
             self.log_dict(
                 {f"{self.test_prefix}/{name}/{k}": v.float() for k, v in values.items()},
                 add_dataloader_idx=False,
+                sync_dist=True,
             )
             metric.reset()
 
