@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -104,15 +103,18 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _start_method() -> str:
-    """``fork`` (instant start) where safe: Linux, no CUDA context yet; else ``spawn``.
+def _mp_context() -> mp.context.BaseContext:
+    """``forkserver`` where available (else ``spawn``), with this module preloaded.
 
-    Workers set one torch thread before any work, as DataLoader workers do, so a forked
-    child never enters the parent's OpenMP pool.
+    The server starts once per process and imports torch once; workers fork from it, so
+    they start fast and never inherit the caller's OpenMP pool or CUDA context (a plain
+    ``fork`` of a process that already ran multi-threaded torch can hang).
     """
-    if sys.platform.startswith("linux") and not torch.cuda.is_initialized():
-        return "fork"
-    return "spawn"
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _read_manifest(path: Path) -> pd.DataFrame:
@@ -271,7 +273,7 @@ def generate(
                     last_write = time.monotonic()
 
             if workers > 0 and units:
-                ctx = mp.get_context(_start_method())
+                ctx = _mp_context()
                 with cf.ProcessPoolExecutor(
                     workers, mp_context=ctx, initializer=_init_worker
                 ) as pool:

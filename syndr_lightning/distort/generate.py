@@ -1,0 +1,1 @@
+from syndr_lightning.distort.generator import generate  # noqa: F401
