@@ -68,6 +68,16 @@ def test_borderline_pairs_decided_in_float64(precision, dtype):
         assert _as_list(i, j) == expected, backend
 
 
+def test_plan_reused_with_other_precision():
+    x, y = _borderline(40, 32, 0.1, seed=1)
+    expected = ref_similar_pairs(x, y, 0.1, 1.0)
+    for made, used in (("bfloat16", "float32"), ("float32", "bfloat16")):
+        plan = prepare(x, y, precision=made)
+        assert plan.precision == made
+        i, j = similar_pairs_slice(plan, None, 0, plan.n, precision=used, block_rows=16)
+        assert _as_list(i, j) == expected, (made, used)
+
+
 def test_screening_margins_cover_rounding():
     from syndr_lightning.reshape.pairs import bfloat16_margin, screening_margin
 

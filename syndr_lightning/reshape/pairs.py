@@ -401,7 +401,9 @@ def similar_pairs_slice(
         check_choice(precision, "precision", PRECISIONS)
         if precision not in ("auto", plan.precision):
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-            plan = replace(plan, screen=plan.screen.to(dtype))
+            # Rebuild from the original features: a bf16 copy must never be widened.
+            screen = _normalised_sorted(plan.features, plan.norms, plan.order, dtype)
+            plan = replace(plan, screen=screen)
     else:
         plan = prepare(features, labels, precision, device)
     n = plan.n
