@@ -140,6 +140,8 @@ def test_syn2auth_fits_reuses_its_upsampled_set_and_tests_two_targets(
     history = json.loads((tmp_path / "first" / "drcdown_history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1]
     assert all(h["kept"] < h["total"] for h in history)  # DRCDown thinned the originals
+    protocol = json.loads((tmp_path / "first" / "syndr_protocol.json").read_text())
+    assert protocol["n_upsampled"] == len(added) and protocol["upsample_key"] == built[0].name
     logged = pd.read_csv(tmp_path / "first" / "csv" / "metrics.csv")
     assert logged["drcdown/kept"].notna().sum() == 2
 

@@ -16,6 +16,8 @@ exactly in its start-of-epoch state and the batch count is right. See docs/syndr
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,7 +43,9 @@ from syndr_lightning.data.upsample import (
     list_images,
 )
 from syndr_lightning.utils.errors import ConfigError, DatasetError
-from syndr_lightning.utils.io import git_sha
+from syndr_lightning.utils.io import atomic_open, git_sha
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RESHAPE_KEYS", "SynDRDataModule", "build_upsampled_set"]
 
@@ -414,6 +418,18 @@ class SynDRDataModule(IQADataModule):
             if stage in (None, "fit"):
                 self.drcdown_selector.reset()
                 self._check_reload()
+        if stage in (None, "fit"):
+            self._save_protocol()
+
+    def _save_protocol(self) -> None:
+        """Print the SynDR protocol and write ``syndr_protocol.json`` (global rank 0)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not trainer.is_global_zero:
+            return
+        info = self.protocol()
+        with atomic_open(Path(trainer.default_root_dir) / "syndr_protocol.json") as fh:
+            json.dump(info, fh, indent=1, default=str)
+        log.info("SynDR protocol: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
     def _check_reload(self) -> None:
         trainer = getattr(self, "trainer", None)
