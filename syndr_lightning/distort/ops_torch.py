@@ -204,7 +204,7 @@ def color_shift_op(
     [0, 1] (clipped); ``G' = e * shifted + (1 - e) * G``. The blend details and the
     replicate fill of the uncovered border are unverified (documented choices).
     """
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     shifts = []
     for rng in rngs:
         u = rng.random(2)
@@ -219,13 +219,20 @@ def color_shift_op(
     shifted_t = torch.cat(shifted, dim=0)
     e = gaussian_blur(_sobel_magnitude(color.rgb2gray(x)), 4.0)
     e = mapmm(e).clamp(0.1, 1.0)
-    q = torch.quantile(e.reshape(b, -1).float(), torch.tensor([0.01, 0.99], device=x.device), dim=1)
-    lo = q[0].to(x.dtype).view(b, 1, 1, 1)
-    hi = q[1].to(x.dtype).view(b, 1, 1, 1)
+    lo = _percentile(e, 0.01)
+    hi = _percentile(e, 0.99)
     e = ((e - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
     out = x.clone()
     out[:, 1:2] = e * shifted_t + (1 - e) * green
     return out
+
+
+def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Nearest-rank ``q`` quantile of each sample, ``[B,1,1,1]`` (no size limit, unlike
+    ``torch.quantile``)."""
+    flat = x.reshape(x.shape[0], -1)
+    k = min(flat.shape[1], max(1, round(q * (flat.shape[1] - 1)) + 1))
+    return flat.kthvalue(k, dim=1).values.view(-1, 1, 1, 1)
 
 
 def saturation_hsv_op(
