@@ -193,6 +193,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         "| what | precision | batch | crop | images/s | ms/step | steps |",
         "|---|---|---|---|---|---|---|",
     ]
+    if not data["throughput"]:
+        lines.append("| not measured in this run (--skip-throughput) | | | | | | |")
     for r in data["throughput"]:
         lines.append(
             f"| {r['what']} | {r['precision']} | {r['batch']} | {r['crop']} | {r['images_per_s']:.1f} "
