@@ -209,3 +209,18 @@ def test_dncnn_checkpoint_is_used(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(3)}, bad)
     with pytest.raises(InputError, match="DnCNN"):
         distort_image(img, 15, 2, seed=3, denoiser=bad)
+
+
+def test_png_encoder_round_trips(tmp_path: Path) -> None:
+    from syndr_lightning.distort.png import encode_png_rgb
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (7, 5, 3), (33, 64, 3)):
+        img = (rng.random(shape) * 256).astype(np.uint8)
+        p = tmp_path / "x.png"
+        p.write_bytes(encode_png_rgb(img))
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.mode == "RGB"
+            np.testing.assert_array_equal(np.asarray(im), img)
+    with pytest.raises(InputError, match="uint8"):
+        encode_png_rgb(np.zeros((4, 4), dtype=np.uint8))
