@@ -116,6 +116,11 @@ def test_generate_with_workers_and_batched_device_match(tmp_path: Path) -> None:
         x = np.asarray(Image.open(a / name)).astype(int)
         y = np.asarray(Image.open(b / name)).astype(int)
         assert np.abs(x - y).max() <= 1, name
+    # an unreadable reference fails in a worker and reaches the caller as InputError
+    bad = tmp_path / "refs" / "broken.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(InputError, match="cannot read"):
+        generate([*refs, bad], a, types=[9], levels=[1], seed=1, workers=1, progress=False)
 
 
 def test_generate_bad_inputs(tmp_path: Path) -> None:

@@ -192,7 +192,8 @@ def generate(
     ``workers`` CPU processes (0 = in this process). With a ``device`` (default: ``cuda``
     when present) the torch types run batched on it in this process, ``batch_size``
     same-sized references at a time, while the workers run codecs and sequential types;
-    with no device and no GPU every reference is one work unit for the workers. ``denoiser``: DnCNN checkpoint for type 15.
+    with no device and no GPU all types run in the workers, in units of up to
+    ``UNIT_JOBS`` outputs of one reference. ``denoiser``: DnCNN checkpoint for type 15.
     Returns columns ``ref, type, level, path, seed`` with absolute ``path``; the CSV
     ``<out_dir>/<manifest_name>`` keeps earlier rows and stores paths relative to it.
     Same ``seed`` -> same bytes; a rerun skips finished files (mixing seeds in one folder
@@ -276,13 +277,15 @@ def generate(
 
             if workers > 0 and units:
                 ctx = _mp_context()
-                with cf.ProcessPoolExecutor(
-                    workers, mp_context=ctx, initializer=_init_worker
-                ) as pool:
+                pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+                try:
                     futures = [pool.submit(_run_unit, unit, den) for unit in units]
                     _run_batched(batched, dev, batch_size, done)
                     for fut in cf.as_completed(futures):
                         done(fut.result())
+                finally:
+                    # on an error or Ctrl-C, drop the queued units instead of running them
+                    pool.shutdown(wait=True, cancel_futures=True)
             else:
                 _run_batched(batched, dev, batch_size, done)
                 for unit in units:
