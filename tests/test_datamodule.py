@@ -143,3 +143,17 @@ def test_config_errors_name_the_key(tmp_path: Path, synthetic_csv: Path) -> None
         _dm(synthetic_csv, val_fraction=1.5)
     with pytest.raises(ConfigError, match=r"data\.train\.root is missing"):
         IQADataModule(train={"name": "csv"})
+
+
+def test_image_cache_serves_identical_batches(synthetic_csv: Path, tmp_path: Path) -> None:
+    plain = _dm(synthetic_csv, eval_crop_mode="center")
+    cached = _dm(
+        synthetic_csv, eval_crop_mode="center", image_cache=True, cache_dir=str(tmp_path / "c")
+    )
+    for dm in (plain, cached):
+        dm.setup("fit")
+    a, b = next(iter(plain.val_dataloader())), next(iter(cached.val_dataloader()))
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["index"], b["index"])
+    assert list((tmp_path / "c").glob("imgcache-*.json"))
+    with pytest.raises(ConfigError, match=r"data\.cache_dir"):
+        _dm(synthetic_csv, image_cache=True).val_dataloader()
