@@ -246,3 +246,24 @@ def test_bad_inputs_raise_clear_errors(img: np.ndarray) -> None:
         distort_batch(torch.rand(2, 3, 8, 8), 1, 1, [0])
     with pytest.raises(InputError, match=r"\[B,3,H,W\]"):
         distort_batch(torch.rand(3, 8, 8), 1, 1, [0])
+
+
+def test_colour_conversions_match_skimage() -> None:
+    from skimage import color as skcolor
+
+    from syndr_lightning.distort import color
+
+    rng = np.random.default_rng(0)
+    rgb = rng.random((9, 11, 3))
+    x = torch.from_numpy(rgb.transpose(2, 0, 1)).unsqueeze(0)
+    lab = color.rgb2lab(x)[0].permute(1, 2, 0).numpy()
+    # matrices differ in the last digits between references; 0.01 Lab units << 1/255 RGB
+    np.testing.assert_allclose(lab, skcolor.rgb2lab(rgb), atol=1e-2)
+    back = color.lab2rgb(color.rgb2lab(x))[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(back, rgb, atol=1e-6)
+    hsv = color.rgb2hsv(x)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(hsv, skcolor.rgb2hsv(rgb), atol=1e-9)
+    np.testing.assert_allclose(color.hsv2rgb(color.rgb2hsv(x)).numpy(), x.numpy(), atol=1e-9)
+    ycc = color.rgb2ycbcr(x)[0].permute(1, 2, 0).numpy() * 255  # skimage: Y in 16..235
+    np.testing.assert_allclose(ycc, skcolor.rgb2ycbcr(rgb), atol=1e-6)
+    np.testing.assert_allclose(color.ycbcr2rgb(color.rgb2ycbcr(x)).numpy(), x.numpy(), atol=1e-9)
