@@ -126,6 +126,7 @@ def test_syn2auth_fits_reuses_its_upsampled_set_and_tests_two_targets(
         "reshape.T_f=0.5",
         "reshape.T_q=10",
         "reshape.T_u=2",
+        "callbacks.rich_progress_bar={_target_: lightning.pytorch.callbacks.RichProgressBar}",
         "data.test=[{name: livec, root: '${paths.data_dir}/livec'},"
         " {name: koniq10k, root: '${paths.data_dir}/koniq10k'}]",
     ]

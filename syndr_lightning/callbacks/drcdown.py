@@ -546,11 +546,22 @@ class DRCDownSelector:
             epoch,
             rank=int(trainer.global_rank),
             world_size=world,
-            gather=strategy.all_gather if world > 1 else None,
+            # NCCL gathers device tensors only: move there and back
+            gather=(lambda t: strategy.all_gather(t.to(strategy.root_device)).cpu())
+            if world > 1
+            else None,
             broadcast=(lambda obj: strategy.broadcast(obj, src=0)) if world > 1 else None,
-            progress=bool(getattr(trainer, "progress_bar_callback", None))
-            and trainer.is_global_zero,
+            progress=_own_progress_bar(trainer),
         )
+
+
+def _own_progress_bar(trainer: Trainer) -> bool:
+    """Show a feature-pass bar on global rank 0 unless Lightning's rich bar is live (rich
+    allows one live display at a time)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    bar = getattr(trainer, "progress_bar_callback", None)
+    return bool(trainer.is_global_zero) and not isinstance(bar, RichProgressBar)
 
 
 def _gather_shards(
