@@ -15,7 +15,6 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 from syndr_lightning.train import conf_dir
 from syndr_lightning.utils.errors import ConfigError
@@ -118,9 +117,10 @@ def test_two_job_optuna_multirun_is_collected(tmp_path: Path) -> None:
     md = summary.markdown_path.read_text()
     assert md.startswith("### Sweep optuna") and "Optuna best objective" in md
     assert summary.csv_path.is_file()
-    # Both jobs resolved the same W&B group (the sweep's), stored with the run.
-    groups = {OmegaConf.load(p / ".hydra" / "config.yaml").get("sweep_group") for p in jobs}
-    assert len(groups) == 1
+    # Both jobs (two Hydra job launches) resolved the same W&B group: the sweep's.
+    resolved = [yaml.safe_load((p / "config_resolved.yaml").read_text()) for p in jobs]
+    groups = {r["sweep_group"] for r in resolved}
+    assert len(groups) == 1 and next(iter(groups)).startswith("debug-optuna-20")
 
 
 def test_multirun_with_ddp_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
