@@ -35,7 +35,8 @@ def _world(group: dist.ProcessGroup | None) -> tuple[int, int]:
 
 def _comm_device(group: dist.ProcessGroup | None) -> torch.device:
     """The device collectives of ``group`` need: the current CUDA device for NCCL."""
-    if dist.get_backend(group) == "nccl":
+    # "nccl", or a combined backend such as "cpu:gloo,cuda:nccl": use CUDA tensors.
+    if "nccl" in str(dist.get_backend(group)):
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
