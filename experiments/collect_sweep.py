@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Collect a Hydra multirun directory into paper-style tables (Markdown + CSV).
 
-    python experiments/collect_sweep.py logs/multirun/2026-01-01/12-00-00
+    python experiments/collect_sweep.py logs/syn2auth/multiruns/2026-01-01_12-00-00
     python experiments/collect_sweep.py DIR --metrics val/srcc,val/plcc --out docs/sweeps
 
 One row per value of the swept parameter(s); each cell is mean ± sample std over seeds.

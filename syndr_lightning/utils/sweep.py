@@ -159,7 +159,7 @@ def find_jobs(multirun_dir: str | os.PathLike[str]) -> list[JobRecord]:
     if not root.is_dir():
         raise InputError(
             f"multirun directory {root} does not exist; expected the folder Hydra printed "
-            "for a `-m` run (e.g. logs/multirun/<date>/<time>)."
+            "for a `-m` run (e.g. logs/<task_name>/multiruns/<date>_<time>)."
         )
     jobs: list[JobRecord] = []
     for overrides_file in sorted(root.rglob(".hydra/overrides.yaml")):
