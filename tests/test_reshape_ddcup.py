@@ -109,5 +109,7 @@ def test_bad_input_refused():
         ddcup_pseudo_labels(t, c, y, weights="softmin", temperature=0)
     with pytest.raises(InputError, match="n_ref=30"):
         ddcup_pseudo_labels(t, c, y[:29])
+    with pytest.raises(InputError, match="train_feats: expected a 2-D"):
+        ddcup_pseudo_labels(t[0], c, y)
     with pytest.raises(InputError, match="inf"):
         ddcup_pseudo_labels(t, c, np.full((30, 2, 3), np.inf))

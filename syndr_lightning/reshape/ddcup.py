@@ -195,12 +195,12 @@ def ddcup_pseudo_labels(
     same (type, level). NaN marks an absent label: it is left out and the remaining
     weights renormalised; the result is NaN only where every neighbour lacks it.
     """
+    n_ref = check_features(train_feats, "train_feats").shape[0]
     y = np.asarray(train_labels)
     if y.dtype == object or not (
         np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)
     ):
         raise InputError(f"train_labels: expected numeric labels, found dtype {y.dtype}")
-    n_ref = np.asarray(train_feats).shape[0] if np.ndim(train_feats) == 2 else None
     if y.ndim < 1 or y.shape[0] != n_ref:
         raise InputError(
             f"train_labels: expected shape [n_ref={n_ref}, n_type, n_level] (one label block "
