@@ -44,10 +44,6 @@ def build_encoder(encoder: str, weights: str | None) -> tuple[torch.nn.Module, i
 
 
 def _build_clip(weights: str | None) -> tuple[torch.nn.Module, int]:
-    import timm
-
-    from syndr_lightning.models.backbones import Backbone, load_backbone_file
-
     w = "none" if weights is None else str(weights)
     use_file = w.lower() not in ("none", "")
     if use_file and not Path(w).expanduser().is_file():
@@ -58,6 +54,10 @@ def _build_clip(weights: str | None) -> tuple[torch.nn.Module, int]:
             "pretrained=True, num_classes=0).state_dict(), 'clip_vit_b16.pth'), "
             "and pass weights='clip_vit_b16.pth'"
         )
+    import timm
+
+    from syndr_lightning.models.backbones import Backbone, load_backbone_file
+
     net = timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=0)
     if use_file:
         load_backbone_file(net, w)
