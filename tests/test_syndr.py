@@ -233,3 +233,34 @@ def test_subset_mapping_keeps_upsampled_rows(small: dict, tmp_path: Path):
     rows = dm.train_indices(0)
     n = len(dm.train_manifest)
     assert rows.tolist() == [0, 2, 5, *range(dm.n_original, n)]
+
+
+def test_drcdown_on_upsampled_pools_every_row(small: dict, tmp_path: Path):
+    kadid = Path(small["manifest"]["path"].iloc[0]).parent.parent
+    dm = SynDRDataModule(
+        train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1, 3]}},
+        candidates={"name": "folder", "root": str(small["kadis"] / "ref_imgs")},
+        reshape={
+            "encoder": "tiny_cnn",
+            "encoder_weights": "none",
+            "encoder_crop": 32,
+            "select_candidates": False,
+        },
+        drcdown_on_upsampled=True,
+        cache_dir=str(tmp_path),
+        crop_size=16,
+    )
+    dm.setup("fit")
+    n = len(dm.train_manifest)
+    assert dm.drcdown_selector is not None and len(dm.drcdown_selector.paths) == n
+    assert n > dm.n_original
+
+    class FakeSelector:
+        def __call__(self, trainer, epoch):
+            from syndr_lightning.callbacks.drcdown import EpochSubset
+
+            return EpochSubset(epoch, np.array([1, n - 1]), n)
+
+    dm.drcdown_selector = FakeSelector()  # type: ignore[assignment]
+    dm.trainer = type("T", (), {"lightning_module": object()})()  # type: ignore[assignment]
+    assert dm.train_indices(0).tolist() == [1, n - 1]
