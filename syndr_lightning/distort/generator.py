@@ -73,8 +73,13 @@ def save_png(img: np.ndarray, path: str | os.PathLike[str]) -> None:
         fh.write(data)
 
 
-def _check_list(values: Iterable[int], check, what: str) -> list[int]:
-    out = [check(v) for v in values]
+def _check_list(values: Iterable[int] | int, check, what: str) -> list[int]:
+    if isinstance(values, (int, np.integer)):
+        values = [int(values)]
+    try:
+        out = [check(v) for v in values]
+    except TypeError as exc:
+        raise InputError(f"{what} must be a list of integers, got {values!r}") from exc
     if not out:
         raise InputError(f"{what} must not be empty")
     return sorted(set(out))

@@ -1,1 +1,0 @@
-from syndr_lightning.distort.generator import generate  # noqa: F401
