@@ -60,7 +60,8 @@ def distort_batch(
     rounded to 8 bit). Torch types run batched on the input's device (a GPU when the batch
     is there); codec and sequential types run image by image on the CPU. ``seeds[b]``
     drives image ``b``'s random numbers, so results do not depend on batch composition.
-    ``denoiser``: type 15 only -- a callable or a DnCNN checkpoint path (default: wavelet).
+    ``denoiser``: type 15 only -- a callable or a DnCNN checkpoint path (default:
+    non-local means). ``_check_finite=False`` skips the NaN scan (uint8-derived input).
     """
     t, lv = check_type(dist_type), check_level(level)
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
