@@ -40,6 +40,27 @@ def test_selection_equals_reference_loop():
     assert removed_somewhere
 
 
+@pytest.mark.parametrize("list_size", [1, 3, 64])
+def test_selection_with_short_lists_and_exact_ties(monkeypatch, list_size):
+    from syndr_lightning.reshape import ddcup
+
+    monkeypatch.setattr(ddcup, "_LIST_SIZE", list_size)
+    t, c, rng = _data(7, n_ref=25, n_cand=120, dim=6)
+    # Exact duplicates (ties everywhere) and tight groups that need many drops.
+    c = np.concatenate(
+        [c, np.repeat(c[:3], 30, axis=0), c[5] + 1e-3 * rng.standard_normal((40, 6))]
+    )
+    c = c[rng.permutation(len(c))]
+    sel = ddcup_select(t, c)
+    assert sel.tolist() == ref_ddcup_select(t, c)
+    thr = selection_thresholds(t)
+    cn = c / np.linalg.norm(c, axis=1, keepdims=True)
+    tn = t / np.linalg.norm(t, axis=1, keepdims=True)
+    d = 1 - cn @ tn.T
+    passing = int(((d.min(axis=1) > thr.min_distance) & (d.max(axis=1) < thr.max_distance)).sum())
+    assert sel.size + 25 < passing  # the duplicate groups were thinned
+
+
 def test_selection_rejects_near_duplicates_and_outliers():
     t, _, rng = _data(0, n_ref=20, dim=6)
     dup = t[3] + 1e-6 * rng.standard_normal(6)  # nearer than the median NN distance

@@ -22,6 +22,7 @@ from syndr_lightning.utils.errors import InputError
 
 WEIGHTS: tuple[str, ...] = ("reference", "softmin")
 _BLOCK = 1024
+_LIST_SIZE = 64  # close candidates remembered per candidate by the selection loop
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -73,6 +74,63 @@ def _upper_nn(c: np.ndarray, alive: np.ndarray, rows: np.ndarray) -> tuple[np.nd
     return val, idx
 
 
+class _CloseLists:
+    """Per candidate, its nearest alive HIGHER-indexed candidates closer than ``thr``.
+
+    Each row keeps up to ``m`` of them sorted by (distance, index), computed once; when
+    the head is dropped the next alive entry takes over, and the row is recomputed only
+    when its list runs out. Memory is O(K * m), never K x K.
+    """
+
+    def __init__(self, c: np.ndarray, thr: float, m: int = 64) -> None:
+        self.c, self.thr = c, thr
+        k = c.shape[0]
+        self.m = min(m, k)
+        self.alive = np.ones(k, dtype=bool)
+        self.idx = np.full((k, self.m), -1, dtype=np.int64)
+        self.dist = np.full((k, self.m), np.inf)
+        self.ptr = np.zeros(k, dtype=np.int64)
+        self.truncated = np.zeros(k, dtype=bool)
+        self.direct = np.zeros(k, dtype=bool)  # rows whose list is ambiguous (exact ties)
+        self._fill(np.arange(k))
+
+    def _fill(self, rows: np.ndarray) -> None:
+        cols = np.arange(self.c.shape[0])
+        for a in range(0, rows.size, _BLOCK):
+            r = rows[a : a + _BLOCK]
+            d = _dist(self.c[r], self.c)
+            d[(cols[None, :] <= r[:, None]) | ~self.alive[None, :] | (d >= self.thr)] = np.inf
+            part = np.argpartition(d, self.m - 1, axis=1)[:, : self.m]
+            pd = np.take_along_axis(d, part, axis=1)
+            order = np.lexsort((part, pd), axis=-1)
+            self.idx[r] = np.take_along_axis(part, order, axis=1)
+            self.dist[r] = np.take_along_axis(pd, order, axis=1)
+            self.truncated[r] = np.isfinite(d).sum(axis=1) > self.m
+            self.ptr[r] = 0
+
+    def head(self, i: int) -> tuple[float, int]:
+        """Nearest alive higher-indexed candidate of ``i`` closer than thr: (dist, index)."""
+        if self.direct[i]:
+            val, idx = _upper_nn(self.c, self.alive, np.array([i]))
+            return (float(val[0]), int(idx[0])) if val[0] < self.thr else (np.inf, -1)
+        for attempt in range(2):
+            p = int(self.ptr[i])
+            while p < self.m and np.isfinite(self.dist[i, p]) and not self.alive[self.idx[i, p]]:
+                p += 1
+            self.ptr[i] = p
+            exhausted = p == self.m or not np.isfinite(self.dist[i, p])
+            if not self.truncated[i]:
+                return (np.inf, -1) if exhausted else (float(self.dist[i, p]), int(self.idx[i, p]))
+            # A truncated list is exact only strictly below its last distance (ties at the
+            # cut may have been left out).
+            if not exhausted and self.dist[i, p] < self.dist[i, -1]:
+                return float(self.dist[i, p]), int(self.idx[i, p])
+            if attempt == 0:
+                self._fill(np.array([i]))
+        self.direct[i] = True
+        return self.head(i)
+
+
 def ddcup_select(train_feats: np.ndarray, cand_feats: np.ndarray) -> np.ndarray:
     """Indices (int64, ascending) of the candidates DDCUp adds, by the reference code's rule.
 
@@ -97,20 +155,20 @@ def ddcup_select(train_feats: np.ndarray, cand_feats: np.ndarray) -> np.ndarray:
     sel = np.flatnonzero(passing).astype(np.int64)
     if sel.size < 2:
         return sel
-    cs = c[sel]
-    alive = np.ones(sel.size, dtype=bool)
-    nn_val, nn_idx = _upper_nn(cs, alive, np.arange(sel.size))
+    lists = _CloseLists(c[sel], thr.min_distance, _LIST_SIZE)
+    heads = [lists.head(i) for i in range(sel.size)]
+    nn_val = np.array([h[0] for h in heads])
+    nn_idx = np.array([h[1] for h in heads], dtype=np.int64)
     while True:
         i = int(np.argmin(nn_val))
         if not nn_val[i] < thr.min_distance:
             break
-        alive[i] = False
+        lists.alive[i] = False
         nn_val[i] = np.inf
         nn_idx[i] = -1
-        stale = np.flatnonzero(nn_idx == i)
-        if stale.size:
-            nn_val[stale], nn_idx[stale] = _upper_nn(cs, alive, stale)
-    return sel[alive]
+        for s in np.flatnonzero(nn_idx == i):
+            nn_val[s], nn_idx[s] = lists.head(int(s))
+    return sel[lists.alive]
 
 
 @dataclass(frozen=True)
