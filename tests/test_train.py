@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from syndr_lightning.train import compose_config, train
 
 TINY = [
-    "+experiment=demo",
+    "task_name=demo",
     "model=tiny",
     "reshape=none",
     "trainer=cpu",

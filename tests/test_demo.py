@@ -1,0 +1,151 @@
+"""The demo: proxy dataset builder and the whole pipeline in a tiny configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from syndr_lightning.demo.data import (
+    DemoSpec,
+    available_photos,
+    build_demo_dataset,
+    proxy_mos,
+    reference_crops,
+)
+from syndr_lightning.utils.errors import ConfigError
+
+EXPERIMENT = "demo"
+
+TINY_DATA = [
+    "demo.data.n_train_photos=3",
+    "demo.data.n_val_photos=1",
+    "demo.data.n_candidate_photos=3",
+    "demo.data.n_test_photos=1",
+    "demo.data.crops_per_photo=2",
+    "demo.data.ref_size=[48,40]",
+    "demo.data.train_types=[1,10,17]",
+    "demo.data.test_types=[2,11]",
+    "demo.data.levels=[1,3,5]",
+]
+
+
+def test_shipped_photographs_load_offline() -> None:
+    photos, skipped = available_photos()
+    # scikit-image alone ships more than the default demo needs (8+2+5+4 = 19).
+    assert len(photos) >= 19, skipped
+    for img in photos.values():
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    with pytest.raises(ConfigError, match="unknown demo photographs"):
+        available_photos(["astronaut", "no_such_photo"])
+
+
+def test_reference_crops_and_proxy_label() -> None:
+    photos, _ = available_photos(["astronaut"])
+    crops = reference_crops(photos["astronaut"], 3, (64, 48))
+    assert len(crops) == 3 and all(c.shape == (48, 64, 3) for c in crops)
+    assert not np.array_equal(crops[0], crops[2])
+    ref = crops[0]
+    assert proxy_mos(ref, ref) == pytest.approx(5.0)
+    rng = np.random.default_rng(0)
+    mild = np.clip(ref + rng.normal(0, 5, ref.shape), 0, 255).astype(np.uint8)
+    strong = np.clip(ref + rng.normal(0, 60, ref.shape), 0, 255).astype(np.uint8)
+    assert 1.0 <= proxy_mos(ref, strong) < proxy_mos(ref, mild) < 5.0
+
+
+def test_build_demo_dataset_layout_and_cache(tmp_path: Path) -> None:
+    from syndr_lightning.data.datasets import load_dataset
+
+    spec = DemoSpec(
+        n_train_photos=2,
+        n_val_photos=1,
+        n_candidate_photos=1,
+        n_test_photos=1,
+        crops_per_photo=2,
+        ref_size=(40, 32),
+        train_types=(1, 17),
+        test_types=(11,),
+        levels=(1, 5),
+    )
+    data = build_demo_dataset(tmp_path, spec)
+    assert not data.reused
+    train = load_dataset("kadid10k", str(data.kadid_root), refs=data.train_refs)
+    val = load_dataset("kadid10k", str(data.kadid_root), refs=data.val_refs)
+    target = load_dataset("kadid10k", str(data.target_root))
+    assert len(train) == 4 * 2 * 2 and len(val) == 2 * 2 * 2 and len(target) == 2 * 1 * 2
+    assert set(train["ref"]).isdisjoint(val["ref"])
+    assert set(target["dist_type"]) == {11}
+    # Labels are the documented proxy: level 5 worse than level 1 for every ref and type.
+    table = pd.read_csv(data.kadid_root / "dmos.csv")
+    assert table["dmos"].between(1, 5).all()
+    for (ref, t), group in train.groupby(["ref", "dist_type"]):
+        by_level = group.set_index("level")["raw_score"]
+        assert by_level[5] < by_level[1], (ref, t)
+    with Image.open(data.kadid_root / "images" / "I01.png") as img:
+        assert img.size == (40, 32)
+    assert len(list(data.candidates_dir.glob("*.png"))) == 2
+    # Photo roles never share content.
+    roles = data.meta["roles"]
+    names = [n for v in roles.values() for n in v]
+    assert len(names) == len(set(names))
+    again = build_demo_dataset(tmp_path, spec)
+    assert again.reused and again.root == data.root
+    with pytest.raises(ConfigError, match="photographs"):
+        build_demo_dataset(tmp_path, DemoSpec(n_train_photos=40))
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
+    from syndr_lightning.demo.run import run_demo
+    from syndr_lightning.train import compose_config
+
+    cfg = compose_config(
+        [
+            f"+experiment={EXPERIMENT}",
+            *TINY_DATA,
+            "model.backbone=tiny_cnn",
+            "model.weights=none",
+            "model.lr=1e-3",
+            "model.lr_ratio=1",
+            "reshape.encoder=tiny_cnn",
+            "reshape.encoder_weights=none",
+            "reshape.encoder_crop=32",
+            "data.crop_size=32",
+            "data.eval_crops=1",
+            "data.batch_size=16",
+            "trainer.max_epochs=1",
+            "demo.umap_epochs=20",
+            "callbacks.umap.max_samples=40",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    metrics = run_demo(cfg)
+    out = capsys.readouterr().out
+    assert "proxy task" in out.lower()
+    assert "+experiment=syn2auth" in out
+    assert "baseline" in out and "syndr" in out
+    for variant in ("baseline", "syndr"):
+        assert np.isfinite(metrics[f"{variant}/test/target/srcc"])
+    results = json.loads((tmp_path / "run" / "demo_results.json").read_text())
+    rows = {r["variant"]: r for r in results["rows"]}
+    assert rows["baseline"]["kept_fraction"] is None
+    assert 0 < rows["syndr"]["kept_fraction"] <= 1
+    figures = results["figures"]
+    expected = {
+        "baseline/umap/train",
+        "syndr/umap/train",
+        "syndr/umap/joint",
+        "syndr/drcdown/clusters",
+        "syndr/curves",
+        "ddcup/reference_selection",
+    }
+    assert expected <= set(figures)
+    for path in figures.values():
+        assert Path(path).stat().st_size > 1000
+        assert path in out
+        with Image.open(path) as img:
+            assert img.format == "PNG"
