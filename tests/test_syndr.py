@@ -137,6 +137,9 @@ def test_selection_wiring_and_bad_inputs(small: dict, tmp_path: Path):
     ]
     with pytest.raises(DatasetError, match="'I02', type 1, level 3"):
         label_cube(partial, ["I01", "I02"], (1, 3), (1, 3, 5))
+    with pytest.raises(ConfigError, match=r"reshape\.encoder_weights='/nowhere/w\.pth'"):
+        bad = UpsampleSpec(**{**SPEC.__dict__, "encoder_weights": "/nowhere/w.pth"})
+        upsample.reference_features([small["refs"]["I01"]], bad, None)
     with pytest.raises(ConfigError, match="levels"):
         UpsampleSpec(types=(1,), levels=(0, 6))
     with pytest.raises(ConfigError, match="weights"):

@@ -272,15 +272,23 @@ def reference_features(
 
     from syndr_lightning.reshape.features import extract_reference_features
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(spec.seed))
-        feats = extract_reference_features(
-            [str(p) for p in paths],
-            encoder=spec.encoder,
-            weights=spec.encoder_weights,
-            cache_dir=cache_dir,
-            crop_size=int(spec.crop_size),
-        )
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(spec.seed))
+            feats = extract_reference_features(
+                [str(p) for p in paths],
+                encoder=spec.encoder,
+                weights=spec.encoder_weights,
+                cache_dir=cache_dir,
+                crop_size=int(spec.crop_size),
+            )
+    except ConfigError as exc:
+        raise ConfigError(
+            f"DDCUp's frozen encoder (reshape.encoder={spec.encoder!r}, "
+            f"reshape.encoder_weights={spec.encoder_weights!r}) cannot be built: {exc}. "
+            f"Set reshape.encoder_weights to a local weights file, or use "
+            f"reshape.encoder=efficientnet_lite0 reshape.encoder_weights=offline"
+        ) from None
     return np.asarray(feats, dtype=np.float32)
 
 
