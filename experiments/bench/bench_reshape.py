@@ -22,6 +22,9 @@ the input features) is its own. Columns:
   timed with torch matmul over 2048-row blocks of the upper triangle in the same run
   (for N > 20,000 timed on a sample of full-width blocks and scaled to N^2 d / 2).
 
+A second table times DDCUp (selection + pseudo-labels, 81 training refs, pools of 500 and
+3,000 candidates) against the reference loop over dense matrices.
+
 ``match`` says whether the clusters (component per sample) equal the baseline's, or the
 torch backend's where there is no baseline.
 """
@@ -132,6 +135,39 @@ def worker(n: int, method: str) -> dict:
     return out
 
 
+def bench_ddcup(n_cands: tuple[int, ...] = (500, 3000)) -> None:
+    """DDCUp selection + pseudo-labels: ours vs the reference loop (81 training refs)."""
+    from syndr_lightning.reshape import ddcup_pseudo_labels, ddcup_select
+    from syndr_lightning.reshape.reference import ref_ddcup_select, ref_pseudo_labels
+    from syndr_lightning.reshape.synthetic import clustered_features
+
+    x, _ = clustered_features(81 * 125 + max(n_cands), DIM, seed=1)
+    train = x[: 81 * 125 : 125]  # one level-1 image per reference
+    rng = np.random.default_rng(0)
+    pool = x[rng.choice(len(x), max(n_cands), replace=False)]
+    pool = pool + 0.02 * rng.standard_normal(pool.shape).astype(np.float32)
+    labels = rng.uniform(0, 10, (81, 25, 5))
+    print()
+    print(f"DDCUp, 81 training refs, d={DIM}: selection + pseudo-labels (k=5, reference weights)")
+    print(
+        f"{'candidates':>10} {'selected':>8} {'ours s':>8} {'reference s':>11} {'ratio':>6} {'equal':>6}"
+    )
+    for k in n_cands:
+        cands = pool[:k]
+        t0 = time.perf_counter()
+        sel = ddcup_select(train, cands)
+        lab = ddcup_pseudo_labels(train, cands[sel], labels)
+        ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref_sel = ref_ddcup_select(train, cands)
+        ref_lab = ref_pseudo_labels(train, cands[ref_sel], labels)
+        ref = time.perf_counter() - t0
+        same = sel.tolist() == ref_sel and np.allclose(lab, ref_lab, atol=1e-5)
+        print(
+            f"{k:>10} {sel.size:>8} {ours:>8.2f} {ref:>11.2f} {ref / ours:>5.1f}x {'yes' if same else 'NO':>6}"
+        )
+
+
 def _run(n: int, method: str) -> dict | None:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n), method]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -201,6 +237,7 @@ def main() -> int:
     print("peakGB: process peak RSS including the N x d float32 input features")
     print("ours: best of 3 calls for N <= 20,000 (first call is within noise of it); cpu s:")
     print("process CPU time, all threads; ratios use wall time")
+    bench_ddcup()
     return 0
 
 

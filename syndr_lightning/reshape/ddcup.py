@@ -95,13 +95,16 @@ class _CloseLists:
         self._fill(np.arange(k))
 
     def _fill(self, rows: np.ndarray) -> None:
-        cols = np.arange(self.c.shape[0])
+        k = self.c.shape[0]
         for a in range(0, rows.size, _BLOCK):
             r = rows[a : a + _BLOCK]
-            d = _dist(self.c[r], self.c)
-            d[(cols[None, :] <= r[:, None]) | ~self.alive[None, :] | (d >= self.thr)] = np.inf
-            part = np.argpartition(d, self.m - 1, axis=1)[:, : self.m]
-            pd = np.take_along_axis(d, part, axis=1)
+            # Only higher indices matter: start the columns at the block's first row.
+            lo = min(int(r.min()), k - self.m)
+            cols = np.arange(lo, k)
+            d = _dist(self.c[r], self.c[lo:])
+            d[(cols[None, :] <= r[:, None]) | ~self.alive[None, lo:] | (d >= self.thr)] = np.inf
+            part = np.argpartition(d, self.m - 1, axis=1)[:, : self.m] + lo
+            pd = np.take_along_axis(d, part - lo, axis=1)
             order = np.lexsort((part, pd), axis=-1)
             self.idx[r] = np.take_along_axis(part, order, axis=1)
             self.dist[r] = np.take_along_axis(pd, order, axis=1)
@@ -156,9 +159,11 @@ def ddcup_select(train_feats: np.ndarray, cand_feats: np.ndarray) -> np.ndarray:
     if sel.size < 2:
         return sel
     lists = _CloseLists(c[sel], thr.min_distance, _LIST_SIZE)
-    heads = [lists.head(i) for i in range(sel.size)]
-    nn_val = np.array([h[0] for h in heads])
-    nn_idx = np.array([h[1] for h in heads], dtype=np.int64)
+    # Every candidate is alive now: a list head is exact unless the list was cut at a tie.
+    nn_val = lists.dist[:, 0].copy()
+    nn_idx = np.where(np.isfinite(nn_val), lists.idx[:, 0], -1)
+    for i in np.flatnonzero(lists.truncated & ~(lists.dist[:, 0] < lists.dist[:, -1])):
+        nn_val[i], nn_idx[i] = lists.head(int(i))
     while True:
         i = int(np.argmin(nn_val))
         if not nn_val[i] < thr.min_distance:
