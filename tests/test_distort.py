@@ -228,6 +228,13 @@ def test_multi_otsu_matches_skimage() -> None:
     np.testing.assert_allclose(ours, theirs, atol=1)
 
 
+def test_quantization_same_classes_in_float32_and_float64(img: np.ndarray) -> None:
+    x64 = img.astype(np.float64) / 255
+    a = ops_cpu.quantization(x64, 7)
+    b = ops_cpu.quantization(x64.astype(np.float32), 7)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_quantization_levels(img: np.ndarray) -> None:
     out = distort_image(img, 22, 5, seed=0)  # 7 thresholds -> at most 8 values per sample
     assert len(np.unique(out)) <= 8

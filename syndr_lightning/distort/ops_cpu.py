@@ -188,6 +188,9 @@ def quantization(
 ) -> np.ndarray:
     """Type 22: multi-Otsu over all RGB values pooled (256 bins); ``x <= t1 -> 0``,
     ``t(k-1) < x <= t(k) -> t(k)``, ``x > tN -> 1`` (thresholds as values ``bin / 255``).
+
+    Values are compared as bins (``round(255 x)``), so float32 and float64 inputs give
+    the same classes even for values that sit exactly on a threshold.
     """
     bins = np.round(np.clip(x, 0, 1) * 255).astype(np.int64)
     hist = np.bincount(bins.ravel(), minlength=256).astype(np.float64)
@@ -196,9 +199,10 @@ def quantization(
     if occupied <= n:
         # fewer grey values than classes: every value is already its own level
         return x.copy()
-    t = multi_otsu_thresholds(hist, n) / 255.0
+    t_bins = multi_otsu_thresholds(hist, n)
+    t = t_bins / 255.0
     values = np.concatenate(([0.0], t[1:], [1.0]))
-    return values[np.searchsorted(t, x, side="left")]
+    return values[np.searchsorted(t_bins, bins, side="left")]
 
 
 CPU_OPS: dict[int, CpuOp] = {
