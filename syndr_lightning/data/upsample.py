@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ import pandas as pd
 
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 from syndr_lightning.utils.io import atomic_dir, atomic_open, git_sha
+
+log = logging.getLogger(__name__)
 
 #: Bump when the cache layout or the meaning of its contents changes.
 UPSAMPLE_FORMAT_VERSION = 1
@@ -382,6 +385,7 @@ def build_upsampled_set(
     final = root / key
     cached = load_cached(final)
     if cached is not None:
+        log.info("DDCUp: reusing the upsampled set %s (%d samples)", final, len(cached.manifest))
         return cached
     root.mkdir(parents=True, exist_ok=True)
     _clean_stale(root, key)
@@ -392,6 +396,12 @@ def build_upsampled_set(
         with atomic_open(tmp / "owner.json") as fh:
             json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
         cand_names = list(cands)
+        log.info(
+            "DDCUp: encoding %d training references and %d candidates (%s)",
+            len(names),
+            len(cand_names),
+            spec.encoder,
+        )
         train_feats = reference_features([refs[n] for n in names], spec, feature_cache_dir)
         cand_feats = reference_features([cands[n] for n in cand_names], spec, feature_cache_dir)
         if spec.select:
@@ -399,6 +409,13 @@ def build_upsampled_set(
         else:
             selected = np.arange(len(cand_names), dtype=np.int64)
         chosen = [cand_names[i] for i in selected]
+        log.info(
+            "DDCUp: %d of %d candidates selected; distorting them at types %s, levels %s",
+            len(chosen),
+            len(cand_names),
+            list(spec.types),
+            list(spec.levels),
+        )
         new_labels = (
             ddcup_pseudo_labels(
                 train_feats,
@@ -434,6 +451,7 @@ def build_upsampled_set(
     if result is None:  # pragma: no cover - would be a bug in the writer above
         raise DatasetError(f"the upsampled set written to {str(final)!r} does not read back")
     result.reused = False
+    log.info("DDCUp: upsampled set of %d samples written to %s", len(result.manifest), final)
     return result
 
 
