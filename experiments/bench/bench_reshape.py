@@ -147,6 +147,8 @@ def bench_ddcup(n_cands: tuple[int, ...] = (500, 3000)) -> None:
     pool = x[rng.choice(len(x), max(n_cands), replace=False)]
     pool = pool + 0.02 * rng.standard_normal(pool.shape).astype(np.float32)
     labels = rng.uniform(0, 10, (81, 25, 5))
+    ddcup_select(train, pool[:50])  # warm-up (BLAS threads, first-call costs) for both sides
+    ref_ddcup_select(train, pool[:50])
     print()
     print(f"DDCUp, 81 training refs, d={DIM}: selection + pseudo-labels (k=5, reference weights)")
     print(
