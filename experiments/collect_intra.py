@@ -2,7 +2,7 @@
 """Median SRCC/PLCC over the seeds of an intra-dataset sweep (the paper's protocol).
 
     python -m syndr_lightning +experiment=intra          # 10 seeds, prints its folder
-    python experiments/collect_intra.py logs/intra/multirun/<date>/<time> [--out DIR]
+    python experiments/collect_intra.py logs/intra/multiruns/<date>_<time> [--out DIR]
 
 For every test set and checkpoint rule (``test`` = best val/srcc, ``test_last`` = last
 epoch) prints the median, min and max over seeds of SRCC and PLCC, with the protocol
