@@ -22,6 +22,8 @@ from syndr_lightning.utils.errors import ConfigError
 EXPERIMENT = "demo"
 
 TINY_DATA = [
+    # Small photographs only (decoding retina/hubble costs seconds).
+    "demo.data.photos=[astronaut,coffee,chelsea,rocket,camera,moon,coins,clock]",
     "demo.data.n_train_photos=3",
     "demo.data.n_val_photos=1",
     "demo.data.n_candidate_photos=3",
