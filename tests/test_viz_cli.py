@@ -119,3 +119,36 @@ def test_umap_callback_rejects_bad_settings() -> None:
         UMAPCallback(max_samples=2)
     with pytest.raises(ConfigError, match="crops"):
         UMAPCallback(crops=0)
+
+
+def test_umap_cli_reference_selection_from_ddcup_build(tmp_path: Path, capsys) -> None:
+    """Fig. 9 through the CLI, from a real (tiny) DDCUp build folder."""
+    from syndr_lightning.data.datasets import get_loader, load_dataset
+    from syndr_lightning.data.fixtures import write_fixture
+    from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set
+
+    root = write_fixture("kadid10k", tmp_path / "kadid", n_refs=4, types=[1, 3], size=(40, 32))
+    cands = write_fixture("folder", tmp_path / "cands", n_images=5, size=(40, 32), seed=7)
+    manifest = load_dataset("kadid10k", str(root))
+    refs = get_loader("kadid10k")(str(root)).references()
+    spec = UpsampleSpec(
+        types=(1, 3), encoder="tiny_cnn", encoder_weights="none", crop_size=32, seed=0
+    )
+    built = build_upsampled_set(manifest, refs, cands, tmp_path / "cache", spec, progress=False)
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    out = tmp_path / "figs"
+    code = syndr_main(
+        ["umap", "--ckpt", str(ckpt), "--data", "kadid10k", str(root), "--out", str(out),
+         "--n-epochs", "20", "--crop-size", str(CROP), "--candidates", str(cands),
+         "--upsampled", str(built.directory)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    _png_ok(out / "umap_kadid10k.png")
+    _png_ok(out / "ddcup_reference_selection.png")
+    assert "ddcup/reference_selection" in capsys.readouterr().out
+    code = syndr_main(
+        ["umap", "--ckpt", str(ckpt), "--data", "kadid10k", str(root), "--out", str(out),
+         "--candidates", str(cands), "--upsampled", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 2
+    assert "meta.json" in capsys.readouterr().err
