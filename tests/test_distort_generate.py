@@ -134,6 +134,8 @@ def test_generate_bad_inputs(tmp_path: Path) -> None:
     dup.write_bytes(refs[0].read_bytes())
     with pytest.raises(InputError, match="share the id"):
         generate([refs[0], dup], tmp_path / "o", types=[1], levels=[1], progress=False)
+    with pytest.raises(InputError, match="existing file"):
+        generate(refs, refs[0], types=[1], levels=[1], progress=False)
     with pytest.raises(InputError, match="device"):
         generate(refs, tmp_path / "o", types=[1], levels=[1], progress=False, device="nonsense")
     with pytest.raises(InputError, match="workers"):

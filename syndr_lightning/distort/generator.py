@@ -238,6 +238,8 @@ def generate(
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         batch_here = dev.type == "cuda"
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} is an existing file; pass a folder path")
     out.mkdir(parents=True, exist_ok=True)
     old = _read_manifest(out / manifest_name)
     old_seeds = dict(zip(old["path"].astype(str), old["seed"], strict=True))
