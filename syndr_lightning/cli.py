@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SynDR-IQA tools. Training: python -m syndr_lightning +experiment=NAME",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
+    for module_name in SUBCOMMANDS.values():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:  # part not built (yet): hide it

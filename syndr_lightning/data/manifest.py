@@ -65,9 +65,7 @@ def make_manifest(
 ) -> pd.DataFrame:
     """Assemble a manifest, normalising ``raw_scores`` to 0..10 higher-is-better."""
     n = len(paths)
-    raw = (
-        np.full(n, np.nan) if raw_scores is None else np.asarray(raw_scores, dtype=np.float64)
-    )
+    raw = np.full(n, np.nan) if raw_scores is None else np.asarray(raw_scores, dtype=np.float64)
     df = pd.DataFrame(
         {
             "path": [str(p) for p in paths],
