@@ -30,7 +30,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -460,6 +460,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if selection is not None:
         callbacks.append(selection)
     loggers = build_loggers(cfg)
+    if not loggers:
+        # LearningRateMonitor refuses to run without a logger; nothing to record anyway.
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
         trainer: L.Trainer = _instantiate(
             cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
