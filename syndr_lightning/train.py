@@ -406,10 +406,17 @@ def _protocol(cfg: DictConfig, dm: Any, selection: str) -> str:
         f"{d.get('eval_crops', 5)} {d.get('eval_crop_mode', 'random')} crops of "
         f"{d.get('crop_size', 224)} px"
     )
+    center = [
+        e.get("label", e.get("name"))
+        for e in getattr(dm, "test_entries", [])
+        if e.get("crop_mode") == "center"
+    ]
+    if center:
+        crops += f" (one centre crop for {', '.join(map(str, center))})"
     n_val = len(dm.val_manifest) if getattr(dm, "val_manifest", None) is not None else 0
     return (
-        f"selection: {selection}; validation: {n_val} held-out images; eval: {crops} "
-        f"(per-dataset crop_mode overrides apply); seed {cfg.get('seed', 0)}"
+        f"selection: {selection}; validation: {n_val} held-out images; eval: {crops}; "
+        f"seed {cfg.get('seed', 0)}"
     )
 
 
