@@ -145,3 +145,19 @@ def test_missing_dataset_root_names_the_key(tmp_path: Path) -> None:
     cfg = compose_config(["data=kadid10k", *_paths(tmp_path)], output_dir=tmp_path)
     with pytest.raises(DatasetError, match=r"data\.train\.root=.*kadid10k' does not exist"):
         validate_config(cfg)
+
+
+def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> None:
+    cfg = compose_config(
+        [
+            "data._target_=syndr_lightning.data.syndr.SynDRDataModule",
+            "reshape=none",
+            "reshape.T_u=7",
+            *_paths(tmp_path),
+        ],
+        output_dir=tmp_path,
+    )
+    dm = build_datamodule(cfg)
+    assert dm.reshape["T_u"] == 7 and dm.reshape["drcdown"] is False  # type: ignore[attr-defined]
+    plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
+    assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
