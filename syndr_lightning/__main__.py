@@ -61,9 +61,14 @@ def run_task(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Find conf/, then hand over to Hydra."""
+    import warnings
+
     import hydra
 
     from syndr_lightning.train import conf_dir
+
+    # Lightning 2.6 calls a deprecated torch pytree API on every batch; not actionable here.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
     try:
         config_path = str(conf_dir())

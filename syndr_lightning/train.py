@@ -414,10 +414,27 @@ def _protocol(cfg: DictConfig, dm: Any, selection: str) -> str:
     if center:
         crops += f" (one centre crop for {', '.join(map(str, center))})"
     n_val = len(dm.val_manifest) if getattr(dm, "val_manifest", None) is not None else 0
-    return (
+    text = (
         f"selection: {selection}; validation: {n_val} held-out images; eval: {crops}; "
         f"seed {cfg.get('seed', 0)}"
     )
+    protocol = getattr(dm, "protocol", None)
+    if callable(protocol):  # SynDRDataModule: say how the training data were reshaped
+        p = protocol()
+        up = (
+            f"DDCUp on (+{p['n_upsampled']} samples; k={p['k']}, T_ref={p['T_ref']}, "
+            f"weights={p['weights']}, encoder={p['encoder']})"
+            if p.get("ddcup")
+            else "DDCUp off"
+        )
+        down = (
+            f"DRCDown on (T_f={p['T_f']}, T_q={p['T_q']}, T_u={p['T_u']}, rule={p['rule']}"
+            f"{', also upsampled' if p.get('drcdown_on_upsampled') else ''})"
+            if p.get("drcdown")
+            else "DRCDown off"
+        )
+        text += f"; train: {p['train']} ({p['n_train_original']} original); {up}; {down}"
+    return text
 
 
 @rank_zero_only
