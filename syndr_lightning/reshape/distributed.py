@@ -20,8 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from syndr_lightning.reshape.clusters import cluster_stats, connected_clusters, downsample
-from syndr_lightning.reshape.drcdown import DRCDownResult
+from syndr_lightning.reshape.drcdown import DRCDownResult, drcdown_from_pairs
 from syndr_lightning.reshape.pairs import balanced_slices, prepare, similar_pairs_slice
 from syndr_lightning.utils.errors import InputError
 
@@ -148,19 +147,9 @@ def distributed_drcdown(
     i, j = distributed_similar_pairs(
         features, labels, t_f=t_f, t_q=t_q, backend=backend, device=device, group=group
     )
-    t1 = time.perf_counter()
     n = int(np.asarray(features).shape[0])
-    cluster = connected_clusters(n, i, j)
-    kept = downsample(cluster, t_u=t_u, rule=rule, seed=seed, epoch=epoch)
-    t2 = time.perf_counter()
-    return DRCDownResult(
-        kept=kept,
-        cluster=cluster,
-        stats_before=cluster_stats(cluster),
-        stats_after=cluster_stats(cluster, kept),
-        n_pairs=int(i.size),
-        seconds_pairs=t1 - t0,
-        seconds_select=t2 - t1,
+    return drcdown_from_pairs(
+        n, i, j, t_u=t_u, rule=rule, seed=seed, epoch=epoch, seconds_pairs=time.perf_counter() - t0
     )
 
 

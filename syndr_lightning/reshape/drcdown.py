@@ -58,17 +58,32 @@ def drcdown(
     i, j = similar_pairs(
         features, labels, t_f=t_f, t_q=t_q, backend=backend, device=device, precision=precision
     )
-    t1 = time.perf_counter()
     n = int(np.asarray(features).shape[0])
+    return drcdown_from_pairs(
+        n, i, j, t_u=t_u, rule=rule, seed=seed, epoch=epoch, seconds_pairs=time.perf_counter() - t0
+    )
+
+
+def drcdown_from_pairs(
+    n: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    t_u: int = 20,
+    rule: str = "reference",
+    seed: int = 0,
+    epoch: int = 0,
+    seconds_pairs: float = 0.0,
+) -> DRCDownResult:
+    """The rest of DRCDown once the similar pairs ``(i, j)`` of ``n`` samples are known."""
+    t1 = time.perf_counter()
     cluster = connected_clusters(n, i, j)
     kept = downsample(cluster, t_u=t_u, rule=rule, seed=seed, epoch=epoch)
-    t2 = time.perf_counter()
     return DRCDownResult(
         kept=kept,
         cluster=cluster,
         stats_before=cluster_stats(cluster),
         stats_after=cluster_stats(cluster, kept),
         n_pairs=int(i.size),
-        seconds_pairs=t1 - t0,
-        seconds_select=t2 - t1,
+        seconds_pairs=seconds_pairs,
+        seconds_select=time.perf_counter() - t1,
     )
