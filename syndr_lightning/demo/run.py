@@ -190,8 +190,8 @@ def _reference_selection(cfg: DictConfig, data: DemoData, out_dir: Path) -> dict
     dm = build_datamodule(cfg)
     if not getattr(dm, "ddcup", False):
         return {}
-    upsampled = dm.build_upsampled(progress=False)
-    train = dm._base_train()
+    upsampled = dm.build_upsampled(progress=False)  # the cached set of the training run
+    train = dm.original_manifest
     spec = dm.upsample_spec(train)
     from syndr_lightning.data.datasets import get_loader
 
