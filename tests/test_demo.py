@@ -141,7 +141,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
         "baseline/umap/train",
         "syndr/umap/train",
         "syndr/umap/joint",
-        "syndr/drcdown/clusters",
+        "syndr/drcdown/clusters_start",
+        "syndr/drcdown/clusters_final",
         "syndr/curves",
         "ddcup/reference_selection",
     }

@@ -76,7 +76,9 @@ def test_feature_map_and_selection_pngs(tmp_path: Path) -> None:
     )
     assert_png(out)
     sel = plot_reference_selection(
-        emb[:12], ["train"] * 6 + ["selected"] * 2 + ["rejected"] * 4, tmp_path / "fig9.png"
+        emb[:12],
+        ["train"] * 6 + ["selected"] * 2 + ["rejected"] * 4,
+        tmp_path / "fig9.png",
     )
     assert_png(sel)
     with pytest.raises(InputError, match="has 3 values"):
@@ -96,7 +98,7 @@ def test_is_categorical() -> None:
 def test_cluster_histogram_and_curves(tmp_path: Path) -> None:
     before = [1] * 30 + [4, 25, 60]
     after = [1] * 30 + [4, 20, 30]
-    assert_png(plot_cluster_histogram(before, after, tmp_path / "hist.png"))
+    assert_png(plot_cluster_histogram(before, after, tmp_path / "hist.png", t_u=20))
     with pytest.raises(InputError, match=">= 1"):
         plot_cluster_histogram([0, 2], [1], tmp_path / "h2.png")
     metrics = pd.DataFrame(

@@ -48,7 +48,16 @@ def test_umap_cli_single_and_joint(
 def test_umap_cli_errors(tmp_path: Path, capsys) -> None:
     ckpt = make_checkpoint(tmp_path / "m.ckpt")
     code = syndr_main(
-        ["umap", "--ckpt", str(ckpt), "--data", "nosuchset", str(tmp_path), "--out", str(tmp_path)]
+        [
+            "umap",
+            "--ckpt",
+            str(ckpt),
+            "--data",
+            "nosuchset",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+        ]
     )
     assert code == 2
     err = capsys.readouterr().err.strip()
@@ -99,19 +108,21 @@ def test_umap_callback_writes_and_logs_figures(synthetic_csv: Path, tmp_path: Pa
         "umap_train.png",
         "umap_again.png",
         "umap_joint.png",
-        "drcdown_clusters.png",
+        "drcdown_clusters_start.png",
+        "drcdown_clusters_final.png",
         "curves.png",
     ):
         _png_ok(figs / name)
     record = json.loads((figs / "figures.json").read_text())
-    assert set(record["figures"]) == set(callback.figures) and len(callback.figures) == 5
+    assert set(record["figures"]) == set(callback.figures) and len(callback.figures) == 6
     final = record["drcdown_final"]
     assert 0 < final["kept"] <= final["total"] == len(dm.original_manifest)
+    assert record["drcdown_start"]["total"] == final["total"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(tb.log_dir)
     events.Reload()
-    assert {"umap/train", "drcdown/clusters", "curves"} <= set(events.Tags()["images"])
+    assert {"umap/train", "drcdown/clusters_final", "curves"} <= set(events.Tags()["images"])
 
 
 def test_umap_callback_rejects_bad_settings() -> None:

@@ -8,9 +8,10 @@ default callbacks). At the end of ``fit`` (global rank 0 only) the callback writ
   coloured by label, prediction, reference and distortion type (paper Fig. 1);
 * ``umap_<test set>.png`` and ``umap_joint.png``: the test sets alone and together with
   the training images (Fig. 3), when the datamodule has test sets;
-* ``drcdown_clusters.png``: cluster sizes before/after DRCDown on the final model's
-  features of the training pool (needs a datamodule with ``drcdown_cfg``, i.e.
-  :class:`~syndr_lightning.data.syndr.SynDRDataModule`);
+* ``drcdown_clusters_start.png`` / ``drcdown_clusters_final.png``: cluster sizes
+  before/after DRCDown on the training pool's features from the model at the start of
+  training (what epoch 0's DRCDown sees) and from the final model (needs a datamodule
+  with ``drcdown_cfg``, i.e. :class:`~syndr_lightning.data.syndr.SynDRDataModule`);
 * ``curves.png``: ``drcdown/kept`` and ``val/srcc`` per epoch from the CSV logger.
 
 Every figure is also sent to the TensorBoard and W&B loggers when they are enabled.
@@ -63,6 +64,22 @@ class UMAPCallback(Callback):
         self.figures: dict[str, Path] = {}
         self.summary: dict[str, Any] = {}
 
+    def _out(self, trainer: Trainer) -> Path:
+        return Path(self.out_dir or trainer.default_root_dir) / "figures"
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Cluster sizes from the features of the model as training starts."""
+        dm = trainer.datamodule
+        if not (self.clusters and trainer.is_global_zero and dm is not None):
+            return
+        if getattr(dm, "drcdown_cfg", None) is None or getattr(dm, "train_manifest", None) is None:
+            return
+        was_training = pl_module.training
+        try:
+            self.figures.update(self._clusters(dm, pl_module, self._out(trainer), "start"))
+        finally:
+            pl_module.train(was_training)
+
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Compute and write the figures once training is over."""
         if not trainer.is_global_zero:
@@ -73,19 +90,22 @@ class UMAPCallback(Callback):
                 "UMAPCallback needs a datamodule with a train_manifest (IQADataModule); "
                 "drop callbacks.umap for other setups"
             )
-        out = Path(self.out_dir or trainer.default_root_dir) / "figures"
+        out = self._out(trainer)
         was_training = pl_module.training
         try:
             self.figures.update(self._maps(dm, pl_module, out))
             if self.clusters and getattr(dm, "drcdown_cfg", None) is not None:
-                self.figures.update(self._clusters(dm, pl_module, out))
+                self.figures.update(self._clusters(dm, pl_module, out, "final"))
             if self.curves:
                 self.figures.update(self._curves(trainer, out))
         finally:
             pl_module.train(was_training)
         with atomic_open(out / "figures.json") as fh:
             json.dump(
-                {"figures": {k: str(v) for k, v in self.figures.items()}, **self.summary},
+                {
+                    "figures": {k: str(v) for k, v in self.figures.items()},
+                    **self.summary,
+                },
                 fh,
                 indent=1,
             )
@@ -129,7 +149,9 @@ class UMAPCallback(Callback):
         # A joint map with several test sets also exists; the per-set maps are enough.
         return figures
 
-    def _clusters(self, dm: Any, pl_module: LightningModule, out: Path) -> dict[str, Path]:
+    def _clusters(
+        self, dm: Any, pl_module: LightningModule, out: Path, when: str
+    ) -> dict[str, Path]:
         from syndr_lightning.callbacks.drcdown import extract_features
         from syndr_lightning.viz.maps import drcdown_cluster_figure
 
@@ -151,19 +173,19 @@ class UMAPCallback(Callback):
             png, summary = drcdown_cluster_figure(
                 feats,
                 pool["score"].to_numpy(dtype=np.float64),
-                out / "drcdown_clusters.png",
+                out / f"drcdown_clusters_{when}.png",
                 T_f=float(cfg.T_f),
                 T_q=float(cfg.T_q),
                 T_u=int(cfg.T_u),
                 rule=str(cfg.rule),
                 seed=self.seed,
                 backend=str(cfg.backend),
-                title="Cluster sizes before/after DRCDown (final model's features)",
+                title=f"Cluster sizes before/after DRCDown ({when} of training)",
             )
         except InputError:
             return {}
-        self.summary["drcdown_final"] = summary
-        return {"drcdown/clusters": png}
+        self.summary[f"drcdown_{when}"] = summary
+        return {f"drcdown/clusters_{when}": png}
 
     def _curves(self, trainer: Trainer, out: Path) -> dict[str, Path]:
         from syndr_lightning.viz.figures import plot_training_curves

@@ -255,13 +255,14 @@ def plot_cluster_histogram(
     sizes_after: Sequence[int] | np.ndarray,
     path: str | os.PathLike[str],
     *,
+    t_u: int | None = None,
     title: str = "Cluster sizes before and after DRCDown",
 ) -> Path:
     """Histogram of cluster sizes k_1..k_m before and after DRCDown (log counts).
 
     Sizes include singletons (samples in no similar pair are clusters of size 1); the
     legend reports m, mean, max, the second moment sum k²/sum k and the coefficient of
-    variation, the statistics of method.md.
+    variation, the statistics of method.md. ``t_u`` draws DRCDown's size threshold.
     """
     before = np.asarray(sizes_before, dtype=np.int64).ravel()
     after = np.asarray(sizes_after, dtype=np.int64).ravel()
@@ -275,8 +276,20 @@ def plot_cluster_histogram(
     if bins.size < 2:
         bins = np.array([1, 2])
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    ax.hist(before, bins=bins, alpha=0.55, label="before\n" + _size_stats(before), color="tab:blue")
-    ax.hist(after, bins=bins, alpha=0.55, label="after\n" + _size_stats(after), color="tab:red")
+    ax.hist(
+        before,
+        bins=bins,
+        alpha=0.55,
+        label="before\n" + _size_stats(before),
+        color="tab:blue",
+    )
+    ax.hist(
+        after,
+        bins=bins,
+        alpha=0.55,
+        label="after\n" + _size_stats(after),
+        color="tab:red",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cluster size k (samples)")

@@ -131,7 +131,10 @@ def feature_maps(
         emb = embed_umap(np.concatenate(list(feats.values())), seed=seed, n_epochs=n_epochs)
         figures[f"{prefix}/joint"] = plot_feature_map(
             emb,
-            {"dataset": joint["dataset"].astype("string"), "predicted score": joint["pred"]},
+            {
+                "dataset": joint["dataset"].astype("string"),
+                "predicted score": joint["pred"],
+            },
             out / f"{prefix}_joint.png",
             title=f"{title}UMAP of source and target features",
         )
@@ -205,7 +208,7 @@ def drcdown_cluster_figure(
     )
     before = cluster_sizes(res.cluster)
     after = cluster_sizes(res.cluster, res.kept)
-    png = plot_cluster_histogram(before, after, path, title=title)
+    png = plot_cluster_histogram(before, after, path, t_u=T_u, title=title)
     summary = {
         "pairs": int(res.n_pairs),
         "clusters": int((before >= 2).sum()),
@@ -242,7 +245,10 @@ def reference_selection_map(
     paths = [Path(p) for p in [*train_refs, *candidates]]
     feats = reference_features(paths, spec, feature_cache_dir)
     emb = embed_umap(
-        feats, seed=seed, n_neighbors=min(15, max(2, len(paths) // 3)), n_epochs=n_epochs
+        feats,
+        seed=seed,
+        n_neighbors=min(15, max(2, len(paths) // 3)),
+        n_epochs=n_epochs,
     )
     groups = ["train"] * len(train_refs) + ["selected" if c else "rejected" for c in chosen]
     return plot_reference_selection(
