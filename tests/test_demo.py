@@ -152,3 +152,24 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
         assert path in out
         with Image.open(path) as img:
             assert img.format == "PNG"
+
+
+def test_demo_falls_back_to_tiny_cnn_without_the_offline_wheel(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+
+    from syndr_lightning.demo import run as demo_run
+    from syndr_lightning.train import compose_config
+
+    cfg = compose_config([f"+experiment={EXPERIMENT}"], output_dir=tmp_path)
+    assert cfg.model.backbone == "efficientnet_lite0" and cfg.model.weights == "offline"
+    real = importlib.util.find_spec
+
+    def missing_wheel(name: str, *args, **kwargs):
+        return None if name == demo_run._LITE_PACKAGE else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(demo_run.importlib.util, "find_spec", missing_wheel)
+    note = demo_run._backbone_note(cfg)
+    assert note.startswith("FALLBACK") and "efficientnet-lite0" in note.replace("_", "-")
+    assert cfg.model.backbone == "tiny_cnn" and cfg.model.weights == "none"
+    assert cfg.reshape.encoder == "tiny_cnn" and cfg.reshape.encoder_weights == "none"
+    assert cfg.model.lr == pytest.approx(1e-3)
