@@ -131,3 +131,18 @@ def test_log_figures_to_tensorboard(tmp_path: Path) -> None:
     events.Reload()
     assert "drcdown/clusters" in events.Tags()["images"]
     assert events.Images("drcdown/clusters")[0].step == 3
+
+
+def test_log_figures_sends_paths_to_wandb_style_loggers(tmp_path: Path) -> None:
+    png = plot_cluster_histogram([1, 3], [1, 2], tmp_path / "h.png")
+
+    class WandbLogger:  # same name and log_image signature as Lightning's
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, list[str], int]] = []
+
+        def log_image(self, key: str, images: list[str], step: int) -> None:
+            self.calls.append((key, images, step))
+
+    wb = WandbLogger()
+    assert log_figures([wb], {"a": png, "b": png}, step=7) == ["WandbLogger"]
+    assert wb.calls == [("a", [str(png)], 7), ("b", [str(png)], 7)]
