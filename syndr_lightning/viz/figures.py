@@ -279,22 +279,29 @@ def plot_cluster_histogram(
     ax.hist(
         before,
         bins=bins,
-        alpha=0.55,
+        histtype="stepfilled",
+        alpha=0.45,
         label="before\n" + _size_stats(before),
         color="tab:blue",
     )
+    # An outline, so that "after" stays visible where it equals "before".
     ax.hist(
         after,
         bins=bins,
-        alpha=0.55,
+        histtype="step",
+        linewidth=2.0,
         label="after\n" + _size_stats(after),
         color="tab:red",
     )
+    if t_u is not None:
+        ax.axvline(
+            float(t_u) + 0.5, color="black", linestyle="--", linewidth=1, label=f"T_u = {t_u}"
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cluster size k (samples)")
     ax.set_ylabel("number of clusters")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=True, framealpha=0.9)
     ax.set_title(title)
     return save_figure(fig, path)
 
