@@ -44,6 +44,16 @@ def test_score_path_pil_array_tensor_agree(ckpt: Path, tmp_path: Path) -> None:
 def test_checkpoint_meta_and_bad_checkpoint(ckpt: Path, tmp_path: Path) -> None:
     meta = read_checkpoint_meta(ckpt)
     assert meta["backbone"] == "tiny_cnn"
+    assert meta["crop_size"] is None  # nothing recorded: load_model falls back to 224
+    # A training run folder: <run>/config_resolved.yaml and <run>/checkpoints/*.ckpt.
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config_resolved.yaml").write_text("data:\n  crop_size: 48\n")
+    in_run = run / "checkpoints" / "last.ckpt"
+    in_run.write_bytes(ckpt.read_bytes())
+    assert read_checkpoint_meta(in_run)["crop_size"] == 48
+    assert load_model(in_run).crop_size == 48
+    assert load_model(in_run, crop_size=CROP).crop_size == CROP
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="cannot read checkpoint"):

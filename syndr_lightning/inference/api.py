@@ -158,11 +158,14 @@ def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Facts about a checkpoint needed for scoring: backbone, crop size (when recorded)."""
+    """Facts about a checkpoint needed for scoring: backbone, crop size (when recorded,
+    in the checkpoint or in the run's ``config_resolved.yaml``)."""
     ckpt = _load_checkpoint(path)
     hp = dict(ckpt.get("hyper_parameters") or {})
     dm = dict(ckpt.get("datamodule_hyper_parameters") or {})
     crop = dm.get("crop_size")
+    if crop is None:
+        crop = _run_config_crop_size(Path(path).expanduser())
     return {
         "backbone": hp.get("backbone"),
         "init_weights": hp.get("init_weights") or hp.get("weights"),
@@ -170,6 +173,27 @@ def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
     }
+
+
+def _run_config_crop_size(ckpt: Path) -> int | None:
+    """``data.crop_size`` from the training run's ``config_resolved.yaml``, if beside it.
+
+    Training writes the resolved config into the run folder and checkpoints into
+    ``<run>/checkpoints/``, so the crop size the model was trained with is found there.
+    """
+    import yaml
+
+    for folder in (ckpt.parent, ckpt.parent.parent):
+        config = folder / "config_resolved.yaml"
+        if not config.is_file():
+            continue
+        try:
+            data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+            crop = data.get("crop_size")
+            return int(crop) if crop is not None else None
+        except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+            return None
+    return None
 
 
 def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -285,7 +309,8 @@ def load_model(
 ) -> Scorer:
     """Load a training checkpoint as a :class:`Scorer` with ``.score(image)``.
 
-    ``crop_size`` defaults to the one the checkpoint's datamodule recorded (else 224);
+    ``crop_size`` defaults to the training crop size (recorded by the datamodule, or in
+    the run's ``config_resolved.yaml`` next to ``checkpoints/``; else 224);
     ``crops`` random crops (or one centre crop with ``crop_mode="center"``) are averaged.
     """
     from syndr_lightning.models.module import BIQAModule
