@@ -527,6 +527,17 @@ def _val_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
     return None
 
 
+def _last_checkpoint_path(trainer: L.Trainer) -> str:
+    """Path of the checkpoint of the latest epoch (the unmonitored ModelCheckpoint's)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor is None and cb.best_model_path:
+            return cb.best_model_path
+    val = _val_checkpoint(trainer)
+    return val.last_model_path if val is not None else ""
+
+
 def _evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) -> dict[str, float]:
     """Validation/test metrics of the val-selected checkpoint and of the last epoch."""
     last = _to_floats(trainer.callback_metrics)
@@ -538,7 +549,7 @@ def _evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) 
             metrics[key] = value
     ckpt = _val_checkpoint(trainer)
     best_path = ckpt.best_model_path if ckpt is not None else ""
-    last_path = ckpt.last_model_path if ckpt is not None else ""
+    last_path = _last_checkpoint_path(trainer)
     if best_path and Path(best_path).is_file():
         for result in trainer.validate(
             model, datamodule=datamodule, ckpt_path=best_path, verbose=False

@@ -74,6 +74,22 @@ def test_run_folder_has_provenance_and_checkpoints(run: tuple[Path, dict[str, fl
     assert (out / "csv" / "metrics.csv").is_file()
 
 
+def test_last_checkpoint_holds_the_last_epoch(tmp_path: Path) -> None:
+    """last.ckpt is the final epoch even when the val-selected checkpoint is an earlier one.
+
+    With lr=1e-30 (updates vanish in float32) every epoch validates the same, so the selected checkpoint stays epoch 0
+    (ties do not replace it) while last.ckpt must move on to epoch 2.
+    """
+    import torch
+
+    metrics = _run(tmp_path, "model.lr=1e-30", "trainer.max_epochs=3", "data.test=[]")
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in ckpts.glob("epoch_*.ckpt")] == ["epoch_000.ckpt"]
+    assert metrics["val/epoch"] == 0.0
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2
+
+
 def test_checkpoint_selected_by_val_srcc_reproduces_val_metrics(
     run: tuple[Path, dict[str, float]],
 ) -> None:
