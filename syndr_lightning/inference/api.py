@@ -235,7 +235,8 @@ class Scorer:
         self.transform = EvalTransform(self.crop_size, self.crops, self.crop_mode, self.seed)
         if int(self.batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1; got {self.batch_size}")
-        self.module.to(self.device).eval()
+        # channels_last: 1.5-3x faster convolutions on CPU (oneDNN) and GPU (tensor cores)
+        self.module.to(self.device, memory_format=torch.channels_last).eval()
 
     # ------------------------------------------------------------ preprocessing
     def preprocess(self, image: ImageLike) -> torch.Tensor:
@@ -251,8 +252,21 @@ class Scorer:
         if crops.dim() != 5:
             raise InputError(f"crops must be [B,n,3,S,S] or [B,3,S,S]; got {tuple(crops.shape)}")
         b, n = crops.shape[:2]
-        score, _ = self.module(crops.flatten(0, 1).to(self.device))
+        score, _ = self._forward(crops.flatten(0, 1))
         return score.float().view(b, n).mean(1).clamp(*SCORE_RANGE).cpu()
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The module over ``x`` in chunks of at most ``batch_size`` crops, channels_last.
+
+        Large CPU batches are slower per image than moderate ones (activations leave the
+        caches), so the crops of a batch of images go through in ``batch_size`` chunks.
+        """
+        scores, feats = [], []
+        for chunk in x.split(int(self.batch_size)):
+            s, f = self.module(chunk.to(self.device).contiguous(memory_format=torch.channels_last))
+            scores.append(s)
+            feats.append(f)
+        return torch.cat(scores), torch.cat(feats)
 
     @torch.no_grad()
     def features_crops(self, crops: torch.Tensor) -> torch.Tensor:
@@ -260,7 +274,7 @@ class Scorer:
         if crops.dim() == 4:
             crops = crops[:, None]
         b, n = crops.shape[:2]
-        _, feats = self.module(crops.flatten(0, 1).to(self.device))
+        _, feats = self._forward(crops.flatten(0, 1))
         return feats.float().view(b, n, -1).mean(1).cpu()
 
     def score(self, image: ImageLike | Sequence[ImageLike]) -> float | list[float]:
