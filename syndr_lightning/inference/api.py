@@ -245,15 +245,27 @@ class Scorer:
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
-    def score_crops(self, crops: torch.Tensor) -> torch.Tensor:
-        """Scores ``[B]`` (0..10) of normalised crop stacks ``[B,n,3,S,S]`` or ``[B,3,S,S]``."""
+    def crops_outputs(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop-averaged ``(scores [B] in 0..10, features [B,d])`` of normalised crop stacks
+        ``[B,n,3,S,S]`` (or ``[B,3,S,S]``, one crop each)."""
         if crops.dim() == 4:
             crops = crops[:, None]
         if crops.dim() != 5:
             raise InputError(f"crops must be [B,n,3,S,S] or [B,3,S,S]; got {tuple(crops.shape)}")
         b, n = crops.shape[:2]
-        score, _ = self._forward(crops.flatten(0, 1))
-        return score.float().view(b, n).mean(1).clamp(*SCORE_RANGE).cpu()
+        score, feats = self._forward(crops.flatten(0, 1))
+        return (
+            score.float().view(b, n).mean(1).clamp(*SCORE_RANGE).cpu(),
+            feats.float().view(b, n, -1).mean(1).cpu(),
+        )
+
+    def score_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B]`` (0..10) of normalised crop stacks ``[B,n,3,S,S]`` or ``[B,3,S,S]``."""
+        return self.crops_outputs(crops)[0]
+
+    def features_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Crop-averaged backbone features ``[B,d]`` of crop stacks ``[B,n,3,S,S]``."""
+        return self.crops_outputs(crops)[1]
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The module over ``x`` in chunks of at most ``batch_size`` crops, channels_last.
@@ -267,15 +279,6 @@ class Scorer:
             scores.append(s)
             feats.append(f)
         return torch.cat(scores), torch.cat(feats)
-
-    @torch.no_grad()
-    def features_crops(self, crops: torch.Tensor) -> torch.Tensor:
-        """Crop-averaged backbone features ``[B,d]`` of crop stacks ``[B,n,3,S,S]``."""
-        if crops.dim() == 4:
-            crops = crops[:, None]
-        b, n = crops.shape[:2]
-        _, feats = self._forward(crops.flatten(0, 1))
-        return feats.float().view(b, n, -1).mean(1).cpu()
 
     def score(self, image: ImageLike | Sequence[ImageLike]) -> float | list[float]:
         """Score one image (path, PIL image, array or tensor ``[3,H,W]``) or a list of them.

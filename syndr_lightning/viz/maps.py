@@ -62,11 +62,9 @@ def manifest_features(scorer: Any, manifest: pd.DataFrame) -> tuple[np.ndarray, 
         crops = torch.stack(
             [scorer.preprocess(p) for p in paths[start : start + scorer.batch_size]]
         )
-        with torch.no_grad():
-            b, n = crops.shape[:2]
-            score, f = scorer.module(crops.flatten(0, 1).to(scorer.device))
-        feats.append(f.float().view(b, n, -1).mean(1).cpu())
-        preds.append(score.float().view(b, n).mean(1).clamp(0, 10).cpu())
+        score, f = scorer.crops_outputs(crops)
+        feats.append(f)
+        preds.append(score)
     return torch.cat(feats).numpy(), torch.cat(preds).numpy()
 
 
