@@ -79,11 +79,27 @@ def test_plan_reused_with_other_precision():
 
 
 def test_screening_margins_cover_rounding():
-    from syndr_lightning.reshape.pairs import bfloat16_margin, screening_margin
+    from syndr_lightning.reshape.pairs import screening_margin, shifted_margin
 
-    assert screening_margin(2048) == pytest.approx(1e-3)
-    assert screening_margin(100_000) > 100_000 * 2.0**-24
-    assert 3 * 2.0**-8 < bfloat16_margin(2048) < 0.013
+    # float32: above gamma_d plus two float32 norms, for small and large d
+    for d in (2, 64, 2048, 100_000):
+        assert screening_margin(d) > 3 * (d + 4) * 2.0**-24
+    # shifted bfloat16: two rounding-error norms plus accumulation, within the worst case
+    assert 2 * 0.0018 < shifted_margin(2048, 0.0018, 0.8984375) < 0.006
+    u = 2.0**-8
+    assert shifted_margin(2048, u, 0.9) < 3 * u + 4 * 2048 * 2.0**-24 + 1e-4
+
+
+def test_bfloat16_screen_at_full_dimension_is_exact():
+    """d = 2048 (the real feature size): pairs within 1e-9..8e-3 of the threshold."""
+    for t_f in (0.1, 0.05, 0.3):
+        x, y = _borderline(40, 2048, t_f, seed=2)
+        x32 = x.astype(np.float32)
+        expected = ref_similar_pairs(x32, y, t_f, 1.0)
+        plan = prepare(x32, y, precision="bfloat16")
+        assert 0 < plan.max_rounding < 2.0**-8
+        i, j = similar_pairs_slice(plan, None, 0, plan.n, t_f, 1.0, block_rows=16)
+        assert _as_list(i, j) == expected, t_f
 
 
 def test_label_threshold_is_strict():

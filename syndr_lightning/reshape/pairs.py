@@ -10,10 +10,17 @@ How it is fast and exact:
   multiplied only against the columns inside its label window (labels spread over 0..10
   with t_q = 1 leave about a fifth of the symmetric product).
 * Products are screened in low precision with a margin around 1 - t_f that exceeds the
-  worst-case rounding error for unit vectors of this dimension: ``float32`` (margin
-  >= 1e-3), or on CPUs with native bfloat16 dot products ``bfloat16`` (about 5x faster
-  there; margin 3 * 2**-8 + ..., about 0.012). Candidates inside the margin are re-decided
-  from the ORIGINAL features, first in float32 (margin 1e-3), then the few left in float64.
+  worst-case rounding error: ``float32`` (margin 4 (d + 8) 2**-24, 5e-4 at d = 2048), or
+  on CPUs with native bfloat16 dot products ``bfloat16`` (about 4x faster there than
+  float32). The bfloat16 copy carries
+  one extra coordinate that subtracts c = bf16(1 - t_f) inside the float32 accumulation,
+  so the bfloat16 RESULT is rounded near zero (error ~1e-5, and rounding is monotone)
+  instead of near 0.9 (error 2e-3); the input rounding is bounded per row by the exact
+  norm of its rounding error (Cauchy-Schwarz), about 0.0016 for unit vectors, so the
+  margin is about 0.004 instead of a worst-case 0.012. Candidates inside the margin are
+  re-decided from the ORIGINAL features, first in float32 (float32 margin), then the
+  few left in float64. Block candidates are collected first and re-decided in a few
+  large batches.
 * Rows and columns are processed in bounded blocks; nothing N x N is ever allocated.
 
 ``similar_pairs_slice`` runs the search for a contiguous range of label-sorted rows, so
@@ -36,7 +43,7 @@ from syndr_lightning.reshape._validate import (
     check_int,
     check_labels_1d,
     check_threshold,
-    features_and_norms,
+    screening_norms,
 )
 from syndr_lightning.utils.errors import InputError
 
@@ -45,33 +52,44 @@ PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 # FAISS GPU indexes answer k-NN queries with k at most this value.
 FAISS_GPU_MAX_K = 2048
 # Small row blocks follow the label staircase closely (less work outside the windows).
-_ROWS_CPU = 512
+_ROWS_CPU = 64
 _ROWS_GPU = 8192
 _COLS_CPU = 16384
-_COL_QUANTUM = 256
+_COL_QUANTUM = 16
 _COLS_GPU = 65536
-_EXACT_CHUNK = 2048
+_EXACT_CHUNK = 1024
+# Row chunk of the one-off normalise/sort/convert pass (fits in cache).
+_PREP_ROWS = 1024
+# The bfloat16 screening copy pads rows to a multiple of this many columns (d + 1 used).
+_BF16_PAD = 16
 
 
 def screening_margin(dim: int) -> float:
-    """Float32 screening margin for unit vectors of dimension ``dim``.
+    """Float32 screening margin for cosine similarities of dimension ``dim``.
 
-    The rounding error of a float32 dot product of two unit vectors is below
-    ``dim * 2**-24`` (plus the normalisation's own rounding); the margin is four times
-    that, and at least 1e-3.
+    A float32 dot product of d terms errs by at most gamma_d * ||a|| ||b|| (gamma_d ~
+    d 2**-24, Cauchy-Schwarz); float32 norms add about (d + 4) 2**-24 per row. The margin
+    is 4 (d + 8) 2**-24 + 1e-6, above the sum of both for every d.
     """
-    return max(1e-3, 4.0 * dim * 2.0**-24)
+    return 4.0 * (dim + 8) * 2.0**-24 + 1e-6
 
 
-def bfloat16_margin(dim: int) -> float:
-    """Screening margin when products are computed from bfloat16-rounded unit vectors.
+def shifted_margin(dim: int, max_rounding: float, shift: float) -> float:
+    """Margin of the shifted bfloat16 screen: |computed - exact| before the final rounding.
 
-    Rounding both inputs to bfloat16 (unit roundoff u = 2**-8) changes a dot product of
-    unit vectors by at most (2u + u**2); float32 accumulation adds at most dim * 2**-24;
-    rounding the bfloat16 result adds at most u * |s| <= u. The margin adds a safety term.
+    ``max_rounding`` is the largest ||bf16(x) - x|| over the normalised rows (computed
+    exactly when the copy is made); by Cauchy-Schwarz the input rounding moves a product
+    by at most e_i + e_j + e_i e_j. Float32 accumulation of ``dim + 1`` terms (the shift
+    term ``shift`` included) adds at most gamma_(d+1) (1 + shift + 3 e), taken as
+    1.5 (dim + 1) 2**-24 (1 + shift + 3 e) (products of bfloat16 numbers are exact); float32
+    normalisation of the original rows adds at most 2 eta + eta**2 with eta =
+    (dim + 4) 2**-24. The final bfloat16 rounding is handled by rounding the thresholds
+    (rounding is monotone), not here.
     """
-    u = 2.0**-8
-    return 3.0 * u + u * u + 4.0 * dim * 2.0**-24 + 1e-4
+    e = max_rounding * (1.0 + 1e-3) + 1e-7
+    eta = (dim + 4) * 2.0**-24
+    accumulate = 1.5 * (dim + 1) * 2.0**-24 * (1.0 + abs(shift) + 3.0 * e)
+    return 2.0 * e + e * e + accumulate + 2.0 * eta + eta * eta + 1e-6
 
 
 def native_bfloat16() -> bool:
@@ -88,14 +106,22 @@ class PairPlan:
 
     order: np.ndarray  # sorted position -> original index (int64)
     labels_sorted: np.ndarray  # float64 labels in sorted order
-    screen: torch.Tensor  # L2-normalised rows in sorted order, float32 or bfloat16 [N, d]
+    # L2-normalised rows in sorted order: float32 [N, d], or bfloat16 [N, d + pad] whose
+    # column d is the shift coordinate (set by each search) and the rest zeros
+    screen: torch.Tensor
     features: np.ndarray  # the caller's features, original order (for the re-decision)
-    norms: np.ndarray  # float64 L2 norms of ``features`` rows
+    norms: np.ndarray  # L2 norms of ``features`` rows (float32 accuracy, stored as float64)
+    max_rounding: float = 0.0  # bfloat16 copy: max ||bf16(row) - row|| over normalised rows
 
     @property
     def n(self) -> int:
         """Number of samples."""
         return int(self.order.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension d."""
+        return int(self.features.shape[1])
 
     @property
     def precision(self) -> str:
@@ -106,7 +132,7 @@ class PairPlan:
         """The normalised rows in sorted order as float32 numpy (a new copy if screening in bf16)."""
         if self.screen.dtype == torch.float32:
             return self.screen.numpy()
-        return _normalised_sorted(self.features, self.norms, self.order, torch.float32).numpy()
+        return _screen_copy(self.features, self.norms, self.order, torch.float32)[0].numpy()
 
 
 def label_order(labels: np.ndarray) -> np.ndarray:
@@ -114,15 +140,40 @@ def label_order(labels: np.ndarray) -> np.ndarray:
     return np.argsort(np.asarray(labels, dtype=np.float64), kind="stable").astype(np.int64)
 
 
-def _normalised_sorted(
+def _screen_copy(
     x: np.ndarray, norms: np.ndarray, order: np.ndarray, dtype: torch.dtype
-) -> torch.Tensor:
-    out = torch.empty(x.shape, dtype=dtype)
-    for a in range(0, x.shape[0], 8192):
-        idx = order[a : a + 8192]
-        rows = x[idx].astype(np.float32, copy=False) * (1.0 / norms[idx, None]).astype(np.float32)
-        out[a : a + 8192] = torch.from_numpy(rows)
-    return out
+) -> tuple[torch.Tensor, float]:
+    """Normalised rows in ``order`` as ``dtype``, and the max bfloat16 rounding-error norm.
+
+    float32: ``[N, d]``. bfloat16: ``[N, d + pad]`` with zeros after column d - 1 (column
+    d is the shift coordinate). One cache-sized chunk at a time: gather, scale, convert.
+    """
+    n, d = x.shape
+    width = d if dtype == torch.float32 else -(-(d + 1) // _BF16_PAD) * _BF16_PAD
+    out = torch.empty((n, width), dtype=dtype)
+    if width > d:
+        out[:, d:] = 0
+    xt = torch.from_numpy(x)
+    inv = torch.from_numpy(1.0 / norms)
+    order_t = torch.from_numpy(order)
+    worst = 0.0
+    for a in range(0, n, _PREP_ROWS):
+        idx = order_t[a : a + _PREP_ROWS]
+        rows = xt.index_select(0, idx)
+        scale = inv.index_select(0, idx)
+        if rows.dtype == torch.float32:
+            rows.mul_(scale.to(torch.float32)[:, None])
+        else:  # float64 (or wider) input: scale in float64, then round once
+            rows = (rows.to(torch.float64) * scale[:, None]).to(torch.float32)
+        if dtype == torch.float32:
+            out[a : a + idx.shape[0]] = rows
+            continue
+        low = rows.to(dtype)
+        out[a : a + idx.shape[0], :d] = low
+        # The rounding error bf16(x) - x is exact in float32 (bf16 is a truncated float32).
+        err = torch.linalg.vector_norm(rows.sub_(low.to(torch.float32)), dim=1)
+        worst = max(worst, float(err.max()))
+    return out, worst
 
 
 def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
@@ -145,12 +196,19 @@ def prepare(
     ``precision`` (``auto``/``float32``/``bfloat16``) picks the screening dtype; ``auto``
     uses bfloat16 on CPUs with native bf16 dot products and float32 elsewhere (GPU).
     """
-    x, norms = features_and_norms(features, "features")
+    x, norms = screening_norms(features, "features")
     y = check_labels_1d(labels, "labels", x.shape[0])
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
-    screen = _normalised_sorted(x, norms, order, dtype)
-    return PairPlan(order=order, labels_sorted=y[order], screen=screen, features=x, norms=norms)
+    screen, worst = _screen_copy(x, norms, order, dtype)
+    return PairPlan(
+        order=order,
+        labels_sorted=y[order],
+        screen=screen,
+        features=x,
+        norms=norms,
+        max_rounding=worst,
+    )
 
 
 def _window_ends(ys: np.ndarray, t_q: float) -> np.ndarray:
@@ -184,39 +242,77 @@ def balanced_slices(labels: np.ndarray, n_parts: int, t_q: float = 1.0) -> list[
     return [(edges[k], max(edges[k], edges[k + 1])) for k in range(n_parts)]
 
 
-def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Float32 cosine similarity of original rows ``i`` and ``j`` (error << 1e-3)."""
-    out = np.empty(i.shape[0], dtype=np.float32)
-    x = plan.features
-    inv = (1.0 / plan.norms).astype(np.float32)
+def _gathered_pairs(
+    x: np.ndarray, i: np.ndarray, j: np.ndarray
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield ``(offset, x[i chunk], x[j chunk])`` gathered into two reused buffers."""
+    xt = torch.from_numpy(x)
+    rows = min(_EXACT_CHUNK, i.shape[0])
+    bi = torch.empty((rows, x.shape[1]), dtype=xt.dtype)
+    bj = torch.empty_like(bi)
+    ti, tj = torch.from_numpy(i), torch.from_numpy(j)
     for a in range(0, i.shape[0], _EXACT_CHUNK):
-        ii, jj = i[a : a + _EXACT_CHUNK], j[a : a + _EXACT_CHUNK]
-        dots = np.einsum(
-            "ij,ij->i", x[ii].astype(np.float32, copy=False), x[jj].astype(np.float32, copy=False)
-        )
-        out[a : a + _EXACT_CHUNK] = dots * inv[ii] * inv[jj]
+        k = min(_EXACT_CHUNK, i.shape[0] - a)
+        torch.index_select(xt, 0, ti[a : a + k], out=bi[:k])
+        torch.index_select(xt, 0, tj[a : a + k], out=bj[:k])
+        yield a, bi[:k], bj[:k]
+
+
+def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Float32 cosine similarity of original rows ``i`` and ``j`` (error < screening_margin)."""
+    out = np.empty(i.shape[0], dtype=np.float32)
+    inv = (1.0 / plan.norms).astype(np.float32)
+    x = plan.features.astype(np.float32, copy=False)
+    with torch.inference_mode():
+        for a, bi, bj in _gathered_pairs(x, i, j):
+            k = bi.shape[0]
+            dots = torch.linalg.vecdot(bi, bj).numpy()
+            out[a : a + k] = dots * inv[i[a : a + k]] * inv[j[a : a + k]]
     return out
 
 
 def exact_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Float64 cosine similarity of original rows ``i`` and ``j`` (original indices)."""
+    """Float64 cosine similarity of original rows ``i`` and ``j`` (original indices).
+
+    Like the dense oracle: rows are normalised in float64, then multiplied (the plan's
+    norms are only float32-accurate and are not used).
+    """
     out = np.empty(i.shape[0], dtype=np.float64)
-    x, norms = plan.features, plan.norms
-    for a in range(0, i.shape[0], _EXACT_CHUNK):
-        ii, jj = i[a : a + _EXACT_CHUNK], j[a : a + _EXACT_CHUNK]
-        xi = x[ii].astype(np.float64) / norms[ii, None]
-        xj = x[jj].astype(np.float64) / norms[jj, None]
-        out[a : a + _EXACT_CHUNK] = np.einsum("ij,ij->i", xi, xj)
+    with torch.inference_mode():
+        for a, bi, bj in _gathered_pairs(plan.features, i, j):
+            xi = bi.numpy().astype(np.float64)
+            xj = bj.numpy().astype(np.float64)
+            xi /= np.sqrt(np.einsum("ij,ij->i", xi, xi))[:, None]
+            xj /= np.sqrt(np.einsum("ij,ij->i", xj, xj))[:, None]
+            out[a : a + xi.shape[0]] = np.einsum("ij,ij->i", xi, xj)
     return out
 
 
 @contextlib.contextmanager
 def _ieee_fp32(device: torch.device) -> Iterator[None]:
-    """Disable TF32 for CUDA matmuls while screening (TF32 would break the margin)."""
+    """Disable TF32 and reduced-precision bf16 reductions for CUDA matmuls while screening.
+
+    Either would break the screening margin (TF32 rounds inputs to 10 bits; split-K bf16
+    reductions round partial sums).
+    """
     if device.type != "cuda":
         yield
         return
     mm = torch.backends.cuda.matmul
+    old_red = getattr(mm, "allow_bf16_reduced_precision_reduction", None)
+    if old_red is not None:
+        mm.allow_bf16_reduced_precision_reduction = False
+    try:
+        with _ieee_fp32_only(mm):
+            yield
+    finally:
+        if old_red is not None:
+            mm.allow_bf16_reduced_precision_reduction = old_red
+
+
+@contextlib.contextmanager
+def _ieee_fp32_only(mm: object) -> Iterator[None]:
+    """IEEE float32 (no TF32) for CUDA matmuls inside the block."""
     if hasattr(mm, "fp32_precision"):
         old = mm.fp32_precision
         mm.fp32_precision = "ieee"
@@ -247,6 +343,22 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def _round_down(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """The largest ``dtype`` number <= ``value`` (a 0-d tensor)."""
+    t = torch.tensor(value, dtype=torch.float64).to(dtype)
+    if float(t) > value:
+        t = torch.nextafter(t, torch.tensor(-math.inf, dtype=dtype))
+    return t
+
+
+def _round_up(value: float, dtype: torch.dtype) -> float:
+    """The smallest ``dtype`` number >= ``value``."""
+    t = torch.tensor(value, dtype=torch.float64).to(dtype)
+    if float(t) < value:
+        t = torch.nextafter(t, torch.tensor(math.inf, dtype=dtype))
+    return float(t)
+
+
 def _torch_candidates(
     plan: PairPlan,
     start: int,
@@ -256,14 +368,21 @@ def _torch_candidates(
     device: torch.device,
     block_rows: int,
     block_cols: int,
+    shift: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (row_pos, col_pos, sim) with sim > low, col_pos > row_pos (sorted positions)."""
+    """Yield (row_pos, col_pos, value) with value >= low, col_pos > row_pos (sorted positions).
+
+    bfloat16 plans: value = product - ``shift`` computed inside the accumulation (the
+    row operand's coordinate d is 1, the column operand's is -shift; ``shift`` must be a
+    bfloat16 number), so the bfloat16 result is rounded close to zero.
+    """
     xs = plan.screen if device.type == "cpu" else plan.screen.to(device)
-    # The comparison runs in the screening dtype: use a threshold that is not rounded up.
-    low_t = torch.tensor(low, dtype=torch.float64).to(xs.dtype)
-    if float(low_t) > low:
-        low_t = torch.nextafter(low_t, torch.tensor(-1.0, dtype=xs.dtype))
-    low_t = low_t.to(device)
+    shifted = xs.dtype == torch.bfloat16
+    d = plan.dim
+    if shifted:
+        xs[:, d] = -shift
+    # Compare in the screening dtype against a threshold rounded DOWN (a superset).
+    low_t = _round_down(low, xs.dtype).to(device)
     n = plan.n
     # Few tile shapes: the last row block is widened over earlier rows and column widths
     # are rounded up to a multiple of _COL_QUANTUM (the extra rows/columns are filtered out
@@ -273,27 +392,31 @@ def _torch_candidates(
             b = min(a + block_rows, stop)
             a_eff = max(0, b - block_rows)
             rows = xs[a_eff:b]
+            if shifted:
+                rows = rows.clone()
+                rows[:, d] = 1.0
             end = int(ends[b - 1])
             for c0 in range(a, end, block_cols):
                 c1 = min(c0 + block_cols, end)
                 width = min(block_cols, -(-(c1 - c0) // _COL_QUANTUM) * _COL_QUANTUM)
                 c1_eff = min(c0 + width, n)
                 c0_eff = max(0, c1_eff - width)
-                sims = rows @ xs[c0_eff:c1_eff].T
+                # Columns x rows: oneDNN packs the small row block, not the window.
+                sims = xs[c0_eff:c1_eff] @ rows.T
                 if device.type == "cpu":
                     # numpy's flatnonzero is far faster than torch.nonzero on CPU.
-                    flat = np.flatnonzero((sims > low_t).numpy())
+                    flat = np.flatnonzero((sims >= low_t).numpy())
                     if flat.size == 0:
                         continue
                     vals = sims.view(-1)[torch.from_numpy(flat)].float().numpy()
-                    r, c = np.divmod(flat, c1_eff - c0_eff)
+                    c, r = np.divmod(flat, rows.shape[0])
                 else:
-                    hit = torch.nonzero(sims > low_t)
+                    hit = torch.nonzero(sims >= low_t)
                     if hit.shape[0] == 0:
                         continue
                     vals = sims[hit[:, 0], hit[:, 1]].float().cpu().numpy()
                     hit = hit.cpu().numpy()
-                    r, c = hit[:, 0], hit[:, 1]
+                    c, r = hit[:, 0], hit[:, 1]
                 r = r.astype(np.int64) + a_eff
                 c = c.astype(np.int64) + c0_eff
                 keep = (c > r) & (r >= a) & (c >= c0) & (c < c1)
@@ -402,8 +525,8 @@ def similar_pairs_slice(
         if precision not in ("auto", plan.precision):
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
             # Rebuild from the original features: a bf16 copy must never be widened.
-            screen = _normalised_sorted(plan.features, plan.norms, plan.order, dtype)
-            plan = replace(plan, screen=screen)
+            screen, worst = _screen_copy(plan.features, plan.norms, plan.order, dtype)
+            plan = replace(plan, screen=screen, max_rounding=worst)
     else:
         plan = prepare(features, labels, precision, device)
     n = plan.n
@@ -417,12 +540,17 @@ def similar_pairs_slice(
             f"row slice [{start}, {stop}) is not inside [0, {n}]; pass 0 <= start <= stop <= N"
         )
     dev = _resolve_device(device)
-    dim = plan.screen.shape[1]
-    margin32 = screening_margin(dim)
+    margin32 = screening_margin(plan.dim)
     screen_bf16 = plan.precision == "bfloat16" and backend != "faiss"
-    margin = bfloat16_margin(dim) if screen_bf16 else margin32
     thr = 1.0 - t_f
-    low, high = thr - margin, thr + margin
+    shift = 0.0
+    if screen_bf16:
+        # Screen products minus c = bf16(thr) rounded down: values near 0 round finely.
+        shift = float(_round_down(thr, torch.bfloat16))
+        margin = shifted_margin(plan.dim, plan.max_rounding, shift)
+        low, high = thr - shift - margin, _round_up(thr - shift + margin, torch.bfloat16)
+    else:
+        low, high = thr - margin32, thr + margin32
     ends = _window_ends(plan.labels_sorted, t_q)
     if block_rows is None:
         block_rows = _ROWS_GPU if dev.type == "cuda" else _ROWS_CPU
@@ -438,35 +566,46 @@ def similar_pairs_slice(
         cands = _faiss_candidates(plan, start, stop, low, ends, dev.type == "cuda", block_rows)
     else:  # "auto" and "torch": the blocked torch matmul is the fastest on CPU and GPU
         block_cols = _COLS_GPU if dev.type == "cuda" else _COLS_CPU
-        cands = _torch_candidates(plan, start, stop, low, ends, dev, block_rows, block_cols)
+        cands = _torch_candidates(
+            plan, start, stop, low, ends, dev, block_rows, block_cols, shift=shift
+        )
 
+    # Gather every block's candidates first (O(pairs) memory), then re-decide the band
+    # in a few large batches: per-block batches would pay the gather set-up many times.
     ys = plan.labels_sorted
-    out_i: list[np.ndarray] = []
-    out_j: list[np.ndarray] = []
-    for r, c, s in cands:
+    parts_r: list[np.ndarray] = []
+    parts_c: list[np.ndarray] = []
+    parts_s: list[np.ndarray] = []
+    for r, c, v in cands:
         ok = np.abs(ys[c] - ys[r]) < t_q
-        r, c, s = r[ok], c[ok], s[ok]
-        oi, oj = plan.order[r], plan.order[c]
-        if screen_bf16:
-            # Wide bf16 band: re-screen it in float32 with the float32 margin first.
-            band = s <= high
-            if band.any():
-                s = s.astype(np.float32, copy=True)
-                s[band] = float32_similarity(plan, oi[band], oj[band])
-                keep = ~band | (s > thr - margin32)
-                oi, oj, s = oi[keep], oj[keep], s[keep]
-        band = s <= thr + margin32
-        if band.any():
-            exact = exact_similarity(plan, oi[band], oj[band]) > thr
-            keep = ~band
-            keep[band] = exact
-            oi, oj = oi[keep], oj[keep]
-        out_i.append(np.minimum(oi, oj))
-        out_j.append(np.maximum(oi, oj))
-    if not out_i:
+        parts_r.append(r[ok])
+        parts_c.append(c[ok])
+        parts_s.append(v[ok])
+    if not parts_r:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    i = np.concatenate(out_i).astype(np.int64, copy=False)
-    j = np.concatenate(out_j).astype(np.int64, copy=False)
+    oi = plan.order[np.concatenate(parts_r)]
+    oj = plan.order[np.concatenate(parts_c)]
+    s = np.concatenate(parts_s).astype(np.float32, copy=False)
+    if screen_bf16:
+        # Values are product - shift; above ``high`` the pair is similar for sure.
+        # The band is re-screened in float32 with the float32 margin first
+        # (float64 features: the whole band goes straight to the float64 decision).
+        band = s <= high
+        s = s + np.float32(shift)
+        if band.any() and plan.features.dtype == np.float32:
+            s[band] = float32_similarity(plan, oi[band], oj[band])
+            keep = ~band | (s > thr - margin32)
+            oi, oj, s = oi[keep], oj[keep], s[keep]
+            # Sure pairs need no further check; the rest goes to float64.
+            band = band[keep] & (s <= thr + margin32)
+    else:
+        band = s <= high
+    if band.any():
+        keep = ~band
+        keep[band] = exact_similarity(plan, oi[band], oj[band]) > thr
+        oi, oj = oi[keep], oj[keep]
+    i = np.minimum(oi, oj).astype(np.int64, copy=False)
+    j = np.maximum(oi, oj).astype(np.int64, copy=False)
     srt = np.lexsort((j, i))
     return i[srt], j[srt]
 
