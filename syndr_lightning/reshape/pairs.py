@@ -52,14 +52,14 @@ PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 # FAISS GPU indexes answer k-NN queries with k at most this value.
 FAISS_GPU_MAX_K = 2048
 # Small row blocks follow the label staircase closely (less work outside the windows).
-_ROWS_CPU = 64
+_ROWS_CPU = 128
 _ROWS_GPU = 8192
 _COLS_CPU = 16384
-_COL_QUANTUM = 16
+_COL_QUANTUM = 32
 _COLS_GPU = 65536
-_EXACT_CHUNK = 1024
+_EXACT_CHUNK = 256
 # Row chunk of the one-off normalise/sort/convert pass (fits in cache).
-_PREP_ROWS = 1024
+_PREP_ROWS = 256
 # The bfloat16 screening copy pads rows to a multiple of this many columns (d + 1 used).
 _BF16_PAD = 16
 
@@ -155,25 +155,29 @@ def _screen_copy(
         out[:, d:] = 0
     xt = torch.from_numpy(x)
     inv = torch.from_numpy(1.0 / norms)
+    inv32 = inv.to(torch.float32)
     order_t = torch.from_numpy(order)
-    worst = 0.0
+    errs = torch.zeros(n, dtype=torch.float32)
+    buf = torch.empty((min(_PREP_ROWS, n), d), dtype=torch.float32)
     for a in range(0, n, _PREP_ROWS):
         idx = order_t[a : a + _PREP_ROWS]
-        rows = xt.index_select(0, idx)
-        scale = inv.index_select(0, idx)
-        if rows.dtype == torch.float32:
-            rows.mul_(scale.to(torch.float32)[:, None])
-        else:  # float64 (or wider) input: scale in float64, then round once
-            rows = (rows.to(torch.float64) * scale[:, None]).to(torch.float32)
+        k = idx.shape[0]
+        rows = buf[:k]
+        if xt.dtype == torch.float32:
+            torch.index_select(xt, 0, idx, out=rows)
+            rows.mul_(inv32.index_select(0, idx)[:, None])
+        else:  # float64 input: scale in float64, then round once
+            rows.copy_(
+                xt.index_select(0, idx).to(torch.float64) * inv.index_select(0, idx)[:, None]
+            )
         if dtype == torch.float32:
-            out[a : a + idx.shape[0]] = rows
+            out[a : a + k] = rows
             continue
-        low = rows.to(dtype)
-        out[a : a + idx.shape[0], :d] = low
+        dst = out[a : a + k, :d]
+        dst.copy_(rows)
         # The rounding error bf16(x) - x is exact in float32 (bf16 is a truncated float32).
-        err = torch.linalg.vector_norm(rows.sub_(low.to(torch.float32)), dim=1)
-        worst = max(worst, float(err.max()))
-    return out, worst
+        torch.linalg.vector_norm(rows.sub_(dst), dim=1, out=errs[a : a + k])
+    return out, float(errs.max()) if n else 0.0
 
 
 def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
@@ -263,28 +267,25 @@ def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarr
     out = np.empty(i.shape[0], dtype=np.float32)
     inv = (1.0 / plan.norms).astype(np.float32)
     x = plan.features.astype(np.float32, copy=False)
-    with torch.inference_mode():
-        for a, bi, bj in _gathered_pairs(x, i, j):
-            k = bi.shape[0]
-            dots = torch.linalg.vecdot(bi, bj).numpy()
-            out[a : a + k] = dots * inv[i[a : a + k]] * inv[j[a : a + k]]
+    for a, bi, bj in _gathered_pairs(x, i, j):
+        k = bi.shape[0]
+        dots = np.einsum("ij,ij->i", bi.numpy(), bj.numpy())
+        out[a : a + k] = dots * inv[i[a : a + k]] * inv[j[a : a + k]]
     return out
 
 
 def exact_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Float64 cosine similarity of original rows ``i`` and ``j`` (original indices).
 
-    Like the dense oracle: rows are normalised in float64, then multiplied (the plan's
-    norms are only float32-accurate and are not used).
+    Dot product and norms in float64 (the plan's norms are only float32-accurate and are
+    not used).
     """
     out = np.empty(i.shape[0], dtype=np.float64)
-    with torch.inference_mode():
-        for a, bi, bj in _gathered_pairs(plan.features, i, j):
-            xi = bi.numpy().astype(np.float64)
-            xj = bj.numpy().astype(np.float64)
-            xi /= np.sqrt(np.einsum("ij,ij->i", xi, xi))[:, None]
-            xj /= np.sqrt(np.einsum("ij,ij->i", xj, xj))[:, None]
-            out[a : a + xi.shape[0]] = np.einsum("ij,ij->i", xi, xj)
+    for a, bi, bj in _gathered_pairs(plan.features, i, j):
+        xi = bi.numpy().astype(np.float64, copy=False)
+        xj = bj.numpy().astype(np.float64, copy=False)
+        sq = np.einsum("ij,ij->i", xi, xi) * np.einsum("ij,ij->i", xj, xj)
+        out[a : a + xi.shape[0]] = np.einsum("ij,ij->i", xi, xj) / np.sqrt(sq)
     return out
 
 
