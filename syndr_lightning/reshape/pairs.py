@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -62,6 +63,12 @@ _EXACT_CHUNK = 256
 _PREP_ROWS = 256
 # The bfloat16 screening copy pads rows to a multiple of this many columns (d + 1 used).
 _BF16_PAD = 16
+# ``similar_pairs`` keeps one scratch buffer of at most this many bytes between calls
+# (DRCDown runs every epoch on the same N): a fresh 38 MB copy costs ~9 ms of page
+# faults at N = 9,250. Larger copies are allocated per call.
+_WORKSPACE_MAX_BYTES = 256 * 2**20
+_workspace: list[torch.Tensor] = []
+_workspace_lock = threading.Lock()
 
 
 def screening_margin(dim: int) -> float:
@@ -86,10 +93,21 @@ def shifted_margin(dim: int, max_rounding: float, shift: float) -> float:
     (dim + 4) 2**-24. The final bfloat16 rounding is handled by rounding the thresholds
     (rounding is monotone), not here.
     """
-    e = max_rounding * (1.0 + 1e-3) + 1e-7
+    e = _inflate(max_rounding)
+    return 2.0 * e + e * e + _shift_rest(dim, max_rounding, shift)
+
+
+def _inflate(rounding: float | np.ndarray) -> float | np.ndarray:
+    """A rounding-error norm computed in float32, made a safe upper bound."""
+    return rounding * (1.0 + 1e-3) + 1e-7
+
+
+def _shift_rest(dim: int, max_rounding: float, shift: float) -> float:
+    """The part of ``shifted_margin`` that does not depend on the pair's rounding errors."""
+    e = _inflate(max_rounding)
     eta = (dim + 4) * 2.0**-24
     accumulate = 1.5 * (dim + 1) * 2.0**-24 * (1.0 + abs(shift) + 3.0 * e)
-    return 2.0 * e + e * e + accumulate + 2.0 * eta + eta * eta + 1e-6
+    return accumulate + 2.0 * eta + eta * eta + 1e-6
 
 
 def native_bfloat16() -> bool:
@@ -111,7 +129,8 @@ class PairPlan:
     screen: torch.Tensor
     features: np.ndarray  # the caller's features, original order (for the re-decision)
     norms: np.ndarray  # L2 norms of ``features`` rows (float32 accuracy, stored as float64)
-    max_rounding: float = 0.0  # bfloat16 copy: max ||bf16(row) - row|| over normalised rows
+    # bfloat16 copy: ||bf16(row) - row|| per sorted row (float32); None for float32
+    rounding: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -122,6 +141,13 @@ class PairPlan:
     def dim(self) -> int:
         """Feature dimension d."""
         return int(self.features.shape[1])
+
+    @property
+    def max_rounding(self) -> float:
+        """Largest bfloat16 rounding-error norm of a normalised row (0 for float32 copies)."""
+        if self.rounding is None or self.rounding.size == 0:
+            return 0.0
+        return float(self.rounding.max())
 
     @property
     def precision(self) -> str:
@@ -141,16 +167,25 @@ def label_order(labels: np.ndarray) -> np.ndarray:
 
 
 def _screen_copy(
-    x: np.ndarray, norms: np.ndarray, order: np.ndarray, dtype: torch.dtype
-) -> tuple[torch.Tensor, float]:
-    """Normalised rows in ``order`` as ``dtype``, and the max bfloat16 rounding-error norm.
+    x: np.ndarray,
+    norms: np.ndarray,
+    order: np.ndarray,
+    dtype: torch.dtype,
+    scratch: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Normalised rows in ``order`` as ``dtype``, and each row's bfloat16 rounding-error norm.
 
     float32: ``[N, d]``. bfloat16: ``[N, d + pad]`` with zeros after column d - 1 (column
     d is the shift coordinate). One cache-sized chunk at a time: gather, scale, convert.
+    ``scratch`` (a 1-D uint8 tensor) is used as the output's memory when large enough.
     """
     n, d = x.shape
     width = d if dtype == torch.float32 else -(-(d + 1) // _BF16_PAD) * _BF16_PAD
-    out = torch.empty((n, width), dtype=dtype)
+    nbytes = n * width * (2 if dtype == torch.bfloat16 else 4)
+    if scratch is not None and scratch.numel() >= nbytes:
+        out = scratch[:nbytes].view(dtype).view(n, width)
+    else:
+        out = torch.empty((n, width), dtype=dtype)
     if width > d:
         out[:, d:] = 0
     xt = torch.from_numpy(x)
@@ -177,7 +212,7 @@ def _screen_copy(
         dst.copy_(rows)
         # The rounding error bf16(x) - x is exact in float32 (bf16 is a truncated float32).
         torch.linalg.vector_norm(rows.sub_(dst), dim=1, out=errs[a : a + k])
-    return out, float(errs.max()) if n else 0.0
+    return out, (None if dtype == torch.float32 else errs.numpy())
 
 
 def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
@@ -200,19 +235,45 @@ def prepare(
     ``precision`` (``auto``/``float32``/``bfloat16``) picks the screening dtype; ``auto``
     uses bfloat16 on CPUs with native bf16 dot products and float32 elsewhere (GPU).
     """
+    return _prepare(features, labels, precision, device)
+
+
+def _prepare(
+    features: np.ndarray,
+    labels: np.ndarray,
+    precision: str,
+    device: str | torch.device | None,
+    scratch: torch.Tensor | None = None,
+) -> PairPlan:
     x, norms = screening_norms(features, "features")
     y = check_labels_1d(labels, "labels", x.shape[0])
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
-    screen, worst = _screen_copy(x, norms, order, dtype)
+    screen, rounding = _screen_copy(x, norms, order, dtype, scratch)
     return PairPlan(
         order=order,
         labels_sorted=y[order],
         screen=screen,
         features=x,
         norms=norms,
-        max_rounding=worst,
+        rounding=rounding,
     )
+
+
+def _take_scratch() -> torch.Tensor | None:
+    with _workspace_lock:
+        return _workspace.pop() if _workspace else None
+
+
+def _give_scratch(screen: torch.Tensor) -> None:
+    """Keep the memory of a finished search's copy for the next one (if small enough)."""
+    nbytes = screen.untyped_storage().nbytes()
+    if nbytes > _WORKSPACE_MAX_BYTES:
+        return
+    buf = torch.empty(0, dtype=torch.uint8).set_(screen.untyped_storage())
+    with _workspace_lock:
+        if not _workspace or _workspace[0].numel() < nbytes:
+            _workspace[:] = [buf]
 
 
 def _window_ends(ys: np.ndarray, t_q: float) -> np.ndarray:
@@ -352,14 +413,6 @@ def _round_down(value: float, dtype: torch.dtype) -> torch.Tensor:
     return t
 
 
-def _round_up(value: float, dtype: torch.dtype) -> float:
-    """The smallest ``dtype`` number >= ``value``."""
-    t = torch.tensor(value, dtype=torch.float64).to(dtype)
-    if float(t) < value:
-        t = torch.nextafter(t, torch.tensor(math.inf, dtype=dtype))
-    return float(t)
-
-
 def _torch_candidates(
     plan: PairPlan,
     start: int,
@@ -383,7 +436,12 @@ def _torch_candidates(
     if shifted:
         xs[:, d] = -shift
     # Compare in the screening dtype against a threshold rounded DOWN (a superset).
-    low_t = _round_down(low, xs.dtype).to(device)
+    low_t = _round_down(low, xs.dtype)
+    # On CPU, compare with numpy: bfloat16 as int16 bit patterns, which order like the
+    # values for positive thresholds (torch's bf16 comparison converts and is ~7x slower).
+    as_bits = shifted and float(low_t) > 0
+    low_np = int(low_t.view(torch.int16)) if as_bits else float(low_t)
+    low_t = low_t.to(device)
     n = plan.n
     # Few tile shapes: the last row block is widened over earlier rows and column widths
     # are rounded up to a multiple of _COL_QUANTUM (the extra rows/columns are filtered out
@@ -406,10 +464,13 @@ def _torch_candidates(
                 sims = xs[c0_eff:c1_eff] @ rows.T
                 if device.type == "cpu":
                     # numpy's flatnonzero is far faster than torch.nonzero on CPU.
-                    flat = np.flatnonzero((sims >= low_t).numpy())
+                    arr = (sims.view(torch.int16) if as_bits else sims.float()).numpy()
+                    flat = np.flatnonzero(arr >= low_np)
                     if flat.size == 0:
                         continue
-                    vals = sims.view(-1)[torch.from_numpy(flat)].float().numpy()
+                    vals = arr.reshape(-1)[flat]
+                    if as_bits:  # bfloat16 bits -> float32 (the high half of a float32)
+                        vals = (vals.astype(np.int32) << 16).view(np.float32)
                     c, r = np.divmod(flat, rows.shape[0])
                 else:
                     hit = torch.nonzero(sims >= low_t)
@@ -526,8 +587,8 @@ def similar_pairs_slice(
         if precision not in ("auto", plan.precision):
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
             # Rebuild from the original features: a bf16 copy must never be widened.
-            screen, worst = _screen_copy(plan.features, plan.norms, plan.order, dtype)
-            plan = replace(plan, screen=screen, max_rounding=worst)
+            screen, rounding = _screen_copy(plan.features, plan.norms, plan.order, dtype)
+            plan = replace(plan, screen=screen, rounding=rounding)
     else:
         plan = prepare(features, labels, precision, device)
     n = plan.n
@@ -546,10 +607,12 @@ def similar_pairs_slice(
     thr = 1.0 - t_f
     shift = 0.0
     if screen_bf16:
-        # Screen products minus c = bf16(thr) rounded down: values near 0 round finely.
-        shift = float(_round_down(thr, torch.bfloat16))
-        margin = shifted_margin(plan.dim, plan.max_rounding, shift)
-        low, high = thr - shift - margin, _round_up(thr - shift + margin, torch.bfloat16)
+        # Screen products minus a bfloat16 c close to thr: values near 0 round finely.
+        # c sits just below thr - margin, so every candidate value is positive (>= 2**-10)
+        # and can be compared as int16 bit patterns; |c| <= |thr| + 0.02.
+        margin = shifted_margin(plan.dim, plan.max_rounding, abs(thr) + 0.02)
+        shift = float(_round_down(thr - margin - 2.0**-10, torch.bfloat16))
+        low, high = thr - shift - margin, math.inf  # per-pair bounds decide, see below
     else:
         low, high = thr - margin32, thr + margin32
     ends = _window_ends(plan.labels_sorted, t_q)
@@ -584,21 +647,33 @@ def similar_pairs_slice(
         parts_s.append(v[ok])
     if not parts_r:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    oi = plan.order[np.concatenate(parts_r)]
-    oj = plan.order[np.concatenate(parts_c)]
-    s = np.concatenate(parts_s).astype(np.float32, copy=False)
-    if screen_bf16:
-        # Values are product - shift; above ``high`` the pair is similar for sure.
-        # The band is re-screened in float32 with the float32 margin first
-        # (float64 features: the whole band goes straight to the float64 decision).
-        band = s <= high
-        s = s + np.float32(shift)
+    rows = np.concatenate(parts_r)
+    cols = np.concatenate(parts_c)
+    s = np.concatenate(parts_s).astype(np.float64)
+    oi, oj = plan.order[rows], plan.order[cols]
+    if screen_bf16 and plan.rounding is not None:
+        # Values are product - shift. Per pair, the input rounding moves the product by at
+        # most e_i + e_j + e_i e_j (each row's own rounding-error norm); the bfloat16
+        # result is within 2**-8 (relative) of the float32 accumulation, and rounding is
+        # monotone, so the bounds below are widened by that much.
+        e_r = _inflate(plan.rounding[rows].astype(np.float64))
+        e_c = _inflate(plan.rounding[cols].astype(np.float64))
+        m = e_r + e_c + e_r * e_c + _shift_rest(plan.dim, plan.max_rounding, shift)
+        lo = thr - shift - m
+        hi = thr - shift + m
+        lo -= 2.0**-8 * np.abs(lo) + 1e-12
+        hi += 2.0**-8 * np.abs(hi) + 1e-12
+        keep = s >= lo  # below: not similar for sure
+        oi, oj, s, band = oi[keep], oj[keep], s[keep], (s <= hi)[keep]  # above hi: sure
         if band.any() and plan.features.dtype == np.float32:
-            s[band] = float32_similarity(plan, oi[band], oj[band])
-            keep = ~band | (s > thr - margin32)
-            oi, oj, s = oi[keep], oj[keep], s[keep]
-            # Sure pairs need no further check; the rest goes to float64.
-            band = band[keep] & (s <= thr + margin32)
+            # Re-screen the band in float32 with the float32 margin; the few left inside
+            # it go to float64 (float64 features: the whole band goes to float64).
+            s32 = float32_similarity(plan, oi[band], oj[band])
+            keep = np.ones(oi.shape[0], dtype=bool)
+            keep[band] = s32 > thr - margin32
+            undecided = np.zeros(oi.shape[0], dtype=bool)
+            undecided[band] = s32 <= thr + margin32
+            oi, oj, band = oi[keep], oj[keep], undecided[keep]
     else:
         band = s <= high
     if band.any():
@@ -607,7 +682,7 @@ def similar_pairs_slice(
         oi, oj = oi[keep], oj[keep]
     i = np.minimum(oi, oj).astype(np.int64, copy=False)
     j = np.maximum(oi, oj).astype(np.int64, copy=False)
-    srt = np.lexsort((j, i))
+    srt = np.argsort(i * max(n, 1) + j)  # (i, j) pairs are unique: one int64 key each
     return i[srt], j[srt]
 
 
@@ -632,5 +707,9 @@ def similar_pairs(
     float32); the result is the float64 decision whatever the screening precision.
     Returns int64 ``(i, j)`` sorted by (i, j).
     """
-    plan = prepare(features, labels, precision, device)
-    return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
+    # The plan never leaves this function, so its copy's memory can be reused next call.
+    plan = _prepare(features, labels, precision, device, _take_scratch())
+    try:
+        return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
+    finally:
+        _give_scratch(plan.screen)
