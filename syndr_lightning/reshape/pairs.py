@@ -655,16 +655,23 @@ def similar_pairs_slice(
         # Values are product - shift. Per pair, the input rounding moves the product by at
         # most e_i + e_j + e_i e_j (each row's own rounding-error norm); the bfloat16
         # result is within 2**-8 (relative) of the float32 accumulation, and rounding is
-        # monotone, so the bounds below are widened by that much.
-        e_r = _inflate(plan.rounding[rows].astype(np.float64))
-        e_c = _inflate(plan.rounding[cols].astype(np.float64))
-        m = e_r + e_c + e_r * e_c + _shift_rest(plan.dim, plan.max_rounding, shift)
+        # monotone, so the bounds are widened by that much. Pairs above the bound of the
+        # largest e are similar for sure; only the rest get their own bounds.
+        rest = _shift_rest(plan.dim, plan.max_rounding, shift)
+        hi_all = thr - shift + shifted_margin(plan.dim, plan.max_rounding, shift)
+        idx = np.flatnonzero(s <= hi_all + 2.0**-8 * abs(hi_all) + 1e-12)
+        e_r = _inflate(plan.rounding[rows[idx]].astype(np.float64))
+        e_c = _inflate(plan.rounding[cols[idx]].astype(np.float64))
+        m = e_r + e_c + e_r * e_c + rest
         lo = thr - shift - m
         hi = thr - shift + m
         lo -= 2.0**-8 * np.abs(lo) + 1e-12
         hi += 2.0**-8 * np.abs(hi) + 1e-12
-        keep = s >= lo  # below: not similar for sure
-        oi, oj, s, band = oi[keep], oj[keep], s[keep], (s <= hi)[keep]  # above hi: sure
+        keep = np.ones(s.shape[0], dtype=bool)
+        keep[idx] = s[idx] >= lo  # below: not similar for sure
+        band = np.zeros(s.shape[0], dtype=bool)
+        band[idx] = s[idx] <= hi  # above: similar for sure
+        oi, oj, band = oi[keep], oj[keep], band[keep]
         if band.any() and plan.features.dtype == np.float32:
             # Re-screen the band in float32 with the float32 margin; the few left inside
             # it go to float64 (float64 features: the whole band goes to float64).
