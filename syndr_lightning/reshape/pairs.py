@@ -637,19 +637,21 @@ def similar_pairs_slice(
     # Gather every block's candidates first (O(pairs) memory), then re-decide the band
     # in a few large batches: per-block batches would pay the gather set-up many times.
     ys = plan.labels_sorted
+    pos_dtype = np.int32 if n < 2**31 else np.int64  # candidate positions, compactly
     parts_r: list[np.ndarray] = []
     parts_c: list[np.ndarray] = []
     parts_s: list[np.ndarray] = []
     for r, c, v in cands:
         ok = np.abs(ys[c] - ys[r]) < t_q
-        parts_r.append(r[ok])
-        parts_c.append(c[ok])
+        parts_r.append(r[ok].astype(pos_dtype))
+        parts_c.append(c[ok].astype(pos_dtype))
         parts_s.append(v[ok])
     if not parts_r:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     rows = np.concatenate(parts_r)
     cols = np.concatenate(parts_c)
     s = np.concatenate(parts_s).astype(np.float64)
+    del parts_r, parts_c, parts_s
     oi, oj = plan.order[rows], plan.order[cols]
     if screen_bf16 and plan.rounding is not None:
         # Values are product - shift. Per pair, the input rounding moves the product by at
