@@ -185,3 +185,22 @@ def test_bad_slice_refused(clustered):
     x, y = clustered
     with pytest.raises(InputError, match="row slice"):
         similar_pairs_slice(x, y, 10, 5000)
+
+
+def test_reused_scratch_memory_never_mixes_searches():
+    """similar_pairs reuses its copy's memory across calls; plans from prepare() do not."""
+    xa, ya = clustered_features(300, dim=48, seed=5)
+    xb, yb = clustered_features(300, dim=48, seed=6)
+    plan_a = prepare(xa, ya, precision="bfloat16")
+    expected_a = ref_similar_pairs(xa, ya, 0.1, 1.0)
+    expected_b = ref_similar_pairs(xb, yb, 0.1, 1.0)
+    assert expected_a != expected_b
+    for _ in range(2):  # the second round runs on reused memory
+        assert _as_list(*similar_pairs(xa, ya, precision="bfloat16")) == expected_a
+        assert _as_list(*similar_pairs(xb, yb, precision="bfloat16")) == expected_b
+    assert pairs_mod._workspace, "similar_pairs should keep its scratch memory"
+    screen_before = plan_a.screen.clone()
+    similar_pairs(xb, yb, precision="bfloat16")
+    assert plan_a.screen[:, : xa.shape[1]].equal(screen_before[:, : xa.shape[1]])
+    i, j = similar_pairs_slice(plan_a, None, 0, plan_a.n)
+    assert _as_list(i, j) == expected_a

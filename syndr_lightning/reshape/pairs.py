@@ -12,15 +12,15 @@ How it is fast and exact:
 * Products are screened in low precision with a margin around 1 - t_f that exceeds the
   worst-case rounding error: ``float32`` (margin 4 (d + 8) 2**-24, 5e-4 at d = 2048), or
   on CPUs with native bfloat16 dot products ``bfloat16`` (about 4x faster there than
-  float32). The bfloat16 copy carries
-  one extra coordinate that subtracts c = bf16(1 - t_f) inside the float32 accumulation,
-  so the bfloat16 RESULT is rounded near zero (error ~1e-5, and rounding is monotone)
-  instead of near 0.9 (error 2e-3); the input rounding is bounded per row by the exact
-  norm of its rounding error (Cauchy-Schwarz), about 0.0016 for unit vectors, so the
-  margin is about 0.004 instead of a worst-case 0.012. Candidates inside the margin are
-  re-decided from the ORIGINAL features, first in float32 (float32 margin), then the
-  few left in float64. Block candidates are collected first and re-decided in a few
-  large batches.
+  float32). The bfloat16 copy carries one extra coordinate that subtracts a bfloat16 c
+  just below 1 - t_f - margin inside the float32 accumulation, so the bfloat16 RESULT is
+  small and positive for every candidate and rounded finely (rounding is monotone)
+  instead of near 0.9 (one bf16 step there is 0.004); the input rounding is bounded per
+  pair by the exact norms of the two rows' rounding errors (Cauchy-Schwarz), about
+  0.0016 each at d = 2048, so the margin is about 0.004 instead of a worst-case 0.012.
+  Candidates inside the margin are re-decided from the ORIGINAL features, first in
+  float32 (float32 margin), then the few left in float64. Block candidates are
+  collected first and re-decided in a few large batches.
 * Rows and columns are processed in bounded blocks; nothing N x N is ever allocated.
 
 ``similar_pairs_slice`` runs the search for a contiguous range of label-sorted rows, so
