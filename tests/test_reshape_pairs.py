@@ -204,3 +204,13 @@ def test_reused_scratch_memory_never_mixes_searches():
     assert plan_a.screen[:, : xa.shape[1]].equal(screen_before[:, : xa.shape[1]])
     i, j = similar_pairs_slice(plan_a, None, 0, plan_a.n)
     assert _as_list(i, j) == expected_a
+
+
+@pytest.mark.parametrize("scale", [1e25, 1e-20, 1e-36])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_extreme_feature_scales_match_oracle(clustered, scale, precision):
+    """float32 rows whose squares overflow or underflow float32 are still decided right."""
+    x, y = clustered
+    xs = (x.astype(np.float64) * scale).astype(np.float32)
+    expected = ref_similar_pairs(x, y, 0.1, 1.0)
+    assert _as_list(*similar_pairs(xs, y, precision=precision)) == expected

@@ -70,27 +70,21 @@ def features_and_norms(x: Any, name: str, *, min_rows: int = 1) -> tuple[np.ndar
     return arr, norms
 
 
-def screening_norms(x: Any, name: str, *, min_rows: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Like ``features_and_norms``, faster: norms to float32 accuracy (returned as float64).
-
-    Norms are taken with torch in the array's own precision; only when one of them is not
-    finite or is zero (NaN/inf, all-zero rows, or float32 overflow/underflow) does it fall
-    back to the float64 pass, which raises the precise error or returns float64 norms.
-    For screening only: exact decisions must recompute their own float64 norms.
-    """
-    import torch
-
+def float_feature_array(x: Any, name: str, *, min_rows: int = 1) -> np.ndarray | None:
+    """``x`` as a C-contiguous float32/float64 ``[n, d]`` array, or None when it is anything
+    else (other dtypes, shapes or sizes: ``features_and_norms`` then converts or explains)."""
     arr = np.asarray(x)
-    if arr.ndim != 2 or arr.dtype not in (np.float32, np.float64) or arr.shape[0] < min_rows:
-        return features_and_norms(x, name, min_rows=min_rows)
-    if arr.shape[1] == 0:
-        return features_and_norms(x, name, min_rows=min_rows)
-    arr = np.ascontiguousarray(arr)
-    norms_t = torch.linalg.vector_norm(torch.from_numpy(arr), dim=1)
-    # Far from float32's limits only (overflow, underflow, NaN, inf, zero rows -> float64).
-    if not bool(((norms_t > 1e-30) & (norms_t < 1e30)).all()):
-        return features_and_norms(arr, name, min_rows=min_rows)
-    return arr, norms_t.numpy().astype(np.float64)
+    if arr.ndim != 2 or arr.dtype not in (np.float32, np.float64):
+        return None
+    if arr.shape[0] < min_rows or arr.shape[1] == 0:
+        return None
+    return np.ascontiguousarray(arr)
+
+
+def screening_norms_ok(norms: Any) -> bool:
+    """Whether torch-computed row norms are usable for screening: all far from float32's
+    limits (no NaN/inf, no zero rows, no overflow or underflow)."""
+    return bool(((norms > 1e-30) & (norms < 1e30)).all())
 
 
 def check_labels_1d(y: Any, name: str, n: int) -> np.ndarray:

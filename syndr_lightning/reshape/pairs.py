@@ -44,7 +44,9 @@ from syndr_lightning.reshape._validate import (
     check_int,
     check_labels_1d,
     check_threshold,
-    screening_norms,
+    features_and_norms,
+    float_feature_array,
+    screening_norms_ok,
 )
 from syndr_lightning.utils.errors import InputError
 
@@ -166,14 +168,20 @@ def label_order(labels: np.ndarray) -> np.ndarray:
     return np.argsort(np.asarray(labels, dtype=np.float64), kind="stable").astype(np.int64)
 
 
+class _BadNorms(Exception):
+    """A row norm computed while copying is unusable: validate in float64 instead."""
+
+
 def _screen_copy(
     x: np.ndarray,
-    norms: np.ndarray,
+    norms: np.ndarray | None,
     order: np.ndarray,
     dtype: torch.dtype,
     scratch: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, np.ndarray | None]:
-    """Normalised rows in ``order`` as ``dtype``, and each row's bfloat16 rounding-error norm.
+) -> tuple[torch.Tensor, np.ndarray | None, np.ndarray]:
+    """Normalised rows in ``order`` as ``dtype``, each row's bfloat16 rounding-error norm,
+    and the row norms (original order; computed here, chunk by chunk, when ``norms`` is
+    None: raises ``_BadNorms`` when one is unusable).
 
     float32: ``[N, d]``. bfloat16: ``[N, d + pad]`` with zeros after column d - 1 (column
     d is the shift coordinate). One cache-sized chunk at a time: gather, scale, convert.
@@ -189,22 +197,30 @@ def _screen_copy(
     if width > d:
         out[:, d:] = 0
     xt = torch.from_numpy(x)
-    inv = torch.from_numpy(1.0 / norms)
-    inv32 = inv.to(torch.float32)
     order_t = torch.from_numpy(order)
+    # Row norms in sorted order: given, or measured on each gathered chunk.
+    norms_sorted = None if norms is None else torch.from_numpy(norms[order])
+    if norms_sorted is None:
+        norms_sorted = torch.empty(n, dtype=torch.float64)
     errs = torch.zeros(n, dtype=torch.float32)
     buf = torch.empty((min(_PREP_ROWS, n), d), dtype=torch.float32)
     for a in range(0, n, _PREP_ROWS):
         idx = order_t[a : a + _PREP_ROWS]
         k = idx.shape[0]
         rows = buf[:k]
-        if xt.dtype == torch.float32:
+        raw = xt.index_select(0, idx) if xt.dtype != torch.float32 else None
+        if raw is None:
             torch.index_select(xt, 0, idx, out=rows)
-            rows.mul_(inv32.index_select(0, idx)[:, None])
+        if norms is None:
+            nrm = torch.linalg.vector_norm(rows if raw is None else raw, dim=1)
+            if not screening_norms_ok(nrm):
+                raise _BadNorms
+            norms_sorted[a : a + k] = nrm
+        scale = 1.0 / norms_sorted[a : a + k]
+        if raw is None:
+            rows.mul_(scale.to(torch.float32)[:, None])
         else:  # float64 input: scale in float64, then round once
-            rows.copy_(
-                xt.index_select(0, idx).to(torch.float64) * inv.index_select(0, idx)[:, None]
-            )
+            rows.copy_(raw.to(torch.float64) * scale[:, None])
         if dtype == torch.float32:
             out[a : a + k] = rows
             continue
@@ -212,7 +228,10 @@ def _screen_copy(
         dst.copy_(rows)
         # The rounding error bf16(x) - x is exact in float32 (bf16 is a truncated float32).
         torch.linalg.vector_norm(rows.sub_(dst), dim=1, out=errs[a : a + k])
-    return out, (None if dtype == torch.float32 else errs.numpy())
+    if norms is None:
+        norms = np.empty(n, dtype=np.float64)
+        norms[order] = norms_sorted.numpy()
+    return out, (None if dtype == torch.float32 else errs.numpy()), norms
 
 
 def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
@@ -245,11 +264,18 @@ def _prepare(
     device: str | torch.device | None,
     scratch: torch.Tensor | None = None,
 ) -> PairPlan:
-    x, norms = screening_norms(features, "features")
+    x = float_feature_array(features, "features")
+    norms = None
+    if x is None:  # other dtypes/shapes: converted or explained by the float64 checks
+        x, norms = features_and_norms(features, "features")
     y = check_labels_1d(labels, "labels", x.shape[0])
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
-    screen, rounding = _screen_copy(x, norms, order, dtype, scratch)
+    try:  # norms are measured while copying (one pass over the features)
+        screen, rounding, norms = _screen_copy(x, norms, order, dtype, scratch)
+    except _BadNorms:  # NaN/inf/zero rows (raises) or float32 overflow (float64 norms)
+        x, norms = features_and_norms(x, "features")
+        screen, rounding, norms = _screen_copy(x, norms, order, dtype, scratch)
     return PairPlan(
         order=order,
         labels_sorted=y[order],
@@ -328,10 +354,17 @@ def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarr
     out = np.empty(i.shape[0], dtype=np.float32)
     inv = (1.0 / plan.norms).astype(np.float32)
     x = plan.features.astype(np.float32, copy=False)
+    # Rows far from unit length could overflow/underflow a float32 dot: normalise first.
+    prescale = not (plan.norms.min() > 1e-15 and plan.norms.max() < 1e15)
     for a, bi, bj in _gathered_pairs(x, i, j):
         k = bi.shape[0]
-        dots = np.einsum("ij,ij->i", bi.numpy(), bj.numpy())
-        out[a : a + k] = dots * inv[i[a : a + k]] * inv[j[a : a + k]]
+        ii, jj = i[a : a + k], j[a : a + k]
+        if prescale:
+            bi.mul_(torch.from_numpy(inv[ii])[:, None])
+            bj.mul_(torch.from_numpy(inv[jj])[:, None])
+            out[a : a + k] = np.einsum("ij,ij->i", bi.numpy(), bj.numpy())
+        else:
+            out[a : a + k] = np.einsum("ij,ij->i", bi.numpy(), bj.numpy()) * inv[ii] * inv[jj]
     return out
 
 
@@ -587,7 +620,7 @@ def similar_pairs_slice(
         if precision not in ("auto", plan.precision):
             dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
             # Rebuild from the original features: a bf16 copy must never be widened.
-            screen, rounding = _screen_copy(plan.features, plan.norms, plan.order, dtype)
+            screen, rounding, _ = _screen_copy(plan.features, plan.norms, plan.order, dtype)
             plan = replace(plan, screen=screen, rounding=rounding)
     else:
         plan = prepare(features, labels, precision, device)
