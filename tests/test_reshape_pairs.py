@@ -214,3 +214,13 @@ def test_extreme_feature_scales_match_oracle(clustered, scale, precision):
     xs = (x.astype(np.float64) * scale).astype(np.float32)
     expected = ref_similar_pairs(x, y, 0.1, 1.0)
     assert _as_list(*similar_pairs(xs, y, precision=precision)) == expected
+
+
+def test_faiss_pair_dots_split_long_rows():
+    """Rows with more partners than one FAISS query row holds are split, order kept."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 40)).astype(np.float32)
+    i = np.r_[np.full(100, 7), rng.integers(0, 300, 200), np.full(33, 3)]
+    j = rng.integers(0, 300, i.size)
+    got = pairs_mod._faiss_pair_dots(x, i, j)
+    np.testing.assert_allclose(got, np.einsum("ij,ij->i", x[i], x[j]), rtol=1e-5, atol=1e-5)

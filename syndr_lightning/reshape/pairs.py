@@ -61,6 +61,8 @@ _COLS_CPU = 16384
 _COL_QUANTUM = 32
 _COLS_GPU = 65536
 _EXACT_CHUNK = 256
+# Float32 re-decision: partners per FAISS query row (bounds its padded id matrix).
+_PAIRS_PER_ROW = 32
 # Row chunk of the one-off normalise/sort/convert pass (fits in cache).
 _PREP_ROWS = 256
 # The bfloat16 screening copy pads rows to a multiple of this many columns (d + 1 used).
@@ -349,22 +351,56 @@ def _gathered_pairs(
         yield a, bi[:k], bj[:k]
 
 
+def _faiss_pair_dots(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Float32 dot products x[i] . x[j] with FAISS's indexed inner products (no gathers).
+
+    Pairs are grouped by i into "virtual rows" of at most ``_PAIRS_PER_ROW`` partners, so
+    the padded id matrix stays O(pairs) however the pairs are distributed; each query row
+    is read once per virtual row and each partner straight from ``x``.
+    """
+    import faiss
+
+    order = np.argsort(i, kind="stable")
+    ii, jj = i[order], j[order]
+    starts = np.flatnonzero(np.r_[True, ii[1:] != ii[:-1]])  # first pair of each row
+    rank = np.arange(ii.shape[0]) - np.repeat(starts, np.diff(np.r_[starts, ii.shape[0]]))
+    # virtual row of each pair: one per (row, block of _PAIRS_PER_ROW partners)
+    new_vrow = (rank % _PAIRS_PER_ROW) == 0
+    vrow = np.cumsum(new_vrow) - 1
+    slot = rank % _PAIRS_PER_ROW
+    n_v = int(vrow[-1]) + 1
+    ids = np.full((n_v, _PAIRS_PER_ROW), -1, dtype=np.int64)
+    ids[vrow, slot] = jj
+    queries = np.ascontiguousarray(x[ii[new_vrow]])
+    ip = np.zeros((n_v, _PAIRS_PER_ROW), dtype=np.float32)
+    faiss.fvec_inner_products_by_idx(
+        faiss.swig_ptr(ip),
+        faiss.swig_ptr(queries),
+        faiss.swig_ptr(x),
+        faiss.swig_ptr(ids),
+        int(x.shape[1]),
+        n_v,
+        _PAIRS_PER_ROW,
+    )
+    out = np.empty(i.shape[0], dtype=np.float32)
+    out[order] = ip[vrow, slot]
+    return out
+
+
 def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Float32 cosine similarity of original rows ``i`` and ``j`` (error < screening_margin)."""
-    out = np.empty(i.shape[0], dtype=np.float32)
     inv = (1.0 / plan.norms).astype(np.float32)
-    x = plan.features.astype(np.float32, copy=False)
+    x = np.ascontiguousarray(plan.features, dtype=np.float32)
     # Rows far from unit length could overflow/underflow a float32 dot: normalise first.
     prescale = not (plan.norms.min() > 1e-15 and plan.norms.max() < 1e15)
+    if not prescale and i.shape[0]:
+        return _faiss_pair_dots(x, i, j) * inv[i] * inv[j]
+    out = np.empty(i.shape[0], dtype=np.float32)
     for a, bi, bj in _gathered_pairs(x, i, j):
         k = bi.shape[0]
-        ii, jj = i[a : a + k], j[a : a + k]
-        if prescale:
-            bi.mul_(torch.from_numpy(inv[ii])[:, None])
-            bj.mul_(torch.from_numpy(inv[jj])[:, None])
-            out[a : a + k] = np.einsum("ij,ij->i", bi.numpy(), bj.numpy())
-        else:
-            out[a : a + k] = np.einsum("ij,ij->i", bi.numpy(), bj.numpy()) * inv[ii] * inv[jj]
+        bi.mul_(torch.from_numpy(inv[i[a : a + k]])[:, None])
+        bj.mul_(torch.from_numpy(inv[j[a : a + k]])[:, None])
+        out[a : a + k] = np.einsum("ij,ij->i", bi.numpy(), bj.numpy())
     return out
 
 
