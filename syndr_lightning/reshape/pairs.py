@@ -63,6 +63,7 @@ _COLS_GPU = 65536
 _EXACT_CHUNK = 256
 # Float32 re-decision: partners per FAISS query row (bounds its padded id matrix).
 _PAIRS_PER_ROW = 32
+_QUERY_CHUNK = 2048  # query rows per FAISS call (16 MB at d = 2048)
 # Row chunk of the one-off normalise/sort/convert pass (fits in cache).
 _PREP_ROWS = 256
 # The bfloat16 screening copy pads rows to a multiple of this many columns (d + 1 used).
@@ -371,17 +372,24 @@ def _faiss_pair_dots(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     n_v = int(vrow[-1]) + 1
     ids = np.full((n_v, _PAIRS_PER_ROW), -1, dtype=np.int64)
     ids[vrow, slot] = jj
-    queries = np.ascontiguousarray(x[ii[new_vrow]])
+    query_rows = ii[new_vrow]
     ip = np.zeros((n_v, _PAIRS_PER_ROW), dtype=np.float32)
-    faiss.fvec_inner_products_by_idx(
-        faiss.swig_ptr(ip),
-        faiss.swig_ptr(queries),
-        faiss.swig_ptr(x),
-        faiss.swig_ptr(ids),
-        int(x.shape[1]),
-        n_v,
-        _PAIRS_PER_ROW,
-    )
+    chunk = _QUERY_CHUNK
+    xt = torch.from_numpy(x)
+    qt = torch.empty((min(chunk, n_v), x.shape[1]), dtype=torch.float32)
+    queries = qt.numpy()
+    for a in range(0, n_v, chunk):  # queries gathered chunk by chunk: bounded memory
+        k = min(chunk, n_v - a)
+        torch.index_select(xt, 0, torch.from_numpy(query_rows[a : a + k]), out=qt[:k])
+        faiss.fvec_inner_products_by_idx(
+            faiss.swig_ptr(ip[a : a + k]),
+            faiss.swig_ptr(queries[:k]),
+            faiss.swig_ptr(x),
+            faiss.swig_ptr(ids[a : a + k]),
+            int(x.shape[1]),
+            k,
+            _PAIRS_PER_ROW,
+        )
     out = np.empty(i.shape[0], dtype=np.float32)
     out[order] = ip[vrow, slot]
     return out
