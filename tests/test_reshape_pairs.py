@@ -224,3 +224,17 @@ def test_faiss_pair_dots_split_long_rows():
     j = rng.integers(0, 300, i.size)
     got = pairs_mod._faiss_pair_dots(x, i, j)
     np.testing.assert_allclose(got, np.einsum("ij,ij->i", x[i], x[j]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_exact_ties_decided_like_the_oracle(precision):
+    """Cosines of exactly -1 and +1 (1-D, opposite and duplicate rows) at t_f = 2 and 1."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((25, 1))
+    x = np.vstack([x, x[:5], -x[5:10] * 3.0])
+    y = rng.uniform(0, 10, x.shape[0])
+    for t_f in (2.0, 1.0, 1e-6):
+        expected = ref_similar_pairs(x, y, t_f, np.inf)
+        for backend in ("torch", "faiss"):
+            got = similar_pairs(x, y, t_f, np.inf, backend=backend, precision=precision)
+            assert _as_list(*got) == expected, (t_f, backend)

@@ -415,15 +415,17 @@ def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarr
 def exact_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Float64 cosine similarity of original rows ``i`` and ``j`` (original indices).
 
-    Dot product and norms in float64 (the plan's norms are only float32-accurate and are
-    not used).
+    Computed like the dense oracle: rows normalised in float64 by ``sqrt(sum(x * x))``,
+    then multiplied, so exact ties (duplicate or opposite rows: cosine exactly +-1) are
+    decided the same way (the plan's norms are only float32-accurate and are not used).
     """
     out = np.empty(i.shape[0], dtype=np.float64)
     for a, bi, bj in _gathered_pairs(plan.features, i, j):
-        xi = bi.numpy().astype(np.float64, copy=False)
-        xj = bj.numpy().astype(np.float64, copy=False)
-        sq = np.einsum("ij,ij->i", xi, xi) * np.einsum("ij,ij->i", xj, xj)
-        out[a : a + xi.shape[0]] = np.einsum("ij,ij->i", xi, xj) / np.sqrt(sq)
+        xi = bi.numpy().astype(np.float64)
+        xj = bj.numpy().astype(np.float64)
+        xi /= np.sqrt((xi * xi).sum(axis=1))[:, None]
+        xj /= np.sqrt((xj * xj).sum(axis=1))[:, None]
+        out[a : a + xi.shape[0]] = np.einsum("ij,ij->i", xi, xj)
     return out
 
 
