@@ -238,3 +238,28 @@ def test_exact_ties_decided_like_the_oracle(precision):
         for backend in ("torch", "faiss"):
             got = similar_pairs(x, y, t_f, np.inf, backend=backend, precision=precision)
             assert _as_list(*got) == expected, (t_f, backend)
+
+
+def test_random_small_cases_match_oracle():
+    """Random sizes, dims (1..300), dtypes, thresholds, precisions and backends, with
+    duplicated, scaled and opposite rows; t_f = 2 is left out (there exactly opposite
+    rows sit one float64 rounding step from the threshold, see docs/reshaping.md)."""
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n = int(rng.integers(1, 120))
+        d = int(rng.choice([1, 2, 3, 16, 64, 300]))
+        x = rng.standard_normal((n, d))
+        if trial % 3 == 1:
+            x = np.abs(x) + 0.01  # all-positive, like post-ReLU features
+        if n > 3 and trial % 4 == 0:
+            x[: n // 3] = x[n // 3 : 2 * (n // 3)] * rng.choice([1.0, -1.0, 2.5])
+        x = x.astype(rng.choice([np.float32, np.float64]))
+        y = rng.uniform(0, 10, n)
+        if trial % 5 == 0:
+            y = np.round(y)
+        t_f = float(rng.choice([1e-6, 0.01, 0.1, 0.5, 1.0, 1.5, 1.999]))
+        t_q = float(rng.choice([0.1, 1.0, 5.0, np.inf]))
+        precision = str(rng.choice(["float32", "bfloat16"]))
+        backend = str(rng.choice(["torch", "faiss"]))
+        got = similar_pairs(x, y, t_f, t_q, backend=backend, precision=precision)
+        assert _as_list(*got) == ref_similar_pairs(x, y, t_f, t_q), (trial, n, d, t_f)
