@@ -217,15 +217,11 @@ def _screen_copy(
         if raw is None:
             torch.index_select(xt, 0, idx, out=rows)
         if norms is None:
-            nrm = torch.linalg.vector_norm(rows if raw is None else raw, dim=1)
-            if not screening_norms_ok(nrm):
-                raise _BadNorms
-            norms_sorted[a : a + k] = nrm
-        scale = 1.0 / norms_sorted[a : a + k]
+            norms_sorted[a : a + k] = torch.linalg.vector_norm(rows if raw is None else raw, dim=1)
         if raw is None:
-            rows.mul_(scale.to(torch.float32)[:, None])
+            rows.div_(norms_sorted[a : a + k].to(torch.float32)[:, None])
         else:  # float64 input: scale in float64, then round once
-            rows.copy_(raw.to(torch.float64) * scale[:, None])
+            rows.copy_(raw.to(torch.float64) / norms_sorted[a : a + k][:, None])
         if dtype == torch.float32:
             out[a : a + k] = rows
             continue
@@ -234,6 +230,10 @@ def _screen_copy(
         # The rounding error bf16(x) - x is exact in float32 (bf16 is a truncated float32).
         torch.linalg.vector_norm(rows.sub_(dst), dim=1, out=errs[a : a + k])
     if norms is None:
+        # Checked once at the end: an unusable norm (NaN/inf/zero/overflow) poisons only
+        # its own row, and the caller then redoes everything with float64 checks.
+        if not screening_norms_ok(norms_sorted):
+            raise _BadNorms
         norms = np.empty(n, dtype=np.float64)
         norms[order] = norms_sorted.numpy()
     return out, (None if dtype == torch.float32 else errs.numpy()), norms
