@@ -10,7 +10,7 @@ How it is fast and exact:
   multiplied only against the columns inside its label window (labels spread over 0..10
   with t_q = 1 leave about a fifth of the symmetric product).
 * Products are screened in low precision with a margin around 1 - t_f that exceeds the
-  worst-case rounding error: ``float32`` (margin 4 (d + 8) 2**-24, 5e-4 at d = 2048), or
+  worst-case rounding error: ``float32`` (margin 3 (d + 8) 2**-24, 3.7e-4 at d = 2048), or
   on CPUs with native bfloat16 dot products ``bfloat16`` (about 4x faster there than
   float32). The bfloat16 copy carries one extra coordinate that subtracts a bfloat16 c
   just below 1 - t_f - margin inside the float32 accumulation, so the bfloat16 RESULT is
