@@ -70,7 +70,7 @@ def features_and_norms(x: Any, name: str, *, min_rows: int = 1) -> tuple[np.ndar
     return arr, norms
 
 
-def float_feature_array(x: Any, name: str, *, min_rows: int = 1) -> np.ndarray | None:
+def float_feature_array(x: Any, *, min_rows: int = 1) -> np.ndarray | None:
     """``x`` as a C-contiguous float32/float64 ``[n, d]`` array, or None when it is anything
     else (other dtypes, shapes or sizes: ``features_and_norms`` then converts or explains)."""
     arr = np.asarray(x)

@@ -204,24 +204,26 @@ def _screen_copy(
     xt = torch.from_numpy(x)
     order_t = torch.from_numpy(order)
     # Row norms in sorted order: given, or measured on each gathered chunk.
-    norms_sorted = None if norms is None else torch.from_numpy(norms[order])
-    if norms_sorted is None:
-        norms_sorted = torch.empty(n, dtype=torch.float64)
+    measure = norms is None
+    norms_sorted = (
+        torch.empty(n, dtype=torch.float64) if measure else torch.from_numpy(norms[order])
+    )
     errs = torch.zeros(n, dtype=torch.float32)
     buf = torch.empty((min(_PREP_ROWS, n), d), dtype=torch.float32)
     for a in range(0, n, _PREP_ROWS):
         idx = order_t[a : a + _PREP_ROWS]
         k = idx.shape[0]
         rows = buf[:k]
-        raw = xt.index_select(0, idx) if xt.dtype != torch.float32 else None
-        if raw is None:
+        if xt.dtype == torch.float32:
             torch.index_select(xt, 0, idx, out=rows)
-        if norms is None:
-            norms_sorted[a : a + k] = torch.linalg.vector_norm(rows if raw is None else raw, dim=1)
-        if raw is None:
+            if measure:
+                norms_sorted[a : a + k] = torch.linalg.vector_norm(rows, dim=1)
             rows.div_(norms_sorted[a : a + k].to(torch.float32)[:, None])
-        else:  # float64 input: scale in float64, then round once
-            rows.copy_(raw.to(torch.float64) / norms_sorted[a : a + k][:, None])
+        else:  # other float input: scale in float64, then round once
+            raw = xt.index_select(0, idx).to(torch.float64)
+            if measure:
+                norms_sorted[a : a + k] = torch.linalg.vector_norm(raw, dim=1)
+            rows.copy_(raw / norms_sorted[a : a + k][:, None])
         if dtype == torch.float32:
             out[a : a + k] = rows
             continue
@@ -229,7 +231,7 @@ def _screen_copy(
         dst.copy_(rows)
         # The rounding error bf16(x) - x is exact in float32 (bf16 is a truncated float32).
         torch.linalg.vector_norm(rows.sub_(dst), dim=1, out=errs[a : a + k])
-    if norms is None:
+    if measure:
         # Checked once at the end: an unusable norm (NaN/inf/zero/overflow) poisons only
         # its own row, and the caller then redoes everything with float64 checks.
         if not screening_norms_ok(norms_sorted):
@@ -269,7 +271,7 @@ def _prepare(
     device: str | torch.device | None,
     scratch: torch.Tensor | None = None,
 ) -> PairPlan:
-    x = float_feature_array(features, "features")
+    x = float_feature_array(features)
     norms = None
     if x is None:  # other dtypes/shapes: converted or explained by the float64 checks
         x, norms = features_and_norms(features, "features")
@@ -355,11 +357,11 @@ def _gathered_pairs(
 
 
 def _faiss_pair_dots(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Float32 dot products x[i] . x[j] with FAISS's indexed inner products (no gathers).
+    """Float32 dot products x[i] . x[j] with FAISS's indexed inner products.
 
     Pairs are grouped by i into "virtual rows" of at most ``_PAIRS_PER_ROW`` partners, so
-    the padded id matrix stays O(pairs) however the pairs are distributed; each query row
-    is read once per virtual row and each partner straight from ``x``.
+    the padded id matrix stays O(pairs) however the pairs are distributed; only the query
+    rows are gathered (once per virtual row, in chunks), every partner is read in place.
     """
     import faiss
 
@@ -376,7 +378,7 @@ def _faiss_pair_dots(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     ids[vrow, slot] = jj
     query_rows = ii[new_vrow]
     ip = np.zeros((n_v, _PAIRS_PER_ROW), dtype=np.float32)
-    chunk = _QUERY_CHUNK
+    chunk = _QUERY_CHUNK  # query rows per FAISS call
     xt = torch.from_numpy(x)
     qt = torch.empty((min(chunk, n_v), x.shape[1]), dtype=torch.float32)
     queries = qt.numpy()
@@ -401,9 +403,10 @@ def float32_similarity(plan: PairPlan, i: np.ndarray, j: np.ndarray) -> np.ndarr
     """Float32 cosine similarity of original rows ``i`` and ``j`` (error < screening_margin)."""
     inv = (1.0 / plan.norms).astype(np.float32)
     x = np.ascontiguousarray(plan.features, dtype=np.float32)
-    # Rows far from unit length could overflow/underflow a float32 dot: normalise first.
-    prescale = not (plan.norms.min() > 1e-15 and plan.norms.max() < 1e15)
-    if not prescale and i.shape[0]:
+    # Rows far from unit length could overflow/underflow a float32 dot: those are
+    # normalised before multiplying; the rest are multiplied in place by FAISS.
+    near_unit = plan.norms.min() > 1e-15 and plan.norms.max() < 1e15
+    if near_unit and i.shape[0]:
         return _faiss_pair_dots(x, i, j) * inv[i] * inv[j]
     out = np.empty(i.shape[0], dtype=np.float32)
     for a, bi, bj in _gathered_pairs(x, i, j):
@@ -711,7 +714,8 @@ def similar_pairs_slice(
         # Screen products minus a bfloat16 c close to thr: values near 0 round finely.
         # c sits just below thr - margin, so every candidate value is positive (>= 2**-10)
         # and can be compared as int16 bit patterns; |c| <= |thr| + 0.02.
-        margin = shifted_margin(plan.dim, plan.max_rounding, abs(thr) + 0.02)
+        e_max = plan.max_rounding
+        margin = shifted_margin(plan.dim, e_max, abs(thr) + 0.02)
         shift = float(_round_down(thr - margin - 2.0**-10, torch.bfloat16))
         low, high = thr - shift - margin, math.inf  # per-pair bounds decide, see below
     else:
@@ -760,8 +764,8 @@ def similar_pairs_slice(
         # result is within 2**-8 (relative) of the float32 accumulation, and rounding is
         # monotone, so the bounds are widened by that much. Pairs above the bound of the
         # largest e are similar for sure; only the rest get their own bounds.
-        rest = _shift_rest(plan.dim, plan.max_rounding, shift)
-        hi_all = thr - shift + shifted_margin(plan.dim, plan.max_rounding, shift)
+        rest = _shift_rest(plan.dim, e_max, shift)
+        hi_all = thr - shift + shifted_margin(plan.dim, e_max, shift)
         idx = np.flatnonzero(s <= hi_all + 2.0**-8 * abs(hi_all) + 1e-12)
         e_r = _inflate(plan.rounding[rows[idx]].astype(np.float64))
         e_c = _inflate(plan.rounding[cols[idx]].astype(np.float64))
