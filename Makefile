@@ -11,8 +11,12 @@ PIP_FLAGS := -q --disable-pip-version-check --progress-bar off
 $(VENV)/.stamp-%: pyproject.toml
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
 	@echo "[make] installing syndr-lightning[$*] into $(VENV) (first run takes a few minutes)"
-	@$(PIP) install $(PIP_FLAGS) -e ".[$*]" 2>&1 | grep -v "^WARNING: Location" || true
-	@$(VPY) -c "import syndr_lightning" && touch $@
+	@set -o pipefail; $(PIP) install $(PIP_FLAGS) -e ".[$*]" 2>&1 | { grep -v "^WARNING: Location" || true; } \
+	  || { echo "[make] pip install failed (output above). 'No space left on device' means the disk is full:" \
+	       "the environment needs about 8 GB free where $(VENV) lives (df -h .); free space and rerun." >&2; exit 1; }
+	@$(VPY) -c "import torch, torchvision, lightning, hydra, faiss, syndr_lightning" \
+	  || { echo "[make] $(VENV) is incomplete: the imports above failed; rerun make or delete $(VENV)." >&2; exit 1; }
+	@touch $@
 
 install: $(VENV)/.stamp-dev,offline,cluster,export
 
