@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from syndr_lightning.distort.core import derive_seed, distort_batch, distort_image, to_uint8_image
 from syndr_lightning.distort.png import encode_png_rgb
 from syndr_lightning.distort.spec import ALL_LEVELS, ALL_TYPES, check_level, check_type, spec
+from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import InputError
 from syndr_lightning.utils.io import atomic_open
 
@@ -225,18 +226,9 @@ def generate(
         ids[p.stem] = p
     if denoiser is not None and not Path(denoiser).is_file():
         raise InputError(f"DnCNN checkpoint not found: {denoiser}")
-    if device is not None:
-        try:
-            dev, batch_here = torch.device(device), True
-        except (RuntimeError, TypeError) as exc:
-            raise InputError(
-                f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}"
-            ) from exc
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"device {device!r} requested but no CUDA GPU is available; use 'cpu'")
-    else:
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        batch_here = dev.type == "cuda"
+    dev = resolve_device(device)
+    # A device the caller named is used here; unset, only a GPU is worth the batching.
+    batch_here = device is not None or dev.type == "cuda"
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output folder {out} is an existing file; pass a folder path")

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.data.datasets.base import IMAGE_SUFFIXES
 from syndr_lightning.data.transforms import EvalTransform
+from syndr_lightning.utils.device import resolve_device as _resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
 
 __all__ = [
@@ -47,18 +48,8 @@ SCORE_RANGE = (0.0, 10.0)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; anything else must be a usable device."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(
-            f"device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:0 or auto"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use cpu")
-    return dev
+    """``auto`` (or None) -> CUDA when available else CPU; anything else must be a usable device."""
+    return _resolve_device(None if device == "auto" else device, ConfigError)
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:

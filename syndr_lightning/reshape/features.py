@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_open
 
@@ -139,9 +140,7 @@ def extract_reference_features(
                     feats[n] = None  # unreadable cache entry: recompute and overwrite
     todo = [n for n, f in enumerate(feats) if f is None]
     if todo:
-        dev = torch.device(
-            device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        dev = resolve_device(device)
         module, _ = build_encoder(encoder, weights)
         module = module.to(dev)
         with torch.inference_mode():

@@ -48,6 +48,7 @@ from syndr_lightning.reshape._validate import (
     float_feature_array,
     screening_norms_ok,
 )
+from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import InputError
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
@@ -246,7 +247,7 @@ def resolve_precision(precision: str, device: str | torch.device | None = None) 
     precision = check_choice(precision, "precision", PRECISIONS)
     if precision != "auto":
         return precision
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     return "bfloat16" if dev.type == "cpu" and native_bfloat16() else "float32"
 
 
@@ -495,20 +496,6 @@ def _ieee_fp32_only(mm: object) -> Iterator[None]:
             mm.allow_tf32 = old_flag
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device: expected 'cpu', 'cuda' or 'cuda:N', found {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {device!r} requested but CUDA is not available; use device='cpu' or None"
-        )
-    return dev
-
-
 def _round_down(value: float, dtype: torch.dtype) -> torch.Tensor:
     """The largest ``dtype`` number <= ``value`` (a 0-d tensor)."""
     t = torch.tensor(value, dtype=torch.float64).to(dtype)
@@ -705,7 +692,7 @@ def similar_pairs_slice(
         raise InputError(
             f"row slice [{start}, {stop}) is not inside [0, {n}]; pass 0 <= start <= stop <= N"
         )
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     margin32 = screening_margin(plan.dim)
     screen_bf16 = plan.precision == "bfloat16" and backend != "faiss"
     thr = 1.0 - t_f
