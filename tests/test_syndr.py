@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,22 +147,41 @@ def test_selection_wiring_and_bad_inputs(small: dict, tmp_path: Path):
         UpsampleSpec(types=(1,), weights="median")
 
 
-def test_datamodule_serves_original_plus_upsampled(small: dict, tmp_path: Path):
+def _upsampled_dm(small: dict, tmp_path: Path, reshape: dict | None = None, **kwargs: Any):
+    """A KADID DataModule (types 1 and 3) upsampled from the small candidate pool."""
     kadid = Path(small["manifest"]["path"].iloc[0]).parent.parent
-    dm = SynDRDataModule(
+    return SynDRDataModule(
         train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1, 3]}},
         candidates={"name": "folder", "root": str(small["kadis"] / "ref_imgs")},
         reshape={
-            "drcdown": False,
             "encoder": "tiny_cnn",
             "encoder_weights": "none",
             "encoder_crop": 32,
             "select_candidates": False,
+            **(reshape or {}),
         },
         cache_dir=str(tmp_path),
         crop_size=16,
-        val_fraction=0.2,
+        **kwargs,
     )
+
+
+def _fake_drcdown(dm: SynDRDataModule, kept: list[int], n: int) -> None:
+    """Make ``dm``'s DRCDown keep rows ``kept`` of ``n`` in every epoch, without a model."""
+
+    class FakeSelector:
+        def __call__(self, trainer, epoch):
+            from syndr_lightning.callbacks.drcdown import EpochSubset
+
+            return EpochSubset(epoch, np.array(kept), n)
+
+    dm.drcdown_selector = FakeSelector()  # type: ignore[assignment]
+    dm.trainer = type("T", (), {"lightning_module": object()})()  # type: ignore[assignment]
+
+
+def test_datamodule_serves_original_plus_upsampled(small: dict, tmp_path: Path):
+    kadid = Path(small["manifest"]["path"].iloc[0]).parent.parent
+    dm = _upsampled_dm(small, tmp_path, {"drcdown": False}, val_fraction=0.2)
     dm.prepare_data()
     dm.setup("fit")
     assert dm.upsampled is not None and dm.upsampled.reused
@@ -210,60 +230,19 @@ def test_heldout_and_grouped_test_sets(tmp_path: Path):
 
 
 def test_subset_mapping_keeps_upsampled_rows(small: dict, tmp_path: Path):
-    kadid = Path(small["manifest"]["path"].iloc[0]).parent.parent
-    dm = SynDRDataModule(
-        train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1, 3]}},
-        candidates={"name": "folder", "root": str(small["kadis"] / "ref_imgs")},
-        reshape={
-            "encoder": "tiny_cnn",
-            "encoder_weights": "none",
-            "encoder_crop": 32,
-            "select_candidates": False,
-        },
-        cache_dir=str(tmp_path),
-        crop_size=16,
-    )
+    dm = _upsampled_dm(small, tmp_path)
     dm.setup("fit")
-
-    class FakeSelector:
-        def __call__(self, trainer, epoch):
-            from syndr_lightning.callbacks.drcdown import EpochSubset
-
-            return EpochSubset(epoch, np.array([0, 2, 5]), dm.n_original)
-
-    dm.drcdown_selector = FakeSelector()  # type: ignore[assignment]
-    dm.trainer = type("T", (), {"lightning_module": object()})()  # type: ignore[assignment]
+    _fake_drcdown(dm, [0, 2, 5], dm.n_original)
     rows = dm.train_indices(0)
     n = len(dm.train_manifest)
     assert rows.tolist() == [0, 2, 5, *range(dm.n_original, n)]
 
 
 def test_drcdown_on_upsampled_pools_every_row(small: dict, tmp_path: Path):
-    kadid = Path(small["manifest"]["path"].iloc[0]).parent.parent
-    dm = SynDRDataModule(
-        train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1, 3]}},
-        candidates={"name": "folder", "root": str(small["kadis"] / "ref_imgs")},
-        reshape={
-            "encoder": "tiny_cnn",
-            "encoder_weights": "none",
-            "encoder_crop": 32,
-            "select_candidates": False,
-        },
-        drcdown_on_upsampled=True,
-        cache_dir=str(tmp_path),
-        crop_size=16,
-    )
+    dm = _upsampled_dm(small, tmp_path, drcdown_on_upsampled=True)
     dm.setup("fit")
     n = len(dm.train_manifest)
     assert dm.drcdown_selector is not None and len(dm.drcdown_selector.paths) == n
     assert n > dm.n_original
-
-    class FakeSelector:
-        def __call__(self, trainer, epoch):
-            from syndr_lightning.callbacks.drcdown import EpochSubset
-
-            return EpochSubset(epoch, np.array([1, n - 1]), n)
-
-    dm.drcdown_selector = FakeSelector()  # type: ignore[assignment]
-    dm.trainer = type("T", (), {"lightning_module": object()})()  # type: ignore[assignment]
+    _fake_drcdown(dm, [1, n - 1], n)
     assert dm.train_indices(0).tolist() == [1, n - 1]
