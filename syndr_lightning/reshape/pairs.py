@@ -652,6 +652,158 @@ def _faiss_candidates(
         yield r[keep], c[keep], s[keep]
 
 
+@dataclass(frozen=True)
+class _Screen:
+    """How one search screens products: keep values >= ``low``; above ``high`` a pair is
+    similar for sure. Shifted bfloat16 screens store product - ``shift`` and decide the
+    band per pair (``high`` is then infinite)."""
+
+    threshold: float  # 1 - t_f: a pair is similar when its float64 cosine exceeds this
+    low: float
+    high: float
+    shift: float = 0.0
+    shifted: bool = False
+    max_rounding: float = 0.0  # largest bfloat16 rounding-error norm of the plan's rows
+
+
+def _plan_for(
+    features: np.ndarray | PairPlan,
+    labels: np.ndarray | None,
+    precision: str,
+    device: str | torch.device | None,
+) -> PairPlan:
+    """The plan to search: ``features`` itself when it is a ``PairPlan`` (re-copied from
+    the original features when ``precision`` names another dtype), else a new one."""
+    if not isinstance(features, PairPlan):
+        return prepare(features, labels, precision, device)
+    check_choice(precision, "precision", PRECISIONS)
+    if precision in ("auto", features.precision):
+        return features
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    # Rebuild from the original features: a bf16 copy must never be widened.
+    screen, rounding, _ = _screen_copy(features.features, features.norms, features.order, dtype)
+    return replace(features, screen=screen, rounding=rounding)
+
+
+def _screen_bounds(plan: PairPlan, threshold: float, shifted: bool) -> _Screen:
+    """The screening bounds of ``plan`` around ``threshold`` (see the module docstring)."""
+    if not shifted:
+        margin = screening_margin(plan.dim)
+        return _Screen(threshold, threshold - margin, threshold + margin)
+    # Screen products minus a bfloat16 shift just below threshold - margin: values near
+    # 0 round finely, every candidate value is positive (>= 2**-10) and can be compared
+    # as int16 bit patterns; |shift| <= |threshold| + 0.02.
+    e_max = plan.max_rounding
+    margin = shifted_margin(plan.dim, e_max, abs(threshold) + 0.02)
+    shift = float(_round_down(threshold - margin - 2.0**-10, torch.bfloat16))
+    return _Screen(threshold, threshold - shift - margin, math.inf, shift, True, e_max)
+
+
+def _candidate_blocks(
+    plan: PairPlan,
+    start: int,
+    stop: int,
+    screen: _Screen,
+    ends: np.ndarray,
+    backend: str,
+    device: torch.device,
+    block_rows: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Screened candidates per block, ``(row_pos, col_pos, value)``, from ``backend``."""
+    if backend == "faiss":
+        if device.type == "cuda" and _faiss_gpu_count() == 0:
+            raise InputError(
+                "backend='faiss' with a CUDA device needs a FAISS build with GPU support; "
+                "this FAISS has none: use backend='torch' or device='cpu'"
+            )
+        return _faiss_candidates(
+            plan, start, stop, screen.low, ends, device.type == "cuda", block_rows
+        )
+    # "auto" and "torch": the blocked torch matmul is the fastest on CPU and GPU
+    block_cols = _COLS_GPU if device.type == "cuda" else _COLS_CPU
+    return _torch_candidates(
+        plan, start, stop, screen.low, ends, device, block_rows, block_cols, shift=screen.shift
+    )
+
+
+def _label_filtered(
+    blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    labels_sorted: np.ndarray,
+    t_q: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every block's candidates with |y_row - y_col| < t_q: sorted positions (compact
+    ints) and float64 screened values, concatenated (O(pairs) memory)."""
+    n = labels_sorted.shape[0]
+    pos_dtype = np.int32 if n < 2**31 else np.int64
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    for r, c, v in blocks:
+        ok = np.abs(labels_sorted[c] - labels_sorted[r]) < t_q
+        rows.append(r[ok].astype(pos_dtype))
+        cols.append(c[ok].astype(pos_dtype))
+        values.append(v[ok])
+    if not rows:
+        empty = np.empty(0, dtype=pos_dtype)
+        return empty, empty, np.empty(0, dtype=np.float64)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(values).astype(np.float64)
+
+
+def _shifted_band(
+    plan: PairPlan,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    values: np.ndarray,
+    screen: _Screen,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair bounds of a shifted bfloat16 screen: (kept candidates, undecided among them).
+
+    Values are product - shift. Per pair, the input rounding moves the product by at most
+    e_i + e_j + e_i e_j (each row's own rounding-error norm); the bfloat16 result is within
+    2**-8 (relative) of the float32 accumulation and rounding is monotone, so the bounds
+    are widened by that much. Pairs above the bound of the largest e are similar for sure;
+    only the rest get their own bounds.
+    """
+    assert plan.rounding is not None
+    thr, shift = screen.threshold, screen.shift
+    rest = _shift_rest(plan.dim, screen.max_rounding, shift)
+    hi_all = thr - shift + shifted_margin(plan.dim, screen.max_rounding, shift)
+    idx = np.flatnonzero(values <= hi_all + 2.0**-8 * abs(hi_all) + 1e-12)
+    e_r = _inflate(plan.rounding[rows[idx]].astype(np.float64))
+    e_c = _inflate(plan.rounding[cols[idx]].astype(np.float64))
+    m = e_r + e_c + e_r * e_c + rest
+    lo = thr - shift - m
+    hi = thr - shift + m
+    lo -= 2.0**-8 * np.abs(lo) + 1e-12
+    hi += 2.0**-8 * np.abs(hi) + 1e-12
+    keep = np.ones(values.shape[0], dtype=bool)
+    keep[idx] = values[idx] >= lo  # below: not similar for sure
+    band = np.zeros(values.shape[0], dtype=bool)
+    band[idx] = values[idx] <= hi  # above: similar for sure
+    return keep, band[keep]
+
+
+def _float32_band(
+    plan: PairPlan, first: np.ndarray, second: np.ndarray, band: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-screen the band in float32 from the original features: (kept, still undecided)."""
+    margin = screening_margin(plan.dim)
+    s32 = float32_similarity(plan, first[band], second[band])
+    keep = np.ones(first.shape[0], dtype=bool)
+    keep[band] = s32 > threshold - margin
+    undecided = np.zeros(first.shape[0], dtype=bool)
+    undecided[band] = s32 <= threshold + margin
+    return keep, undecided[keep]
+
+
+def _sorted_pairs(first: np.ndarray, second: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs as int64 ``(i, j)`` with i < j, sorted by (i, j)."""
+    i = np.minimum(first, second).astype(np.int64, copy=False)
+    j = np.maximum(first, second).astype(np.int64, copy=False)
+    order = np.argsort(i * max(n, 1) + j)  # (i, j) pairs are unique: one int64 key each
+    return i[order], j[order]
+
+
 def similar_pairs_slice(
     features: np.ndarray | PairPlan,
     labels: np.ndarray | None,
@@ -671,17 +823,13 @@ def similar_pairs_slice(
     once. Pass a ``PairPlan`` from ``prepare`` (and ``labels=None``) to reuse the prepared
     copy across slices (its screening precision is then used unless ``precision`` names
     another). Returns ``(i, j)`` in ORIGINAL indices, int64, i < j, sorted.
+
+    Stages: screen the label windows in low precision (``_candidate_blocks``), keep the
+    label-window pairs (``_label_filtered``), settle the screening band per pair
+    (``_shifted_band``, ``_float32_band``), decide what is left in float64
+    (``float64_decision``).
     """
-    if isinstance(features, PairPlan):
-        plan = features
-        check_choice(precision, "precision", PRECISIONS)
-        if precision not in ("auto", plan.precision):
-            dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-            # Rebuild from the original features: a bf16 copy must never be widened.
-            screen, rounding, _ = _screen_copy(plan.features, plan.norms, plan.order, dtype)
-            plan = replace(plan, screen=screen, rounding=rounding)
-    else:
-        plan = prepare(features, labels, precision, device)
+    plan = _plan_for(features, labels, precision, device)
     n = plan.n
     t_f = check_threshold(t_f, "t_f", low=0.0, high=2.0)
     t_q = check_threshold(t_q, "t_q", low=0.0)
@@ -693,98 +841,33 @@ def similar_pairs_slice(
             f"row slice [{start}, {stop}) is not inside [0, {n}]; pass 0 <= start <= stop <= N"
         )
     dev = resolve_device(device)
-    margin32 = screening_margin(plan.dim)
-    screen_bf16 = plan.precision == "bfloat16" and backend != "faiss"
-    thr = 1.0 - t_f
-    shift = 0.0
-    if screen_bf16:
-        # Screen products minus a bfloat16 c close to thr: values near 0 round finely.
-        # c sits just below thr - margin, so every candidate value is positive (>= 2**-10)
-        # and can be compared as int16 bit patterns; |c| <= |thr| + 0.02.
-        e_max = plan.max_rounding
-        margin = shifted_margin(plan.dim, e_max, abs(thr) + 0.02)
-        shift = float(_round_down(thr - margin - 2.0**-10, torch.bfloat16))
-        low, high = thr - shift - margin, math.inf  # per-pair bounds decide, see below
-    else:
-        low, high = thr - margin32, thr + margin32
-    ends = _window_ends(plan.labels_sorted, t_q)
     if block_rows is None:
         block_rows = _ROWS_GPU if dev.type == "cuda" else _ROWS_CPU
     block_rows = check_int(block_rows, "block_rows", minimum=1)
-
-    if backend == "faiss":
-        gpus = _faiss_gpu_count()
-        if dev.type == "cuda" and gpus == 0:
-            raise InputError(
-                "backend='faiss' with a CUDA device needs a FAISS build with GPU support; "
-                "this FAISS has none: use backend='torch' or device='cpu'"
-            )
-        cands = _faiss_candidates(plan, start, stop, low, ends, dev.type == "cuda", block_rows)
-    else:  # "auto" and "torch": the blocked torch matmul is the fastest on CPU and GPU
-        block_cols = _COLS_GPU if dev.type == "cuda" else _COLS_CPU
-        cands = _torch_candidates(
-            plan, start, stop, low, ends, dev, block_rows, block_cols, shift=shift
-        )
+    shifted = plan.precision == "bfloat16" and backend != "faiss"
+    screen = _screen_bounds(plan, 1.0 - t_f, shifted)
+    ends = _window_ends(plan.labels_sorted, t_q)
 
     # Gather every block's candidates first (O(pairs) memory), then re-decide the band
     # in a few large batches: per-block batches would pay the gather set-up many times.
-    ys = plan.labels_sorted
-    pos_dtype = np.int32 if n < 2**31 else np.int64  # candidate positions, compactly
-    parts_r: list[np.ndarray] = []
-    parts_c: list[np.ndarray] = []
-    parts_s: list[np.ndarray] = []
-    for r, c, v in cands:
-        ok = np.abs(ys[c] - ys[r]) < t_q
-        parts_r.append(r[ok].astype(pos_dtype))
-        parts_c.append(c[ok].astype(pos_dtype))
-        parts_s.append(v[ok])
-    if not parts_r:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    rows = np.concatenate(parts_r)
-    cols = np.concatenate(parts_c)
-    s = np.concatenate(parts_s).astype(np.float64)
-    del parts_r, parts_c, parts_s
-    oi, oj = plan.order[rows], plan.order[cols]
-    if screen_bf16 and plan.rounding is not None:
-        # Values are product - shift. Per pair, the input rounding moves the product by at
-        # most e_i + e_j + e_i e_j (each row's own rounding-error norm); the bfloat16
-        # result is within 2**-8 (relative) of the float32 accumulation, and rounding is
-        # monotone, so the bounds are widened by that much. Pairs above the bound of the
-        # largest e are similar for sure; only the rest get their own bounds.
-        rest = _shift_rest(plan.dim, e_max, shift)
-        hi_all = thr - shift + shifted_margin(plan.dim, e_max, shift)
-        idx = np.flatnonzero(s <= hi_all + 2.0**-8 * abs(hi_all) + 1e-12)
-        e_r = _inflate(plan.rounding[rows[idx]].astype(np.float64))
-        e_c = _inflate(plan.rounding[cols[idx]].astype(np.float64))
-        m = e_r + e_c + e_r * e_c + rest
-        lo = thr - shift - m
-        hi = thr - shift + m
-        lo -= 2.0**-8 * np.abs(lo) + 1e-12
-        hi += 2.0**-8 * np.abs(hi) + 1e-12
-        keep = np.ones(s.shape[0], dtype=bool)
-        keep[idx] = s[idx] >= lo  # below: not similar for sure
-        band = np.zeros(s.shape[0], dtype=bool)
-        band[idx] = s[idx] <= hi  # above: similar for sure
-        oi, oj, band = oi[keep], oj[keep], band[keep]
+    blocks = _candidate_blocks(plan, start, stop, screen, ends, backend, dev, block_rows)
+    rows, cols, values = _label_filtered(blocks, plan.labels_sorted, t_q)
+    first, second = plan.order[rows], plan.order[cols]  # original indices
+    if shifted and plan.rounding is not None:
+        keep, band = _shifted_band(plan, rows, cols, values, screen)
+        first, second = first[keep], second[keep]
         if band.any() and plan.features.dtype == np.float32:
-            # Re-screen the band in float32 with the float32 margin; the few left inside
-            # it go to float64 (float64 features: the whole band goes to float64).
-            s32 = float32_similarity(plan, oi[band], oj[band])
-            keep = np.ones(oi.shape[0], dtype=bool)
-            keep[band] = s32 > thr - margin32
-            undecided = np.zeros(oi.shape[0], dtype=bool)
-            undecided[band] = s32 <= thr + margin32
-            oi, oj, band = oi[keep], oj[keep], undecided[keep]
+            # The few left inside the float32 margin go to float64 (float64 features:
+            # the whole band goes to float64).
+            keep, band = _float32_band(plan, first, second, band, screen.threshold)
+            first, second = first[keep], second[keep]
     else:
-        band = s <= high
+        band = values <= screen.high
     if band.any():
         keep = ~band
-        keep[band] = float64_decision(plan, oi[band], oj[band], thr)
-        oi, oj = oi[keep], oj[keep]
-    i = np.minimum(oi, oj).astype(np.int64, copy=False)
-    j = np.maximum(oi, oj).astype(np.int64, copy=False)
-    srt = np.argsort(i * max(n, 1) + j)  # (i, j) pairs are unique: one int64 key each
-    return i[srt], j[srt]
+        keep[band] = float64_decision(plan, first[band], second[band], screen.threshold)
+        first, second = first[keep], second[keep]
+    return _sorted_pairs(first, second, n)
 
 
 def similar_pairs(
