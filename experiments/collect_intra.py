@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from syndr_lightning.reporting import JobRecord, find_jobs
 from syndr_lightning.utils.errors import InputError, SyndrError
 from syndr_lightning.utils.io import atomic_open
-from syndr_lightning.utils.sweep import JobRecord, find_jobs
 
 RULES = {"test": "best val/srcc", "test_last": "last epoch", "test_best_on_test": "best on TEST"}
 

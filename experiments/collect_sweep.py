@@ -14,8 +14,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from syndr_lightning.reporting import SEED_KEY, collect
 from syndr_lightning.utils.errors import SyndrError
-from syndr_lightning.utils.sweep import SEED_KEY, collect
 
 
 def _split(text: str | None) -> list[str] | None:

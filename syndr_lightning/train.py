@@ -589,7 +589,7 @@ def _run_test(
 def _write_metrics(metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig) -> None:
     info = {"git_sha": git_sha(), "seed": int(cfg.get("seed", 0)), "status": "completed"}
     try:
-        from syndr_lightning.utils.sweep import save_job_metrics
+        from syndr_lightning.reporting import save_job_metrics
     except ImportError:
         with atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as fh:
             json.dump({"metrics": dict(metrics), "info": info}, fh, indent=2, sort_keys=True)

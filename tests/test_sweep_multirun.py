@@ -16,9 +16,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from syndr_lightning.reporting import collect
 from syndr_lightning.train import conf_dir
 from syndr_lightning.utils.errors import ConfigError
-from syndr_lightning.utils.sweep import collect
 
 PAPER_GRIDS = {
     "k": [1, 3, 5, 10, "all"],
@@ -147,7 +147,7 @@ def test_multirun_with_ddp_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_slurm_launcher_one_gpu_per_job_and_ddp_slurm_layout() -> None:
-    from syndr_lightning.utils.sweep import check_sweep_devices
+    from syndr_lightning.reporting import check_sweep_devices
 
     cfg = _compose(["+experiment=syn2auth", "+hparams_search=T_f", "hydra/launcher=slurm"])
     launcher = cfg.hydra.launcher
