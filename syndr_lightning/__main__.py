@@ -45,7 +45,7 @@ def _is_multirun() -> bool:
 def run_task(cfg: DictConfig) -> float | None:
     """Run ``cfg.task`` and return the sweep objective (``cfg.optimized_metric``)."""
     try:
-        from syndr_lightning.reporting import check_hydra_launch, objective
+        from syndr_lightning.utils.launch import check_hydra_launch, objective
 
         check_hydra_launch(cfg)  # one device per sweep job (docs/scaling.md)
         metrics = resolve_task(cfg.get("task") or DEFAULT_TASK)(cfg)

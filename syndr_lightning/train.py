@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
 from syndr_lightning.models.backbones import BACKBONES
+from syndr_lightning.reporting import plain_metrics, save_job_metrics
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
 from syndr_lightning.utils.io import atomic_open, git_sha
 
@@ -385,16 +386,6 @@ class TestSetSelection(Callback):
 
 
 # ------------------------------------------------------------------------ reporting
-def _to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        try:
-            out[str(key)] = float(value.item() if hasattr(value, "item") else value)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
 def _epoch_of(path: str) -> str:
     match = re.search(r"epoch_(\d+)", Path(path).name)
     return str(int(match.group(1))) if match else "?"
@@ -540,7 +531,7 @@ def _last_checkpoint_path(trainer: L.Trainer) -> str:
 
 def _evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) -> dict[str, float]:
     """Validation/test metrics of the val-selected checkpoint and of the last epoch."""
-    last = _to_floats(trainer.callback_metrics)
+    last = plain_metrics(trainer.callback_metrics)
     metrics: dict[str, float] = {}
     for key, value in last.items():
         if key.startswith("val/"):
@@ -554,7 +545,7 @@ def _evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) 
         for result in trainer.validate(
             model, datamodule=datamodule, ckpt_path=best_path, verbose=False
         ):
-            metrics.update({k: v for k, v in _to_floats(result).items() if k.startswith("val/")})
+            metrics.update({k: v for k, v in plain_metrics(result).items() if k.startswith("val/")})
         epoch = _epoch_of(best_path)
         if epoch != "?":
             metrics["val/epoch"] = float(epoch)
@@ -581,17 +572,11 @@ def _run_test(
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-        out.update(_to_floats(result))
+        out.update(plain_metrics(result))
     return out
 
 
 @rank_zero_only
 def _write_metrics(metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig) -> None:
     info = {"git_sha": git_sha(), "seed": int(cfg.get("seed", 0)), "status": "completed"}
-    try:
-        from syndr_lightning.reporting import save_job_metrics
-    except ImportError:
-        with atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as fh:
-            json.dump({"metrics": dict(metrics), "info": info}, fh, indent=2, sort_keys=True)
-        return
     save_job_metrics(metrics, out_dir, extra=info)

@@ -14,12 +14,12 @@ import yaml
 from syndr_lightning.reporting import (
     collect,
     find_jobs,
-    objective,
     parse_overrides,
     save_job_metrics,
     swept_keys,
 )
 from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.launch import objective
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_save_job_metrics_roundtrip(tmp_path: Path) -> None:
 
 
 def test_check_sweep_devices_rule() -> None:
-    from syndr_lightning.reporting import check_sweep_devices
+    from syndr_lightning.utils.launch import check_sweep_devices
 
     ddp = {"devices": 4, "accelerator": "gpu", "strategy": "ddp"}
     check_sweep_devices(ddp, "RUN")  # single runs may use DDP

@@ -147,7 +147,7 @@ def test_multirun_with_ddp_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_slurm_launcher_one_gpu_per_job_and_ddp_slurm_layout() -> None:
-    from syndr_lightning.reporting import check_sweep_devices
+    from syndr_lightning.utils.launch import check_sweep_devices
 
     cfg = _compose(["+experiment=syn2auth", "+hparams_search=T_f", "hydra/launcher=slurm"])
     launcher = cfg.hydra.launcher
