@@ -171,7 +171,7 @@ def _fake_drcdown(dm: SynDRDataModule, kept: list[int], n: int) -> None:
 
     class FakeSelector:
         def __call__(self, trainer, epoch):
-            from syndr_lightning.callbacks.drcdown import EpochSubset
+            from syndr_lightning.reshape.engine import EpochSubset
 
             return EpochSubset(epoch, np.array(kept), n)
 

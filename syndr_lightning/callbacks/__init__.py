@@ -6,7 +6,7 @@ from typing import Any
 
 _LAZY = {
     "DRCDownCallback": "syndr_lightning.callbacks.drcdown",
-    "DRCDownSelector": "syndr_lightning.callbacks.drcdown",
+    "DRCDownSelector": "syndr_lightning.reshape.engine",
 }
 
 

@@ -28,12 +28,6 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from syndr_lightning.callbacks.drcdown import (
-    DRCDownConfig,
-    DRCDownSelector,
-    EpochSubset,
-    epoch_seed,
-)
 from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.datasets import get_loader
 from syndr_lightning.data.upsample import (
@@ -41,6 +35,12 @@ from syndr_lightning.data.upsample import (
     UpsampleSpec,
     build_upsampled_set,
     list_images,
+)
+from syndr_lightning.reshape.engine import (
+    DRCDownConfig,
+    DRCDownSelector,
+    EpochSubset,
+    epoch_seed,
 )
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.io import atomic_open, git_sha
