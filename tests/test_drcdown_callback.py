@@ -19,12 +19,8 @@ from torch import nn
 from syndr_lightning.callbacks.drcdown import DRCDownCallback
 from syndr_lightning.data.fixtures import write_fixture
 from syndr_lightning.data.syndr import SynDRDataModule
-from syndr_lightning.reshape.engine import (
-    DRCDownConfig,
-    DRCDownSelector,
-    extract_features,
-    subset_hash,
-)
+from syndr_lightning.reshape.engine import DRCDownConfig, DRCDownSelector, subset_hash
+from syndr_lightning.reshape.features import extract_features
 from syndr_lightning.utils.errors import ConfigError
 
 RESHAPE = {"ddcup": False, "drcdown": True, "T_f": 0.05, "T_q": 10.0, "T_u": 2}

@@ -170,13 +170,17 @@ def _fake_drcdown(dm: SynDRDataModule, kept: list[int], n: int) -> None:
     """Make ``dm``'s DRCDown keep rows ``kept`` of ``n`` in every epoch, without a model."""
 
     class FakeSelector:
-        def __call__(self, trainer, epoch):
+        results: dict = {}
+
+        def compute(self, model, epoch, **kwargs):
             from syndr_lightning.reshape.engine import EpochSubset
 
-            return EpochSubset(epoch, np.array(kept), n)
+            self.results[epoch] = EpochSubset(epoch, np.array(kept), n)
+            return self.results[epoch]
 
     dm.drcdown_selector = FakeSelector()  # type: ignore[assignment]
-    dm.trainer = type("T", (), {"lightning_module": object()})()  # type: ignore[assignment]
+    fake_trainer = {"lightning_module": object(), "is_global_zero": True}
+    dm.trainer = type("T", (), fake_trainer)()  # type: ignore[assignment]
 
 
 def test_datamodule_serves_original_plus_upsampled(small: dict, tmp_path: Path):

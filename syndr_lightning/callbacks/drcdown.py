@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from syndr_lightning.reshape.engine import DRCDownSelector
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
 
 class DRCDownCallback(Callback):
     """Logs the DRCDown decision of every epoch and keeps the subset history.
 
-    The subset itself is computed by the datamodule's :class:`DRCDownSelector` when the
-    train loader is built (see the module docstring). This callback logs ``drcdown/*``
+    The subset itself is computed by the datamodule's engine
+    (:class:`~syndr_lightning.reshape.engine.DRCDownSelector`) when the train loader is built (see the module docstring). This callback logs ``drcdown/*``
     (kept, clusters, cluster-size statistics, feature/selection seconds, subset hash) at
     the start of each epoch, writes ``drcdown_history[.rank<r>].json`` under
     ``history_dir`` (default: the trainer's ``default_root_dir``) and stores the history
@@ -35,19 +34,14 @@ class DRCDownCallback(Callback):
         self.history: list[dict[str, Any]] = []
         self._indices: dict[int, np.ndarray] = {}
 
-    def _selector(self, trainer: Trainer) -> DRCDownSelector | None:
-        dm = trainer.datamodule
-        return getattr(dm, "drcdown_selector", None) if dm is not None else None
-
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Log the subset that the current epoch's loader was built from."""
-        sel = self._selector(trainer)
-        if sel is None:
+        dm = trainer.datamodule
+        if getattr(dm, "drcdown_selector", None) is None:
             return
         epoch = int(trainer.current_epoch)
-        result = sel.results.get(epoch)
-        if result is None:  # loader not rebuilt this epoch (reload disabled): compute now
-            result = sel(trainer, epoch)
+        # computed when the loader was built; computed now when it was not rebuilt
+        result = dm.epoch_subset(epoch)
         for key, value in result.metrics().items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
         rec = result.record()

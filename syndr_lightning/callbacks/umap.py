@@ -152,7 +152,7 @@ class UMAPCallback(Callback):
     def _clusters(
         self, dm: Any, pl_module: LightningModule, out: Path, when: str
     ) -> dict[str, Path]:
-        from syndr_lightning.reshape.engine import extract_features
+        from syndr_lightning.reshape.features import extract_features
         from syndr_lightning.viz.maps import drcdown_cluster_figure
 
         cfg = dm.drcdown_cfg

@@ -6,7 +6,7 @@ Epochs then read pixels from the page cache instead of re-decoding PNG/BMP/JPEG:
     img = cache.get(path)  # HxWx3 uint8 RGB, identical to decoding the file
 
 Layout in ``cache_dir``: ``imgcache-<key>.json`` (index: paths, shapes, offsets and each
-file's identity = size + mtime) and ``imgcache-<key>-<ident>.u8`` (the flat pixel buffer,
+file's identity = name, size, mtime) and ``imgcache-<key>-<ident>.u8`` (the flat pixel buffer,
 images of any size back to back). ``<key>`` hashes the list of paths, ``<ident>`` the
 files' identities, so a changed file leads to a rebuild. Both files are written
 atomically; the index last, so a reader never sees an index without its data.
@@ -28,24 +28,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.utils.errors import DatasetError, InputError
-from syndr_lightning.utils.io import atomic_open, atomic_path
+from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: file identities are utils.io.file_identity strings
 _CHUNK = 64
 
 
-def _identity(paths: list[str]) -> list[tuple[int, int]]:
-    """(size, mtime_ns) of each file; a missing file raises a DatasetError naming it."""
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            raise DatasetError(
-                f"image cache: {p!r} does not exist; the cache can only hold existing images"
-            ) from None
-        out.append((int(st.st_size), int(st.st_mtime_ns)))
-    return out
+def _identity(paths: list[str]) -> list[str]:
+    """``utils.io.file_identity`` of each file; a missing file raises a DatasetError naming it."""
+    try:
+        return [file_identity(p) for p in paths]
+    except DatasetError as exc:
+        raise DatasetError(f"image cache: {exc}") from None
 
 
 def _digest(parts: Iterable[str]) -> str:
@@ -100,7 +94,7 @@ class ImageCache:
         folder.mkdir(parents=True, exist_ok=True)
         key = _digest(unique)
         ident = _identity(unique)
-        ident_key = _digest(f"{s}:{m}" for s, m in ident)
+        ident_key = _digest(ident)
         index_file = folder / f"imgcache-{key}.json"
         index = cls._read_index(index_file, unique, ident)
         if index is not None:
@@ -115,7 +109,7 @@ class ImageCache:
 
     @staticmethod
     def _read_index(
-        index_file: Path, paths: list[str] | None, ident: list[tuple[int, int]] | None
+        index_file: Path, paths: list[str] | None, ident: list[str] | None
     ) -> dict[str, Any] | None:
         """The index when it is valid (and, if given, matches ``paths`` and ``ident``)."""
         try:
@@ -130,7 +124,7 @@ class ImageCache:
             data = index_file.parent / index["data_file"]
             same = (
                 index["paths"] == paths
-                and [tuple(x) for x in index["identity"]] == ident
+                and index["identity"] == ident
                 and data.is_file()
                 and data.stat().st_size == int(index["total_bytes"])
             )
@@ -141,7 +135,7 @@ class ImageCache:
     @staticmethod
     def _build(
         paths: list[str],
-        ident: list[tuple[int, int]],
+        ident: list[str],
         folder: Path,
         data_name: str,
         progress: bool,
@@ -184,7 +178,7 @@ class ImageCache:
             "version": CACHE_VERSION,
             "data_file": data_name,
             "paths": paths,
-            "identity": [list(x) for x in ident],
+            "identity": list(ident),
             "shapes": [list(s) for s in shapes],
             "offsets": offsets.tolist(),
             "total_bytes": total,

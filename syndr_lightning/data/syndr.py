@@ -132,6 +132,15 @@ class _WorkerSeeder:
         seed_epoch_rngs(self.seed, self.epoch, worker=int(worker_id))
 
 
+def _own_progress_bar(trainer: Any) -> bool:
+    """Show a feature-pass bar on global rank 0 unless Lightning's rich bar is live (rich
+    allows one live display at a time)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    bar = getattr(trainer, "progress_bar_callback", None)
+    return bool(trainer.is_global_zero) and not isinstance(bar, RichProgressBar)
+
+
 class SynDRDataModule(IQADataModule):
     """IQADataModule + DDCUp (upsampled set, built once) + DRCDown (subset per epoch).
 
@@ -454,8 +463,12 @@ class SynDRDataModule(IQADataModule):
                 "DRCDown needs the model: train_indices() with reshape.drcdown=true must be "
                 "called while the datamodule is attached to a Trainer (trainer.fit)"
             )
-        assert self.drcdown_selector is not None
-        return self.drcdown_selector(trainer, int(epoch))
+        selector = self.drcdown_selector
+        assert selector is not None
+        epoch = int(epoch)
+        if epoch not in selector.results:
+            selector.compute(trainer.lightning_module, epoch, progress=_own_progress_bar(trainer))
+        return selector.results[epoch]
 
     def train_indices(self, epoch: int) -> np.ndarray:
         """Rows of ``train_manifest`` for ``epoch``: DRCDown's kept rows of the pool plus

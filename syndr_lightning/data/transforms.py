@@ -4,7 +4,9 @@ Both take an ``uint8`` image ``[H,W,3]`` (numpy) and return float tensors:
 :class:`TrainTransform` one random crop ``[3,S,S]`` (+ optional horizontal flip);
 :class:`EvalTransform` ``n_crops`` crops ``[n,3,S,S]`` (random, or one centre crop).
 Images smaller than the crop are first resized up (bilinear, aspect kept) so the short
-side equals the crop size.
+side equals the crop size. :func:`centre_crop` is the same crop for ``uint8`` arrays
+(feature passes, caches), with the same resampler (:func:`resize_short_side`). The
+ImageNet mean and std of the whole package live here.
 
 Randomness: training crops draw from torch's global generator, which Lightning's
 ``seed_everything(workers=True)`` seeds per worker and epoch, so a seeded run repeats
@@ -18,13 +20,49 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from syndr_lightning.models.backbones import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.utils.errors import ConfigError, InputError
 
-__all__ = ["EvalTransform", "TrainTransform", "eval_transform", "to_tensor", "train_transform"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "EvalTransform",
+    "TrainTransform",
+    "centre_crop",
+    "eval_transform",
+    "resize_short_side",
+    "to_tensor",
+    "train_transform",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InputError(f"expected an RGB image of shape [H,W,3], got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def resize_short_side(x: torch.Tensor, short: int) -> torch.Tensor:
+    """Float ``[3,H,W]`` in 0..1 resized (bilinear, aspect kept) so its short side is ``short``.
+
+    The one resampler of the package's crops; unchanged when the short side already is
+    ``short``. Downscaling is antialiased; values are clamped to 0..1.
+    """
+    h, w = x.shape[-2:]
+    if min(h, w) == short:
+        return x
+    scale = short / min(h, w)
+    size = (max(short, round(h * scale)), max(short, round(w * scale)))
+    out = F.interpolate(
+        x[None], size=size, mode="bilinear", align_corners=False, antialias=scale < 1
+    )
+    return out[0].clamp_(0.0, 1.0)
 
 
 def to_tensor(image: np.ndarray, min_side: int = 0) -> torch.Tensor:
@@ -32,17 +70,29 @@ def to_tensor(image: np.ndarray, min_side: int = 0) -> torch.Tensor:
 
     When ``min(H, W) < min_side`` the image is resized up so its short side is ``min_side``.
     """
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise InputError(f"expected an RGB image of shape [H,W,3], got shape {arr.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255.0)
-    h, w = x.shape[1:]
-    if min(h, w) < min_side:
-        scale = min_side / min(h, w)
-        size = (max(min_side, round(h * scale)), max(min_side, round(w * scale)))
-        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
-        x = x.clamp_(0.0, 1.0)
+    x = torch.from_numpy(_rgb(image)).permute(2, 0, 1).float().div_(255.0)
+    if min(x.shape[1:]) < min_side:
+        x = resize_short_side(x, min_side)
     return (x - _MEAN) / _STD
+
+
+def centre_crop(image: np.ndarray, size: int, resize: int | None = None) -> np.ndarray:
+    """``uint8 [size,size,3]`` centre crop of a ``uint8 [H,W,3]`` image.
+
+    ``resize`` first scales the short side to ``resize``; a short side still below
+    ``size`` is scaled up to ``size`` (:func:`resize_short_side`, as the training and
+    evaluation transforms do; the result is rounded back to uint8).
+    """
+    arr = _rgb(image)
+    h, w = arr.shape[:2]
+    short = max(resize if resize is not None else min(h, w), size)
+    if short != min(h, w):
+        x = torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
+        x = resize_short_side(x, short).mul_(255.0).round_()
+        arr = x.to(torch.uint8).permute(1, 2, 0).numpy()
+        h, w = arr.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(arr[top : top + size, left : left + size])
 
 
 def _check_crop(crop_size: int) -> int:

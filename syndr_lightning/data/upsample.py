@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
-from syndr_lightning.utils.io import atomic_dir, atomic_open, git_sha
+from syndr_lightning.utils.io import atomic_dir, atomic_open, file_identity, git_sha
 
 log = logging.getLogger(__name__)
 
-#: Bump when the cache layout or the meaning of its contents changes.
-UPSAMPLE_FORMAT_VERSION = 1
+#: Bump when the cache layout or the meaning of its contents changes (2: reference
+#: features cropped with the training transforms' resampler; file identities with mtime).
+UPSAMPLE_FORMAT_VERSION = 2
 _IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 _PREDIST_NAME = re.compile(r"^(.+)_(\d{2})_(\d{2})$")
 
@@ -165,14 +166,6 @@ def predistorted_candidates(
     return refs, dist
 
 
-def _file_ident(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DatasetError(f"cannot read {str(path)!r} ({exc}); is the file missing?") from exc
-    return f"{path.name}:{size}"
-
-
 def cache_key(
     spec: UpsampleSpec,
     train_refs: Mapping[str, Path],
@@ -182,23 +175,24 @@ def cache_key(
 ) -> str:
     """Hash of everything that affects the upsampled set (24 hex characters).
 
-    Data identity is (file name, size) of every training reference and candidate, the
-    training label cube, and the pre-distorted files when used. Paths themselves are not
-    part of the key, so moving a dataset keeps its cache valid.
+    Data identity is ``utils.io.file_identity`` (name, size, mtime) of every training
+    reference and candidate, the training label cube, and the pre-distorted files when
+    used. Paths themselves are not part of the key, so moving a dataset keeps its cache
+    valid.
     """
     h = hashlib.sha256()
     h.update(
         json.dumps({"format": UPSAMPLE_FORMAT_VERSION, **asdict(spec)}, sort_keys=True).encode()
     )
     for name in sorted(train_refs):
-        h.update(f"T|{name}|{_file_ident(Path(train_refs[name]))}\n".encode())
+        h.update(f"T|{name}|{file_identity(Path(train_refs[name]))}\n".encode())
     h.update(np.ascontiguousarray(np.round(labels, 6), dtype=np.float64).tobytes())
     for name in sorted(candidates):
-        h.update(f"C|{name}|{_file_ident(Path(candidates[name]))}\n".encode())
+        h.update(f"C|{name}|{file_identity(Path(candidates[name]))}\n".encode())
     if predistorted is not None:
         h.update(b"predistorted")
         for k in sorted(predistorted):
-            h.update(f"D|{k}|{_file_ident(Path(predistorted[k]))}\n".encode())
+            h.update(f"D|{k}|{file_identity(Path(predistorted[k]))}\n".encode())
     return h.hexdigest()[:24]
 
 

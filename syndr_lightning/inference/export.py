@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from syndr_lightning.models.backbones import IMAGENET_MEAN, IMAGENET_STD
+from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_path
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.utils.errors import ConfigError
 
 __all__ = [
@@ -41,10 +42,6 @@ __all__ = [
 
 NO_WEIGHTS = ("none", "null", "")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".tar")
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Backbone(nn.Module):

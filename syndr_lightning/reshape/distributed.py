@@ -25,7 +25,7 @@ from syndr_lightning.reshape.pairs import balanced_slices, prepare, similar_pair
 from syndr_lightning.utils.errors import InputError
 
 
-def _world(group: dist.ProcessGroup | None) -> tuple[int, int]:
+def world_of(group: dist.ProcessGroup | None) -> tuple[int, int]:
     """(rank, world size) in ``group``; (0, 1) without an initialised process group."""
     if not (dist.is_available() and dist.is_initialized()):
         return 0, 1
@@ -107,7 +107,7 @@ def distributed_similar_pairs(
     samples; the pairs are all-gathered. Returns int64 ``(i, j)``, i < j, sorted by (i, j):
     identical to ``similar_pairs`` on one process.
     """
-    rank, world = _world(group)
+    rank, world = world_of(group)
     plan = prepare(features, labels)
     if world == 1:
         return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
@@ -167,12 +167,18 @@ def all_gather_rows(
             f"all_gather_rows: expected rows [k, d] and index [k], found {tuple(rows.shape)} "
             f"and {tuple(index.shape)}; pass one index per feature row"
         )
-    _, world = _world(group)
+    _, world = world_of(group)
     rows32 = rows.detach().to(torch.float32)
     idx = index.detach().to(torch.int64)
+    width = rows32.shape[1]
     if world == 1:
         parts_rows, parts_idx = [rows32.cpu()], [idx.cpu()]
     else:
+        # A rank with no rows may not know d: the ranks agree on the widest row first.
+        mine = torch.tensor([[width if rows32.shape[0] else 0]], dtype=torch.int64)
+        width = int(torch.cat(_all_gather_padded(mine, group)).max())
+        if rows32.shape[0] == 0:
+            rows32 = rows32.reshape(0, width)
         parts_rows = _all_gather_padded(rows32, group)
         parts_idx = _all_gather_padded(idx, group)
     all_idx = torch.cat(parts_idx).numpy()
@@ -181,7 +187,7 @@ def all_gather_rows(
             f"all_gather_rows: sample indices must lie in [0, {n}), found "
             f"[{all_idx.min()}, {all_idx.max()}]; pass the dataset row indices of the batch"
         )
-    out = np.zeros((n, rows.shape[1]), dtype=np.float32)
+    out = np.zeros((n, width), dtype=np.float32)
     seen = np.zeros(n, dtype=bool)
     offset = 0
     for part in parts_rows:

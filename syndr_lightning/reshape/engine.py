@@ -1,4 +1,4 @@
-"""DRCDown inside the training loop: the per-epoch subset of the original training samples.
+"""DRCDown's per-epoch engine: the feature pass, the subset decision and its DDP sharing.
 
 Mechanics (see docs/syndr.md):
 
@@ -9,38 +9,32 @@ Mechanics (see docs/syndr.md):
   of epoch ``e``, and the loader, the batch count, the progress bar and the schedulers
   all see the right size.
 * :class:`DRCDownSelector` does the work: a feature pass of the current model over the
-  original training samples (eval mode, no grad, one centre crop, large batches,
-  channels_last and autocast on GPU, an optional uint8 crop cache so later epochs do not
-  decode images), then :func:`syndr_lightning.reshape.drcdown` (pairs -> clusters ->
-  downsampling, random choices seeded by (seed, epoch)).
-* DDP: every rank extracts the features of one shard, the shards are all-gathered, rank
-  0 decides and broadcasts the kept indices, so every rank trains on the same subset.
-* :class:`DRCDownCallback` logs ``drcdown/*`` every epoch, writes the subset history
-  (hash per epoch, per rank) atomically, and keeps that history in checkpoints.
+  pool (:func:`syndr_lightning.reshape.features.extract_features`), then
+  :func:`syndr_lightning.reshape.drcdown` (pairs -> clusters -> downsampling, random
+  choices seeded by (seed, epoch)).
+* DDP (an initialised ``torch.distributed`` process group): every rank extracts the
+  features of one shard, the shards are all-gathered
+  (:func:`~syndr_lightning.reshape.distributed.all_gather_rows`), rank 0's decision is
+  broadcast, so every rank trains on the same subset.
+
+Free of Lightning: the datamodule hands the model in; ``callbacks/drcdown.py`` logs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch import Trainer
-from PIL import Image
+import torch.distributed as dist
 
-from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
-from syndr_lightning.utils.io import atomic_path
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP_CACHE_VERSION = 1
+from syndr_lightning.reshape.distributed import all_gather_rows, world_of
+from syndr_lightning.reshape.features import extract_features
+from syndr_lightning.utils.errors import ConfigError, InputError
 
 
 def subset_hash(indices: np.ndarray | Sequence[int]) -> str:
@@ -58,264 +52,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit seed derived from (seed, epoch), stable across runs and platforms."""
     h = hashlib.sha256(f"syndr-epoch:{int(seed)}:{int(epoch)}".encode()).digest()
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
-
-
-# --------------------------------------------------------------------------- crops
-
-
-def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndarray:
-    """Decode ``path`` as RGB and return its uint8 ``[size, size, 3]`` centre crop.
-
-    ``resize`` first scales the shorter side to ``resize``; an image whose shorter side
-    is still below ``size`` is scaled up to ``size`` (bilinear, aspect kept), as the
-    training and evaluation transforms do.
-    """
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-            w, h = img.size
-            short = resize if resize is not None else min(w, h)
-            short = max(short, size)
-            if short != min(w, h):
-                scale = short / min(w, h)
-                img = img.resize(
-                    (max(short, round(w * scale)), max(short, round(h * scale))),
-                    Image.BILINEAR,
-                )
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(
-            f"cannot read image {path!r} for the DRCDown feature pass ({exc}); "
-            f"check that the file exists and is a valid image"
-        ) from exc
-    h, w = arr.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(arr[top : top + size, left : left + size])
-
-
-class _CropDataset(torch.utils.data.Dataset):
-    """Centre crops (uint8 CHW tensors) of a list of image paths."""
-
-    def __init__(self, paths: Sequence[str], size: int, resize: int | None) -> None:
-        self.paths = list(paths)
-        self.size = size
-        self.resize = resize
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        crop = load_center_crop(self.paths[i], self.size, self.resize)
-        return i, torch.from_numpy(crop).permute(2, 0, 1).contiguous()
-
-
-def _crop_cache_key(paths: Sequence[str], size: int, resize: int | None) -> str:
-    """Key of a crop cache: file identities (path, size, mtime) and crop settings."""
-    h = hashlib.sha256(f"v{CROP_CACHE_VERSION}:{size}:{resize}".encode())
-    for p in paths:
-        try:
-            st = Path(p).stat()
-            ident = f"{p}|{st.st_size}|{st.st_mtime_ns}"
-        except OSError:
-            ident = f"{p}|missing"
-        h.update(ident.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:24]
-
-
-class CropCache:
-    """A memory-mapped uint8 ``[N, S, S, 3]`` file of centre crops, built once, atomically.
-
-    The file appears under its final name only when every crop has been written, so a
-    killed build is never trusted; later epochs read crops without decoding images.
-    """
-
-    def __init__(
-        self, cache_dir: str | Path, paths: Sequence[str], size: int, resize: int | None
-    ) -> None:
-        self.paths = list(paths)
-        self.size = size
-        self.resize = resize
-        key = _crop_cache_key(self.paths, size, resize)
-        self.file = Path(cache_dir) / f"crops_{key}_{len(self.paths)}x{size}.u8"
-
-    @property
-    def ready(self) -> bool:
-        """True when the complete cache file exists."""
-        expected = len(self.paths) * self.size * self.size * 3
-        return self.file.is_file() and self.file.stat().st_size == expected
-
-    def open(self) -> np.ndarray:
-        """The cache as a read-only memmap ``[N, S, S, 3]``."""
-        return np.memmap(
-            self.file, dtype=np.uint8, mode="r", shape=(len(self.paths), self.size, self.size, 3)
-        )
-
-
-class _MemmapCropDataset(torch.utils.data.Dataset):
-    """Crops read from a :class:`CropCache` memmap (opened lazily in each worker)."""
-
-    def __init__(self, cache: CropCache, indices: np.ndarray) -> None:
-        self.cache = cache
-        self.indices = indices
-        self._arr: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        if self._arr is None:
-            self._arr = self.cache.open()
-        j = int(self.indices[i])
-        return j, torch.from_numpy(np.array(self._arr[j])).permute(2, 0, 1).contiguous()
-
-
-# --------------------------------------------------------------------------- feature pass
-
-
-@contextlib.contextmanager
-def eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    """Put ``module`` in eval mode and restore every submodule's own mode afterwards."""
-    modes = {m: m.training for m in module.modules()}
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, was_training in modes.items():
-            m.training = was_training
-
-
-def _features_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``model.features`` (BIQAModule), else forward's features (a backbone's ``[B, d]``
-    output, or the second element of ``(score, features)``)."""
-    fn = getattr(model, "features", None)
-    if callable(fn):
-        return fn
-
-    def from_forward(x: torch.Tensor) -> torch.Tensor:
-        out = model(x)
-        if isinstance(out, tuple) and len(out) == 2:
-            return out[1]
-        if isinstance(out, torch.Tensor) and out.ndim == 2:
-            return out
-        raise InputError(
-            "the model has no features(x) method and forward(x) does not return "
-            "(score, features); DRCDown needs the pooled features"
-        )
-
-    return from_forward
-
-
-def extract_features(
-    model: torch.nn.Module,
-    paths: Sequence[str],
-    indices: np.ndarray | None = None,
-    *,
-    crop_size: int = 224,
-    resize: int | None = None,
-    batch_size: int = 128,
-    num_workers: int = 0,
-    device: torch.device | str | None = None,
-    half: bool = False,
-    channels_last: bool | None = None,
-    autocast: bool | None = None,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Features of ``paths[indices]`` from ``model`` (eval mode, no grad, one centre crop).
-
-    Returns float32 ``[len(indices), d]`` (float16 when ``half``), rows in ``indices``
-    order. Images are streamed in batches; with ``cache_dir`` the uint8 centre crops are
-    kept in a memory-mapped cache (written once, atomically; only when ``indices`` covers
-    every path) so later passes do not decode images. ``channels_last`` and ``autocast``
-    default to on for CUDA devices and off otherwise.
-    """
-    if crop_size < 1 or batch_size < 1:
-        raise ConfigError(f"crop_size and batch_size must be >= 1 (got {crop_size}, {batch_size})")
-    n_all = len(paths)
-    idx = np.arange(n_all, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= n_all):
-        raise InputError(
-            f"feature-pass indices must lie in [0, {n_all}); got {idx.min()}..{idx.max()}"
-        )
-    if device is None:
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    channels_last = cuda if channels_last is None else channels_last
-    autocast = cuda if autocast is None else autocast
-
-    cache = CropCache(cache_dir, paths, crop_size, resize) if cache_dir is not None else None
-    full_pass = idx.size == n_all and np.array_equal(idx, np.arange(n_all))
-    if cache is not None and cache.ready:
-        dataset: torch.utils.data.Dataset = _MemmapCropDataset(cache, idx)
-        writer = None
-    else:
-        dataset = _CropDataset([paths[i] for i in idx], crop_size, resize)
-        writer = cache if (cache is not None and full_pass) else None
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=cuda,
-    )
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
-    feats_fn = _features_fn(model)
-    out: np.ndarray | None = None
-    dtype = np.float16 if half else np.float32
-
-    with contextlib.ExitStack() as stack:
-        mm = None
-        if writer is not None:
-            tmp = stack.enter_context(atomic_path(writer.file))
-            mm = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(n_all, crop_size, crop_size, 3))
-        stack.enter_context(eval_mode(model))
-        stack.enter_context(torch.inference_mode())
-        if autocast:
-            stack.enter_context(torch.autocast(device_type=device.type))
-        bar = _progress(len(loader), "DRCDown features") if progress else None
-        if bar is not None:
-            stack.enter_context(bar[0])
-        row = 0
-        for keys, crops in loader:
-            if mm is not None:
-                mm[keys.numpy()] = crops.permute(0, 2, 3, 1).numpy()
-            x = crops.to(device, non_blocking=True).float()
-            x = (x - mean) / std
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            f = feats_fn(x).float()
-            if f.ndim != 2:
-                raise InputError(f"model features must be [B, d]; got shape {tuple(f.shape)}")
-            if out is None:
-                out = np.empty((idx.size, f.shape[1]), dtype=dtype)
-            f_np = f.cpu().numpy().astype(dtype, copy=False)
-            out[row : row + len(f_np)] = f_np  # both datasets yield rows in idx order
-            row += len(f_np)
-            if bar is not None:
-                bar[0].update(bar[1], advance=1)
-        if mm is not None:
-            mm.flush()
-            del mm
-    if out is None:
-        out = np.empty((0, 0), dtype=dtype)
-    return out
-
-
-def _progress(total: int, label: str) -> tuple[Any, Any] | None:
-    """A rich progress bar and its task id (None when rich is unavailable)."""
-    try:
-        from rich.progress import Progress
-    except ImportError:  # pragma: no cover - rich is a dependency
-        return None
-    prog = Progress(transient=True)
-    task = prog.add_task(label, total=total)
-    return prog, task
 
 
 # --------------------------------------------------------------------------- selection
@@ -477,16 +213,17 @@ class DRCDownSelector:
         model: torch.nn.Module,
         epoch: int,
         *,
-        rank: int = 0,
-        world_size: int = 1,
-        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        broadcast: Callable[[Any], Any] | None = None,
         progress: bool = False,
+        group: dist.ProcessGroup | None = None,
     ) -> EpochSubset:
-        """Feature pass (this rank's shard), gather, decide on rank 0, broadcast."""
+        """Feature pass (this rank's shard), gather, decide (rank 0), broadcast; memoised.
+
+        Under an initialised process group every rank of ``group`` must call this.
+        """
+        rank, world = world_of(group)
         n = len(self.paths)
         t0 = time.perf_counter()
-        shard = np.arange(rank, n, world_size, dtype=np.int64)
+        shard = np.arange(rank, n, world, dtype=np.int64)
         feats = extract_features(
             model,
             [self.paths[i] for i in shard],
@@ -498,14 +235,13 @@ class DRCDownSelector:
             cache_dir=self.cfg.cache_dir,
             progress=progress,
         )
-        if world_size > 1:
-            if gather is None:
-                raise InputError("world_size > 1 needs a gather function")
-            feats = _gather_shards(feats, n, world_size, gather)
+        if world > 1:
+            rows = torch.from_numpy(feats.astype(np.float32, copy=False))
+            feats = all_gather_rows(rows, torch.from_numpy(shard), n, group)
         feature_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         decision: tuple[np.ndarray, dict[str, float]] | None = None
-        split = world_size > 1 and self.cfg.split_pairs
+        split = world > 1 and self.cfg.split_pairs
         if rank == 0 or split:
             decision = select_subset(
                 feats.astype(np.float32, copy=False),
@@ -515,11 +251,13 @@ class DRCDownSelector:
                 epoch,
                 distributed=split,
             )
-        if world_size > 1:
-            if broadcast is None:
-                raise InputError("world_size > 1 needs a broadcast function")
+        if world > 1:
             # rank 0's decision is the one every rank trains on
-            decision = broadcast(decision)
+            box = [decision]
+            dist.broadcast_object_list(
+                box, src=dist.get_global_rank(group, 0) if group else 0, group=group
+            )
+            decision = box[0]
         assert decision is not None
         kept, stats = decision
         result = EpochSubset(
@@ -532,52 +270,3 @@ class DRCDownSelector:
         )
         self.results[int(epoch)] = result
         return result
-
-    def __call__(self, trainer: Trainer, epoch: int) -> EpochSubset:
-        """The subset of ``epoch`` for ``trainer``'s model (computed on first request)."""
-        epoch = int(epoch)
-        if epoch in self.results:
-            return self.results[epoch]
-        strategy = trainer.strategy
-        world = int(trainer.world_size)
-        return self.compute(
-            trainer.lightning_module,
-            epoch,
-            rank=int(trainer.global_rank),
-            world_size=world,
-            # NCCL gathers device tensors only: move there and back
-            gather=(lambda t: strategy.all_gather(t.to(strategy.root_device)).cpu())
-            if world > 1
-            else None,
-            broadcast=(lambda obj: strategy.broadcast(obj, src=0)) if world > 1 else None,
-            progress=_own_progress_bar(trainer),
-        )
-
-
-def _own_progress_bar(trainer: Trainer) -> bool:
-    """Show a feature-pass bar on global rank 0 unless Lightning's rich bar is live (rich
-    allows one live display at a time)."""
-    from lightning.pytorch.callbacks import RichProgressBar
-
-    bar = getattr(trainer, "progress_bar_callback", None)
-    return bool(trainer.is_global_zero) and not isinstance(bar, RichProgressBar)
-
-
-def _gather_shards(
-    feats: np.ndarray, n: int, world: int, gather: Callable[[torch.Tensor], torch.Tensor]
-) -> np.ndarray:
-    """All-gather per-rank shards (rank r holds rows r::world) into the full [n, d] array."""
-    per = math.ceil(n / world)
-    d = feats.shape[1] if feats.ndim == 2 and feats.shape[0] else 0
-    # ranks must agree on d even when a shard is empty
-    d_all = gather(torch.tensor([d], dtype=torch.int64)).reshape(-1)
-    d = int(d_all.max())
-    padded = torch.zeros((per, d), dtype=torch.float32)
-    if feats.shape[0]:
-        padded[: feats.shape[0]] = torch.from_numpy(feats.astype(np.float32, copy=False))
-    allf = gather(padded).reshape(world, per, d).numpy()
-    out = np.empty((n, d), dtype=feats.dtype if feats.size else np.float32)
-    for r in range(world):
-        rows = np.arange(r, n, world)
-        out[rows] = allf[r, : len(rows)]
-    return out

@@ -1,31 +1,59 @@
-"""Reference-image features for DDCUp: a frozen encoder, one centre crop, cached per image.
+"""Feature extraction, both kinds: DDCUp's frozen-encoder reference features and
+DRCDown's per-epoch feature pass of the model being trained.
 
-Encoders: ``resnet50`` / ``efficientnet_lite0`` / ``tiny_cnn`` from the backbone registry
-(``models.backbones.build_backbone``), and ``clip_vit_b16``: the CLIP ViT-B/16 image tower
-as timm's ``vit_base_patch16_clip_224``, whose weights the user supplies as a local file
-(a timm or open_clip-converted state dict), since nothing is downloaded at run time.
+* :func:`extract_reference_features`: encoders ``resnet50`` / ``efficientnet_lite0`` /
+  ``tiny_cnn`` from the backbone registry (``models.backbones.build_backbone``), and
+  ``clip_vit_b16``: the CLIP ViT-B/16 image tower as timm's ``vit_base_patch16_clip_224``,
+  whose weights the user supplies as a local file (a timm or open_clip-converted state
+  dict), since nothing is downloaded at run time. One feature per image, cached per image.
+* :func:`extract_features`: the current model's pooled features over the training pool
+  (eval mode, no grad, one centre crop, large batches, channels_last and autocast on
+  GPU, an optional uint8 crop cache so later epochs do not decode images).
+
+Both crop with ``data.transforms.centre_crop`` (the training transforms' resampler).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 from syndr_lightning.utils.device import resolve_device
-from syndr_lightning.utils.errors import ConfigError, InputError
-from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
+from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
+from syndr_lightning.utils.progress import progress as progress_bar
 
 ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# Bumped when the crops change pixels (v2: the training transforms' bilinear resampler).
+CROP_CACHE_VERSION = 2
+REFERENCE_CACHE_VERSION = 2
+
+
+def _read_rgb(
+    path: str | os.PathLike[str], purpose: str, error: type[Exception] = DatasetError
+) -> np.ndarray:
+    """Decode ``path`` as uint8 RGB; ``error`` naming the file and ``purpose`` otherwise."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise error(
+            f"{str(path)!r}: not a readable image for {purpose} ({exc}); check that the file "
+            f"exists and is a valid image, or remove it"
+        ) from None
+
+
+# --------------------------------------------------------------------------- DDCUp reference features
 
 
 def build_encoder(encoder: str, weights: str | None) -> tuple[torch.nn.Module, int]:
@@ -69,39 +97,21 @@ def _build_clip(weights: str | None) -> tuple[torch.nn.Module, int]:
 def _weights_id(weights: str | None) -> str:
     w = "none" if weights is None else str(weights)
     p = Path(w).expanduser()
-    if p.is_file():
-        st = p.stat()
-        return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    return w
+    return f"{p.resolve()}|{file_identity(p)}" if p.is_file() else w
 
 
 def cache_key(path: Path, encoder: str, weights: str | None, crop_size: int) -> str:
-    """Cache key of one image: path, size, mtime, encoder, weights and crop."""
-    st = path.stat()
-    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{encoder}|{_weights_id(weights)}|{crop_size}"
+    """Cache key of one image: its path and identity, encoder, weights, crop (and version)."""
+    raw = (
+        f"v{REFERENCE_CACHE_VERSION}|{path.resolve()}|{file_identity(path)}|{encoder}|"
+        f"{_weights_id(weights)}|{crop_size}"
+    )
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def load_centre_crop(path: Path, crop_size: int) -> torch.Tensor:
     """One ImageNet-normalised ``[3, crop, crop]`` centre crop (upscaled if smaller)."""
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(
-            f"{path}: not a readable image ({exc}); remove it or fix the file"
-        ) from None
-    w, h = img.size
-    if min(w, h) < crop_size:
-        scale = crop_size / min(w, h)
-        img = img.resize((max(crop_size, round(w * scale)), max(crop_size, round(h * scale))))
-        w, h = img.size
-    left, top = (w - crop_size) // 2, (h - crop_size) // 2
-    img = img.crop((left, top, left + crop_size, top + crop_size))
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
+    return to_tensor(centre_crop(_read_rgb(path, "reference features", InputError), crop_size))
 
 
 def extract_reference_features(
@@ -154,3 +164,218 @@ def extract_reference_features(
                         with atomic_open(cache / f"{keys[n]}.npy", "wb") as fh:
                             np.save(fh, feats[n])
     return np.stack([np.asarray(f, dtype=np.float32) for f in feats])
+
+
+# --------------------------------------------------------------------------- DRCDown feature pass
+
+
+def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndarray:
+    """Decode ``path`` as RGB and return its uint8 ``[size, size, 3]`` centre crop
+    (``data.transforms.centre_crop``: ``resize`` scales the short side first; smaller
+    images are scaled up to ``size``, as the training and evaluation transforms do)."""
+    return centre_crop(_read_rgb(path, "the DRCDown feature pass"), size, resize)
+
+
+class _CropDataset(torch.utils.data.Dataset):
+    """Centre crops (uint8 CHW tensors) of a list of image paths."""
+
+    def __init__(self, paths: Sequence[str], size: int, resize: int | None) -> None:
+        self.paths = list(paths)
+        self.size = size
+        self.resize = resize
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        crop = load_center_crop(self.paths[i], self.size, self.resize)
+        return i, torch.from_numpy(crop).permute(2, 0, 1).contiguous()
+
+
+def _crop_cache_key(paths: Sequence[str], size: int, resize: int | None) -> str:
+    """Key of a crop cache: every file's path and identity, and the crop settings."""
+    h = hashlib.sha256(f"v{CROP_CACHE_VERSION}:{size}:{resize}".encode())
+    for p in paths:
+        h.update(f"{p}|{file_identity(p)}".encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+class CropCache:
+    """A memory-mapped uint8 ``[N, S, S, 3]`` file of centre crops, built once, atomically.
+
+    The file appears under its final name only when every crop has been written, so a
+    killed build is never trusted; later epochs read crops without decoding images.
+    """
+
+    def __init__(
+        self, cache_dir: str | Path, paths: Sequence[str], size: int, resize: int | None
+    ) -> None:
+        self.paths = list(paths)
+        self.size = size
+        self.resize = resize
+        key = _crop_cache_key(self.paths, size, resize)
+        self.file = Path(cache_dir) / f"crops_{key}_{len(self.paths)}x{size}.u8"
+
+    @property
+    def ready(self) -> bool:
+        """True when the complete cache file exists."""
+        expected = len(self.paths) * self.size * self.size * 3
+        return self.file.is_file() and self.file.stat().st_size == expected
+
+    def open(self) -> np.ndarray:
+        """The cache as a read-only memmap ``[N, S, S, 3]``."""
+        return np.memmap(
+            self.file, dtype=np.uint8, mode="r", shape=(len(self.paths), self.size, self.size, 3)
+        )
+
+
+class _MemmapCropDataset(torch.utils.data.Dataset):
+    """Crops read from a :class:`CropCache` memmap (opened lazily in each worker)."""
+
+    def __init__(self, cache: CropCache, indices: np.ndarray) -> None:
+        self.cache = cache
+        self.indices = indices
+        self._arr: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        if self._arr is None:
+            self._arr = self.cache.open()
+        j = int(self.indices[i])
+        return j, torch.from_numpy(np.array(self._arr[j])).permute(2, 0, 1).contiguous()
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Put ``module`` in eval mode and restore every submodule's own mode afterwards."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, was_training in modes.items():
+            m.training = was_training
+
+
+def _features_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model.features`` (BIQAModule), else forward's features (a backbone's ``[B, d]``
+    output, or the second element of ``(score, features)``)."""
+    fn = getattr(model, "features", None)
+    if callable(fn):
+        return fn
+
+    def from_forward(x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        if isinstance(out, tuple) and len(out) == 2:
+            return out[1]
+        if isinstance(out, torch.Tensor) and out.ndim == 2:
+            return out
+        raise InputError(
+            "the model has no features(x) method and forward(x) does not return "
+            "(score, features); DRCDown needs the pooled features"
+        )
+
+    return from_forward
+
+
+def extract_features(
+    model: torch.nn.Module,
+    paths: Sequence[str],
+    indices: np.ndarray | None = None,
+    *,
+    crop_size: int = 224,
+    resize: int | None = None,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    half: bool = False,
+    channels_last: bool | None = None,
+    autocast: bool | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Features of ``paths[indices]`` from ``model`` (eval mode, no grad, one centre crop).
+
+    Returns float32 ``[len(indices), d]`` (float16 when ``half``), rows in ``indices``
+    order. Images are streamed in batches; with ``cache_dir`` the uint8 centre crops are
+    kept in a memory-mapped cache (written once, atomically; only when ``indices`` covers
+    every path) so later passes do not decode images. ``channels_last`` and ``autocast``
+    default to on for CUDA devices and off otherwise.
+    """
+    if crop_size < 1 or batch_size < 1:
+        raise ConfigError(f"crop_size and batch_size must be >= 1 (got {crop_size}, {batch_size})")
+    n_all = len(paths)
+    idx = np.arange(n_all, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_all):
+        raise InputError(
+            f"feature-pass indices must lie in [0, {n_all}); got {idx.min()}..{idx.max()}"
+        )
+    if device is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    channels_last = cuda if channels_last is None else channels_last
+    autocast = cuda if autocast is None else autocast
+
+    cache = CropCache(cache_dir, paths, crop_size, resize) if cache_dir is not None else None
+    full_pass = idx.size == n_all and np.array_equal(idx, np.arange(n_all))
+    if cache is not None and cache.ready:
+        dataset: torch.utils.data.Dataset = _MemmapCropDataset(cache, idx)
+        writer = None
+    else:
+        dataset = _CropDataset([paths[i] for i in idx], crop_size, resize)
+        writer = cache if (cache is not None and full_pass) else None
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=cuda,
+    )
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
+    feats_fn = _features_fn(model)
+    out: np.ndarray | None = None
+    dtype = np.float16 if half else np.float32
+
+    with contextlib.ExitStack() as stack:
+        mm = None
+        if writer is not None:
+            tmp = stack.enter_context(atomic_path(writer.file))
+            mm = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(n_all, crop_size, crop_size, 3))
+        stack.enter_context(eval_mode(model))
+        stack.enter_context(torch.inference_mode())
+        if autocast:
+            stack.enter_context(torch.autocast(device_type=device.type))
+        advance = stack.enter_context(
+            progress_bar("DRCDown features", len(loader), enabled=progress)
+        )
+        row = 0
+        for keys, crops in loader:
+            if mm is not None:
+                mm[keys.numpy()] = crops.permute(0, 2, 3, 1).numpy()
+            x = crops.to(device, non_blocking=True).float()
+            x = (x - mean) / std
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            f = feats_fn(x).float()
+            if f.ndim != 2:
+                raise InputError(f"model features must be [B, d]; got shape {tuple(f.shape)}")
+            if out is None:
+                out = np.empty((idx.size, f.shape[1]), dtype=dtype)
+            f_np = f.cpu().numpy().astype(dtype, copy=False)
+            out[row : row + len(f_np)] = f_np  # both datasets yield rows in idx order
+            row += len(f_np)
+            advance(1)
+        if mm is not None:
+            mm.flush()
+            del mm
+    if out is None:
+        out = np.empty((0, 0), dtype=dtype)
+    return out

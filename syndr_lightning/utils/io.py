@@ -1,4 +1,4 @@
-"""Atomic file writing and run provenance (git SHA)."""
+"""Atomic file writing, file identities for cache keys, run provenance (git SHA)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from syndr_lightning.utils.errors import DatasetError
 
 
 def _umask() -> int:
@@ -88,3 +90,24 @@ def git_sha(cwd: str | os.PathLike[str] | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
+
+
+def file_identity(path: str | os.PathLike[str]) -> str:
+    """The identity of a file in cache keys: ``name|size|mtime_ns``.
+
+    Name, size and modification time change when a file is replaced or edited and survive
+    moving a folder (``mv``), so a key built from them (plus the full path where the cache
+    is bound to a location) is reused exactly while the data are the same. A missing or
+    unreadable file raises ``DatasetError`` naming it.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{str(p)!r} does not exist; check the dataset folder (only existing files "
+            "can be identified in a cache key)"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read {str(p)!r} ({exc}); check its permissions") from None
+    return f"{p.name}|{st.st_size}|{st.st_mtime_ns}"
