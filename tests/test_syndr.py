@@ -170,7 +170,8 @@ def _fake_drcdown(dm: SynDRDataModule, kept: list[int], n: int) -> None:
     """Make ``dm``'s DRCDown keep rows ``kept`` of ``n`` in every epoch, without a model."""
 
     class FakeSelector:
-        results: dict = {}
+        def __init__(self) -> None:
+            self.results: dict = {}
 
         def compute(self, model, epoch, **kwargs):
             from syndr_lightning.reshape.engine import EpochSubset

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -69,12 +68,6 @@ _QUERY_CHUNK = 2048  # query rows per FAISS call (16 MB at d = 2048)
 _PREP_ROWS = 256
 # The bfloat16 screening copy pads rows to a multiple of this many columns (d + 1 used).
 _BF16_PAD = 16
-# ``similar_pairs`` keeps one scratch buffer of at most this many bytes between calls
-# (DRCDown runs every epoch on the same N): a fresh 38 MB copy costs ~9 ms of page
-# faults at N = 9,250. Larger copies are allocated per call.
-_WORKSPACE_MAX_BYTES = 256 * 2**20
-_workspace: list[torch.Tensor] = []
-_workspace_lock = threading.Lock()
 
 
 def screening_margin(dim: int) -> float:
@@ -183,7 +176,6 @@ def _screen_copy(
     norms: np.ndarray | None,
     order: np.ndarray,
     dtype: torch.dtype,
-    scratch: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, np.ndarray | None, np.ndarray]:
     """Normalised rows in ``order`` as ``dtype``, each row's bfloat16 rounding-error norm,
     and the row norms (original order; computed here, chunk by chunk, when ``norms`` is
@@ -191,15 +183,10 @@ def _screen_copy(
 
     float32: ``[N, d]``. bfloat16: ``[N, d + pad]`` with zeros after column d - 1 (column
     d is the shift coordinate). One cache-sized chunk at a time: gather, scale, convert.
-    ``scratch`` (a 1-D uint8 tensor) is used as the output's memory when large enough.
     """
     n, d = x.shape
     width = d if dtype == torch.float32 else -(-(d + 1) // _BF16_PAD) * _BF16_PAD
-    nbytes = n * width * (2 if dtype == torch.bfloat16 else 4)
-    if scratch is not None and scratch.numel() >= nbytes:
-        out = scratch[:nbytes].view(dtype).view(n, width)
-    else:
-        out = torch.empty((n, width), dtype=dtype)
+    out = torch.empty((n, width), dtype=dtype)
     if width > d:
         out[:, d:] = 0
     xt = torch.from_numpy(x)
@@ -262,16 +249,6 @@ def prepare(
     ``precision`` (``auto``/``float32``/``bfloat16``) picks the screening dtype; ``auto``
     uses bfloat16 on CPUs with native bf16 dot products and float32 elsewhere (GPU).
     """
-    return _prepare(features, labels, precision, device)
-
-
-def _prepare(
-    features: np.ndarray,
-    labels: np.ndarray,
-    precision: str,
-    device: str | torch.device | None,
-    scratch: torch.Tensor | None = None,
-) -> PairPlan:
     x = float_feature_array(features)
     norms = None
     if x is None:  # other dtypes/shapes: converted or explained by the float64 checks
@@ -280,10 +257,10 @@ def _prepare(
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
     try:  # norms are measured while copying (one pass over the features)
-        screen, rounding, norms = _screen_copy(x, norms, order, dtype, scratch)
+        screen, rounding, norms = _screen_copy(x, norms, order, dtype)
     except _BadNorms:  # NaN/inf/zero rows (raises) or float32 overflow (float64 norms)
         x, norms = features_and_norms(x, "features")
-        screen, rounding, norms = _screen_copy(x, norms, order, dtype, scratch)
+        screen, rounding, norms = _screen_copy(x, norms, order, dtype)
     return PairPlan(
         order=order,
         labels_sorted=y[order],
@@ -292,22 +269,6 @@ def _prepare(
         norms=norms,
         rounding=rounding,
     )
-
-
-def _take_scratch() -> torch.Tensor | None:
-    with _workspace_lock:
-        return _workspace.pop() if _workspace else None
-
-
-def _give_scratch(screen: torch.Tensor) -> None:
-    """Keep the memory of a finished search's copy for the next one (if small enough)."""
-    nbytes = screen.untyped_storage().nbytes()
-    if nbytes > _WORKSPACE_MAX_BYTES:
-        return
-    buf = torch.empty(0, dtype=torch.uint8).set_(screen.untyped_storage())
-    with _workspace_lock:
-        if not _workspace or _workspace[0].numel() < nbytes:
-            _workspace[:] = [buf]
 
 
 def _window_ends(ys: np.ndarray, t_q: float) -> np.ndarray:
@@ -891,9 +852,5 @@ def similar_pairs(
     float32); the result is the float64 decision whatever the screening precision.
     Returns int64 ``(i, j)`` sorted by (i, j).
     """
-    # The plan never leaves this function, so its copy's memory can be reused next call.
-    plan = _prepare(features, labels, precision, device, _take_scratch())
-    try:
-        return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
-    finally:
-        _give_scratch(plan.screen)
+    plan = prepare(features, labels, precision, device)
+    return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
