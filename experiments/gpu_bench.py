@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a source checkout (GPU machine)
     sys.path.insert(0, str(ROOT))
 
-from syndr_lightning.data.synthetic import make_reference  # noqa: E402
 from syndr_lightning.data.transforms import EvalTransform, TrainTransform  # noqa: E402
+from syndr_lightning.fakedata.synthetic import make_reference  # noqa: E402
 from syndr_lightning.models.backbones import build_backbone  # noqa: E402
 from syndr_lightning.reshape import drcdown  # noqa: E402
 from syndr_lightning.reshape.reference import ref_drcdown  # noqa: E402

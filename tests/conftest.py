@@ -17,14 +17,14 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 @pytest.fixture(scope="session")
 def _synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from syndr_lightning.data.synthetic import generate_synthetic_iqa
+    from syndr_lightning.fakedata.synthetic import generate_synthetic_iqa
 
     return generate_synthetic_iqa(tmp_path_factory.mktemp("synthetic"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def _authentic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from syndr_lightning.data.synthetic import generate_authentic_like
+    from syndr_lightning.fakedata.synthetic import generate_authentic_like
 
     return generate_authentic_like(tmp_path_factory.mktemp("authentic"), n=12, seed=100)
 

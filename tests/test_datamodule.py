@@ -11,8 +11,8 @@ import torch
 
 from syndr_lightning.data.datamodule import IQADataModule, ManifestDataset
 from syndr_lightning.data.datasets import load_dataset
-from syndr_lightning.data.synthetic import generate_synthetic_iqa
 from syndr_lightning.data.transforms import EvalTransform, TrainTransform
+from syndr_lightning.fakedata.synthetic import generate_synthetic_iqa
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 
 

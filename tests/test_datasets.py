@@ -16,8 +16,8 @@ from syndr_lightning.data.datasets import (
     get_loader,
     load_dataset,
 )
-from syndr_lightning.data.fixtures import write_fixture
 from syndr_lightning.data.manifest import MANIFEST_COLUMNS, validate_manifest
+from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 # name -> (fixture options, expected images, expected references or None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syndr_lightning.cli import main
-from syndr_lightning.data.fixtures import write_fixture
+from syndr_lightning.fakedata.fixtures import write_fixture
 
 SMALL: dict[str, dict] = {
     "kadid10k": {"n_refs": 1, "types": [1], "levels": [1, 2]},

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from syndr_lightning.callbacks.drcdown import DRCDownCallback
-from syndr_lightning.data.fixtures import write_fixture
 from syndr_lightning.data.syndr import SynDRDataModule
+from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.reshape.engine import DRCDownConfig, DRCDownSelector, subset_hash
 from syndr_lightning.reshape.features import extract_features
 from syndr_lightning.utils.errors import ConfigError

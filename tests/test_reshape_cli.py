@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from syndr_lightning.cli import main
+from syndr_lightning.fakedata.features import clustered_features
 from syndr_lightning.reshape import ddcup_pseudo_labels, ddcup_select, drcdown
-from syndr_lightning.reshape.synthetic import clustered_features
 
 
 @pytest.fixture()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from syndr_lightning.fakedata.features import clustered_features
 from syndr_lightning.reshape import (
     cluster_stats,
     connected_clusters,
@@ -14,7 +15,6 @@ from syndr_lightning.reshape import (
     similar_pairs,
 )
 from syndr_lightning.reshape.reference import ref_clusters, ref_similar_pairs
-from syndr_lightning.reshape.synthetic import clustered_features
 from syndr_lightning.utils.errors import InputError
 
 

@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
+from syndr_lightning.fakedata.features import clustered_features
 from syndr_lightning.reshape import balanced_slices, prepare, similar_pairs, similar_pairs_slice
 from syndr_lightning.reshape import pairs as pairs_mod
 from syndr_lightning.reshape.reference import ref_similar_pairs
-from syndr_lightning.reshape.synthetic import clustered_features
 from syndr_lightning.utils.errors import InputError
 
 

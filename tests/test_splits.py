@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from syndr_lightning.data.datasets import load_dataset
-from syndr_lightning.data.fixtures import write_fixture
 from syndr_lightning.data.manifest import make_manifest
 from syndr_lightning.data.splits import (
     DGQA_SUBSETS,
@@ -22,6 +21,7 @@ from syndr_lightning.data.splits import (
     split_by_image,
     split_by_reference,
 )
+from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from syndr_lightning.data import upsample
 from syndr_lightning.data.datasets import get_loader, load_dataset
-from syndr_lightning.data.fixtures import write_fixture
 from syndr_lightning.data.syndr import SynDRDataModule
 from syndr_lightning.data.upsample import (
     UpsampleSpec,
@@ -22,6 +21,7 @@ from syndr_lightning.data.upsample import (
     label_cube,
     load_cached,
 )
+from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 # Every candidate is kept (select=False) so the set is never empty whatever the random

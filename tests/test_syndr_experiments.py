@@ -10,7 +10,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from syndr_lightning.data import upsample
-from syndr_lightning.data.fixtures import write_fixture
+from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.train import compose_config, train
 
 DGQA_TYPES = [1, 2, 3, 9, 10, 16, 17, 18, 21, 23, 25]  # livec, koniq10k, bid, pipal1

@@ -135,8 +135,8 @@ def test_umap_callback_rejects_bad_settings() -> None:
 def test_umap_cli_reference_selection_from_ddcup_build(tmp_path: Path, capsys) -> None:
     """Fig. 9 through the CLI, from a real (tiny) DDCUp build folder."""
     from syndr_lightning.data.datasets import get_loader, load_dataset
-    from syndr_lightning.data.fixtures import write_fixture
     from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set
+    from syndr_lightning.fakedata.fixtures import write_fixture
 
     root = write_fixture("kadid10k", tmp_path / "kadid", n_refs=4, types=[1, 3], size=(40, 32))
     cands = write_fixture("folder", tmp_path / "cands", n_images=5, size=(40, 32), seed=7)

@@ -23,7 +23,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from syndr_lightning.data.cache import ImageCache, decode_rgb
-from syndr_lightning.data.fixtures import degrade, reference_image
+from syndr_lightning.fakedata.fixtures import degrade, reference_image
 
 
 def make_images(folder: Path, n: int, ext: str, seed: int = 0) -> list[str]:

@@ -2,7 +2,7 @@
 
 Usage: ``python experiments/bench/bench_reshape.py [--quick] [--sizes N ...] [--faiss-large]``
 
-Features: ``syndr_lightning.reshape.synthetic.clustered_features(N, 2048, seed=0)``:
+Features: ``syndr_lightning.fakedata.features.clustered_features(N, 2048, seed=0)``:
 KADID-like samples (reference x 25 types x 5 levels), feature = a_l * content direction
 + b_l * distortion direction + noise (content dominates at level 1, distortion at level
 5), labels on 0..10 falling with the level (spread over the whole range).
@@ -83,9 +83,9 @@ def _matmul_seconds(x: np.ndarray) -> tuple[float, bool]:
 
 def worker(n: int, method: str) -> dict:
     """One measurement in this process; returns a JSON-able dict."""
+    from syndr_lightning.fakedata.features import clustered_features
     from syndr_lightning.reshape import drcdown
     from syndr_lightning.reshape.reference import ref_drcdown
-    from syndr_lightning.reshape.synthetic import clustered_features
 
     x, y = clustered_features(n, DIM, seed=0)
     rss_inputs = _peak_gb()
@@ -137,9 +137,9 @@ def worker(n: int, method: str) -> dict:
 
 def bench_ddcup(n_cands: tuple[int, ...] = (500, 3000)) -> None:
     """DDCUp selection + pseudo-labels: ours vs the reference loop (81 training refs)."""
+    from syndr_lightning.fakedata.features import clustered_features
     from syndr_lightning.reshape import ddcup_pseudo_labels, ddcup_select
     from syndr_lightning.reshape.reference import ref_ddcup_select, ref_pseudo_labels
-    from syndr_lightning.reshape.synthetic import clustered_features
 
     x, _ = clustered_features(81 * 125 + max(n_cands), DIM, seed=1)
     train = x[: 81 * 125 : 125]  # one level-1 image per reference

@@ -4,7 +4,7 @@ Each writer reproduces the published layout (file names, columns, ``.mat`` keys,
 sheets and header rows, image naming and case quirks) with a handful of tiny images, so
 loaders, the CLI and training can be exercised without the real (licensed) data::
 
-    from syndr_lightning.data.fixtures import write_fixture
+    from syndr_lightning.fakedata.fixtures import write_fixture
     root = write_fixture("kadid10k", tmp_path / "kadid", n_refs=3, types=[1, 3])
     root = write_fixture("livec", tmp_path / "livec", n_images=12)
 
