@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.utils.errors import DatasetError, InputError
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
+from syndr_lightning.utils.progress import progress as progress_bar
 
 CACHE_VERSION = 2  # 2: file identities are utils.io.file_identity strings
 _CHUNK = 64
@@ -156,14 +157,11 @@ class ImageCache:
                 f"image cache: needs {total / 2**30:.2f} GiB in {str(folder)!r} but only "
                 f"{free / 2**30:.2f} GiB are free; choose another cache_dir or disable the cache"
             )
-        from rich.progress import Progress
-
         with (
             atomic_path(folder / data_name) as tmp,
             open(tmp, "wb") as fh,
-            Progress(disable=not progress, transient=True) as bar,
+            progress_bar(f"caching {len(paths)} images", len(paths), enabled=progress) as advance,
         ):
-            task = bar.add_task(f"caching {len(paths)} images", total=len(paths))
             for i, p in enumerate(paths):
                 arr = decode_rgb(p)
                 if arr.shape[:2] != shapes[i]:
@@ -173,7 +171,7 @@ class ImageCache:
                     )
                 fh.write(np.ascontiguousarray(arr).tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
-                    bar.update(task, completed=i + 1)
+                    advance(i % _CHUNK + 1)
         return {
             "version": CACHE_VERSION,
             "data_file": data_name,

@@ -28,6 +28,7 @@ from syndr_lightning.distort.spec import ALL_LEVELS, ALL_TYPES, check_level, che
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import InputError
 from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.progress import progress as progress_bar
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("ref", "type", "level", "path", "seed")
 MANIFEST_NAME = "manifest.csv"
@@ -158,27 +159,6 @@ def _write_manifest(
     return df
 
 
-def _progress(enabled: bool):
-    """A rich progress bar (disabled when ``enabled`` is false)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]distort"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
 def generate(
     refs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -262,14 +242,12 @@ def generate(
     units = [js[i : i + UNIT_JOBS] for js in per_ref.values() for i in range(0, len(js), UNIT_JOBS)]
 
     last_write = time.monotonic()
-    prog = _progress(progress)
     try:
-        with prog:
-            task = prog.add_task("distort", total=len(pending))
+        with progress_bar("distort", len(pending), enabled=progress, transient=False) as advance:
 
             def done(new_rows: list[dict[str, object]]) -> None:
                 nonlocal last_write
-                prog.advance(task, len(new_rows))
+                advance(len(new_rows))
                 if time.monotonic() - last_write > MANIFEST_EVERY_S:
                     _write_manifest(out, manifest_name, old, jobs)
                     last_write = time.monotonic()

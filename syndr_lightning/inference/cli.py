@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from syndr_lightning.inference.api import Scorer, collect_images, load_model
 from syndr_lightning.utils.errors import SyndrError
 from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.progress import progress as progress_bar
 
 __all__ = ["predict_files", "register", "run"]
 
@@ -58,8 +59,7 @@ def predict_files(
         num_workers=int(workers),
         collate_fn=_collate,
     )
-    bar, task = _progress(len(files)) if progress else (None, None)
-    try:
+    with progress_bar("scoring", len(files), enabled=progress, transient=False) as advance:
         for items in loader:
             good = [(i, x) for i, x, _ in items if x is not None]
             for i, x, err in items:
@@ -69,11 +69,7 @@ def predict_files(
                 preds = scorer.score_crops(torch.stack([x for _, x in good]))
                 for (i, _), s in zip(good, preds.tolist(), strict=True):
                     scores[i] = float(s)
-            if bar is not None:
-                bar.update(task, advance=len(items))
-    finally:
-        if bar is not None:
-            bar.stop()
+            advance(len(items))
     return pd.DataFrame(
         {
             "path": [str(f) for f in files],
@@ -81,20 +77,6 @@ def predict_files(
             "error": errors,
         }
     )
-
-
-def _progress(total: int) -> tuple[Any, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
-    bar.start()
-    return bar, bar.add_task("scoring", total=total)
 
 
 def run(args: argparse.Namespace) -> int:
