@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -48,6 +47,7 @@ if str(ROOT) not in sys.path:  # run as a plain script from a source checkout (G
     sys.path.insert(0, str(ROOT))
 
 from syndr_lightning.data.transforms import EvalTransform, TrainTransform  # noqa: E402
+from syndr_lightning.fakedata.features import geometric_clusters  # noqa: E402
 from syndr_lightning.fakedata.synthetic import make_reference  # noqa: E402
 from syndr_lightning.models.backbones import build_backbone  # noqa: E402
 from syndr_lightning.reshape import drcdown  # noqa: E402
@@ -213,51 +213,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def clustered_features(
-    n: int, dim: int, seed: int, device: torch.device, mean_cluster: float = 20.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``[n, dim]`` float32 and labels on 0..10 shaped like a DRCDown input.
-
-    30% of the samples are isolated (random directions); the rest form clusters of
-    geometric size (mean ``mean_cluster``, at most 10x that) whose members lie about 0.04
-    in cosine distance from each other and share a label up to N(0, 0.3) noise, so most
-    within-cluster pairs are similar at T_f = 0.1, T_q = 1. Generated on ``device`` in
-    chunks; returned on the host.
-    """
-    rng = np.random.default_rng(seed)
-    n_single = int(0.3 * n)
-    sizes: list[int] = []
-    total = 0
-    while total < n - n_single:
-        s = int(min(rng.geometric(1.0 / mean_cluster), 10 * mean_cluster, n - n_single - total))
-        sizes.append(s)
-        total += s
-    member = np.repeat(np.arange(len(sizes)), sizes)
-    base = rng.uniform(0.5, 9.5, size=len(sizes))
-    labels = np.concatenate(
-        [base[member] + rng.normal(0.0, 0.3, size=member.size), rng.uniform(0, 10, n_single)]
-    )
-    perm = rng.permutation(n)
-    labels = np.clip(labels[perm], 0.0, 10.0)
-    owner = np.concatenate([member, np.full(n_single, -1)])[perm]
-
-    gen = torch.Generator(device=device).manual_seed(seed)
-    centres = torch.randn(len(sizes), dim, generator=gen, device=device)
-    centres /= centres.norm(dim=1, keepdim=True)
-    out = np.empty((n, dim), dtype=np.float32)
-    chunk = 65_536
-    noise = 0.2 / math.sqrt(dim)
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
-        own = torch.from_numpy(owner[a:b]).to(device)
-        x = torch.randn(b - a, dim, generator=gen, device=device)
-        clustered = own >= 0
-        x[~clustered] /= x[~clustered].norm(dim=1, keepdim=True)
-        x[clustered] = centres[own[clustered]] + noise * x[clustered]
-        out[a:b] = x.cpu().numpy()
-    return out, labels
-
-
 def _canonical(cluster: np.ndarray) -> np.ndarray:
     """Relabel a cluster array by first occurrence (so two partitions compare equal)."""
     out = np.full(cluster.shape, -1, dtype=np.int64)
@@ -321,7 +276,7 @@ def bench_drcdown(s: Settings, device: torch.device, report: Report, deadline: f
     jobs.insert(1, (s.ref_n, f"torch ({device.type})", "torch", device.type))
 
     # Untimed warm-up of every method (CUDA context, cuBLAS handles, FAISS GPU resources).
-    wx, wy = clustered_features(min(2_000, s.ref_n), s.dim, s.seed + 1, device)
+    wx, wy = geometric_clusters(min(2_000, s.ref_n), s.dim, s.seed + 1, device)
     for backend, dev in sorted({(m[1], m[2]) for m in methods}):
         drcdown(wx, wy, t_f=s.t_f, t_q=s.t_q, t_u=s.t_u, backend=backend, device=dev)
     features: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -345,7 +300,7 @@ def bench_drcdown(s: Settings, device: torch.device, report: Report, deadline: f
         if n not in features:
             features.clear()  # keep one size in memory at a time
             t = time.perf_counter()
-            features[n] = clustered_features(n, s.dim, s.seed, device)
+            features[n] = geometric_clusters(n, s.dim, s.seed, device)
             report.notes.append(f"generated N={n:,} features in {time.perf_counter() - t:.1f} s")
         x, y = features[n]
         row = _run_drcdown(s, x, y, label, backend, dev)

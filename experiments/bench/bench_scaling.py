@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from gpu_bench import clustered_features  # noqa: E402
-
+from syndr_lightning.fakedata.features import geometric_clusters  # noqa: E402
 from syndr_lightning.reshape import balanced_slices, prepare, similar_pairs_slice  # noqa: E402
 from syndr_lightning.reshape.distributed import distributed_similar_pairs  # noqa: E402
 
@@ -84,7 +83,7 @@ def _rank(rank: int, world: int, port: int, n: int, dim: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        x, y = clustered_features(n, dim, 0, torch.device("cpu"))
+        x, y = geometric_clusters(n, dim, 0, torch.device("cpu"))
         dist.barrier()
         t = time.perf_counter()
         i, _ = distributed_similar_pairs(x, y, T_F, T_Q, backend="torch", device="cpu")
@@ -102,7 +101,7 @@ def main() -> int:
     n, dim = (6_000, 256) if args.quick else (20_000, 512)
     repeats = 2 if args.quick else 3
     torch.set_num_threads(1)
-    x, y_uniform = clustered_features(n, dim, 0, torch.device("cpu"))
+    x, y_uniform = geometric_clusters(n, dim, 0, torch.device("cpu"))
     ok = True
     # Uniform labels give every row about the same label window; skewed labels (most
     # scores low, as in many IQA sets) make equal row counts unequal work.

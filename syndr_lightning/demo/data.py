@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from syndr_lightning.fakedata.kadid import kadid_ref_id, write_kadid
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_dir, atomic_open
 
@@ -303,43 +304,24 @@ def _write_kadid(
     root: Path,
     seed: int,
 ) -> pd.DataFrame:
-    """Write ``refs`` in KADID-10k's layout under ``root``, labelled with proxy_mos.
-
-    References become ``images/I01.png`` ..., distorted images ``images/I01_TT_LL.png``,
-    and ``dmos.csv`` lists ``dist_img,ref_img,dmos,var`` (``dmos`` = proxy MOS 1..5,
-    higher is better as in KADID; ``var`` = 0). Returns the table with the source crop
-    name of every reference added.
+    """Write ``refs`` in KADID-10k's layout under ``root`` (``fakedata.kadid``), labelled
+    with proxy_mos (``dmos`` 1..5, higher is better as in KADID; ``var`` = 0). Returns the
+    table with the source crop name of every reference added.
     """
     from syndr_lightning.distort import derive_seed, distort_image
 
     if len(refs) > 81:
         raise ConfigError(f"the KADID layout holds at most 81 references; got {len(refs)}")
-    images = root / "images"
-    images.mkdir(parents=True)
-    rows: list[dict[str, Any]] = []
-    for i, (crop_name, ref) in enumerate(refs):
-        kid = f"I{i + 1:02d}"
-        _save_png(ref, images / f"{kid}.png")
-        for t in types:
-            for lv in levels:
-                out = distort_image(
-                    ref, int(t), int(lv), seed=derive_seed(seed, crop_name, int(t), int(lv))
-                )
-                name = f"{kid}_{int(t):02d}_{int(lv):02d}.png"
-                _save_png(out, images / name)
-                rows.append(
-                    {
-                        "dist_img": name,
-                        "ref_img": f"{kid}.png",
-                        "dmos": round(proxy_mos(ref, out), 6),
-                        "var": 0.0,
-                        "crop": crop_name,
-                    }
-                )
-    table = pd.DataFrame(rows)
-    with atomic_open(root / "dmos.csv") as fh:
-        table.drop(columns=["crop"]).to_csv(fh, index=False)
-    return table
+    (root / "images").mkdir(parents=True)
+    crop_of = {kadid_ref_id(i): crop_name for i, (crop_name, _) in enumerate(refs)}
+
+    def distort(ref_id: str, ref: np.ndarray, t: int, lv: int) -> tuple[np.ndarray, float, float]:
+        out = distort_image(ref, t, lv, seed=derive_seed(seed, crop_of[ref_id], t, lv))
+        return out, round(proxy_mos(ref, out), 6), 0.0
+
+    ids = ((kadid_ref_id(i), ref) for i, (_, ref) in enumerate(refs))
+    table = write_kadid(root, ids, types, levels, distort, _save_png)
+    return table.assign(crop=table["ref_img"].str[:-4].map(crop_of))
 
 
 def build_demo_dataset(

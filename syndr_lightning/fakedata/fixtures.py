@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from PIL import Image
 
 from syndr_lightning.data.datasets.csiq import CSIQ_TYPES
 from syndr_lightning.data.datasets.live import LIVE_FOLDERS
+from syndr_lightning.fakedata.kadid import kadid_ref_id, write_kadid
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
@@ -111,20 +112,21 @@ def _kadid(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 2,
            ref_ids: Sequence[int] | None = None) -> Path:  # fmt: skip
     ids = list(ref_ids) if ref_ids is not None else list(range(n_refs))
     type_list = list(types) if types is not None else list(range(1, 26))
-    lines = ["dist_img,ref_img,dmos,var"]
     severity = rng.uniform(0.4, 0.9, 26)
-    for i in ids:
-        name = f"I{i + 1:02d}"
-        ref = reference_image(rng, size)
-        save_image(ref, root / "images" / f"{name}.png")
-        base = rng.uniform(4.3, 4.9)
-        for t in type_list:
-            for lev in levels:
-                dist = f"{name}_{t:02d}_{lev:02d}.png"
-                save_image(degrade(ref, lev, rng), root / "images" / dist)
-                dmos = np.clip(base - (lev - 1) * severity[t] + rng.normal(0, 0.1), 1.0, 5.0)
-                lines.append(f"{dist},{name}.png,{dmos:.4f},{rng.uniform(0.1, 1.0):.4f}")
-    _write_text(root / "dmos.csv", "\n".join(lines) + "\n")
+    base: dict[str, float] = {}
+
+    def refs() -> Iterator[tuple[str, np.ndarray]]:
+        for i in ids:
+            ref = reference_image(rng, size)
+            base[kadid_ref_id(i)] = rng.uniform(4.3, 4.9)
+            yield kadid_ref_id(i), ref
+
+    def distort(ref_id: str, ref: np.ndarray, t: int, lev: int) -> tuple[np.ndarray, float, float]:
+        img = degrade(ref, lev, rng)
+        dmos = np.clip(base[ref_id] - (lev - 1) * severity[t] + rng.normal(0, 0.1), 1.0, 5.0)
+        return img, round(float(dmos), 4), round(float(rng.uniform(0.1, 1.0)), 4)
+
+    write_kadid(root, refs(), type_list, levels, distort, save_image)
     return root
 
 
