@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
+from syndr_lightning.data.cache import decode_rgb
 from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
@@ -44,9 +44,8 @@ def _read_rgb(
 ) -> np.ndarray:
     """Decode ``path`` as uint8 RGB; ``error`` naming the file and ``purpose`` otherwise."""
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return decode_rgb(path)
+    except DatasetError as exc:
         raise error(
             f"{str(path)!r}: not a readable image for {purpose} ({exc}); check that the file "
             f"exists and is a valid image, or remove it"
