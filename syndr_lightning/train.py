@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import platform
 import random
@@ -37,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
 from syndr_lightning.models.backbones import BACKBONES
 from syndr_lightning.reporting import plain_metrics, save_job_metrics
+from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
 from syndr_lightning.utils.io import atomic_open, git_sha
 
@@ -116,60 +116,13 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
 
 
 # ----------------------------------------------------------------------- validation
-def _number(cfg: DictConfig, key: str) -> float:
-    value = OmegaConf.select(cfg, key)
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise ConfigError(f"{key} must be finite, got {value!r}")
-    return out
-
-
 def _validate_reshape(cfg: DictConfig) -> None:
-    r = cfg.get("reshape")
-    if r is None:
-        return
-    if "T_f" in r and not 0.0 < _number(cfg, "reshape.T_f") <= 2.0:
-        raise ConfigError(
-            f"reshape.T_f={r.T_f} is out of range; allowed: 0 < T_f <= 2 (a cosine distance; "
-            f"paper default 0.1)"
-        )
-    if "T_q" in r and not _number(cfg, "reshape.T_q") > 0.0:
-        raise ConfigError(
-            f"reshape.T_q={r.T_q} is out of range; allowed: T_q > 0 (a label gap on the 0..10 "
-            f"scale; paper default 1.0)"
-        )
-    if "T_u" in r and (_number(cfg, "reshape.T_u") < 1 or float(r.T_u) != int(float(r.T_u))):
-        raise ConfigError(
-            f"reshape.T_u={r.T_u} is out of range; allowed: an integer >= 1 (paper default 20)"
-        )
-    if "T_ref" in r and not _number(cfg, "reshape.T_ref") >= 0.0:
-        raise ConfigError(
-            f"reshape.T_ref={r.T_ref} is out of range; allowed: T_ref >= 0 (paper default 0.05)"
-        )
-    if "k" in r and str(r.k) != "all":
-        try:
-            k_ok = int(r.k) >= 1 and float(r.k) == int(r.k)
-        except (TypeError, ValueError):
-            k_ok = False
-        if not k_ok:
-            raise ConfigError(
-                f"reshape.k={r.k!r} is out of range; allowed: an integer >= 1 or 'all' (paper "
-                f"default 5)"
-            )
-    choices = {"weights": ("reference", "softmin"), "rule": ("reference", "paper")}
-    for key, allowed in choices.items():
-        if key in r and r[key] not in allowed:
-            raise ConfigError(
-                f"reshape.{key}={r[key]!r} is unknown; allowed values: {', '.join(allowed)}"
-            )
-    if "temperature" in r and not _number(cfg, "reshape.temperature") > 0:
-        raise ConfigError(f"reshape.temperature={r.temperature} must be > 0")
-    for key in ("ddcup", "drcdown"):
-        if key in r and not isinstance(r[key], bool):
-            raise ConfigError(f"reshape.{key}={r[key]!r} must be true or false")
+    """Build the reshape parameter objects once, so a bad value fails before any work."""
+    if cfg.get("reshape") is not None:
+        ReshapeParams.from_config(OmegaConf.to_container(cfg.reshape, resolve=True))
+    feature_pass = OmegaConf.select(cfg, "data.feature_pass")
+    if feature_pass is not None:
+        FeaturePassParams.from_config(OmegaConf.to_container(feature_pass, resolve=True))
 
 
 def _dataset_entries(data: DictConfig) -> Iterable[tuple[str, Any]]:

@@ -69,13 +69,14 @@ def test_conf_dir_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
-    from syndr_lightning.data.syndr import RESHAPE_KEYS
+    from syndr_lightning.reshape.params import ReshapeParams
 
+    defaults = ReshapeParams().flat()
     for name in ("syndr", "none"):
         cfg = compose_config([f"reshape={name}"])
-        assert set(cfg.reshape) == set(RESHAPE_KEYS), name
+        assert set(cfg.reshape) == set(defaults), name
         for key in ("k", "T_ref", "T_q", "T_f", "T_u"):
-            assert cfg.reshape[key] == RESHAPE_KEYS[key]
+            assert cfg.reshape[key] == defaults[key]
     assert compose_config(["reshape=none"]).reshape.ddcup is False
 
 
@@ -126,6 +127,11 @@ def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path
             "reshape.rule=median",
             r"reshape\.rule='median' is unknown; allowed values: reference, paper",
         ),
+        (
+            "reshape.backend=numpy",
+            r"reshape\.backend='numpy' is unknown; allowed values: auto, torch, faiss",
+        ),
+        ("+data.feature_pass.batch_size=0", r"data\.feature_pass\.batch_size=0"),
         ("data.val_fraction=0", r"no validation set"),
     ],
 )
@@ -158,6 +164,7 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
         output_dir=tmp_path,
     )
     dm = build_datamodule(cfg)
-    assert dm.reshape["T_u"] == 7 and dm.reshape["drcdown"] is False  # type: ignore[attr-defined]
+    reshape = dm.reshape  # type: ignore[attr-defined]
+    assert reshape.drcdown_params.T_u == 7 and reshape.drcdown is False
     plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument

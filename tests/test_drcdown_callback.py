@@ -19,8 +19,9 @@ from torch import nn
 from syndr_lightning.callbacks.drcdown import DRCDownCallback
 from syndr_lightning.data.syndr import SynDRDataModule
 from syndr_lightning.fakedata.fixtures import write_fixture
-from syndr_lightning.reshape.engine import DRCDownConfig, DRCDownSelector, subset_hash
+from syndr_lightning.reshape.engine import DRCDownSelector, subset_hash
 from syndr_lightning.reshape.features import extract_features
+from syndr_lightning.reshape.params import DRCDownParams
 from syndr_lightning.utils.errors import ConfigError
 
 RESHAPE = {"ddcup": False, "drcdown": True, "T_f": 0.05, "T_q": 10.0, "T_u": 2}
@@ -124,7 +125,12 @@ def test_each_epoch_trains_on_the_subset_of_its_start_weights(kadid: Path, tmp_p
         model = TinyIQA()
         model.load_state_dict(rec.snapshots[e])
         fresh = DRCDownSelector(
-            list(pool["path"]), pool["score"].to_numpy(), dm.drcdown_cfg, seed=3
+            list(pool["path"]),
+            pool["score"].to_numpy(),
+            dm.drcdown_params,
+            dm.feature_pass,
+            3,
+            dm.feature_cache_dir,
         )
         expected = fresh.compute(model, e).kept
         seen = sorted(rec.indices[e])
@@ -214,9 +220,9 @@ def test_feature_pass_cache_and_batches_agree(kadid: Path, tmp_path: Path):
 
 def test_bad_drcdown_settings():
     with pytest.raises(ConfigError, match="T_f"):
-        DRCDownConfig(T_f=0.0)
+        DRCDownParams(T_f=0.0)
     with pytest.raises(ConfigError, match="rule"):
-        DRCDownConfig(rule="median")
+        DRCDownParams(rule="median")
 
 
 DDP_SCRIPT = textwrap.dedent(

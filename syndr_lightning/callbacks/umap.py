@@ -11,7 +11,7 @@ default callbacks). At the end of ``fit`` (global rank 0 only) the callback writ
 * ``drcdown_clusters_start.png`` / ``drcdown_clusters_final.png``: cluster sizes
   before/after DRCDown on the training pool's features from the model at the start of
   training (what epoch 0's DRCDown sees) and from the final model (needs a datamodule
-  with ``drcdown_cfg``, i.e. :class:`~syndr_lightning.data.syndr.SynDRDataModule`);
+  with ``drcdown_params``, i.e. :class:`~syndr_lightning.data.syndr.SynDRDataModule`);
 * ``curves.png``: ``drcdown/kept`` and ``val/srcc`` per epoch from the CSV logger.
 
 Every figure is also sent to the TensorBoard and W&B loggers when they are enabled.
@@ -72,7 +72,10 @@ class UMAPCallback(Callback):
         dm = trainer.datamodule
         if not (self.clusters and trainer.is_global_zero and dm is not None):
             return
-        if getattr(dm, "drcdown_cfg", None) is None or getattr(dm, "train_manifest", None) is None:
+        if (
+            getattr(dm, "drcdown_params", None) is None
+            or getattr(dm, "train_manifest", None) is None
+        ):
             return
         was_training = pl_module.training
         try:
@@ -94,7 +97,7 @@ class UMAPCallback(Callback):
         was_training = pl_module.training
         try:
             self.figures.update(self._maps(dm, pl_module, out))
-            if self.clusters and getattr(dm, "drcdown_cfg", None) is not None:
+            if self.clusters and getattr(dm, "drcdown_params", None) is not None:
                 self.figures.update(self._clusters(dm, pl_module, out, "final"))
             if self.curves:
                 self.figures.update(self._curves(trainer, out))
@@ -155,19 +158,19 @@ class UMAPCallback(Callback):
         from syndr_lightning.reshape.features import extract_features
         from syndr_lightning.viz.maps import drcdown_cluster_figure
 
-        cfg = dm.drcdown_cfg
+        cfg, fp = dm.drcdown_params, dm.feature_pass
         pool = getattr(dm, "original_manifest", None)
         if pool is None:
             pool = dm.train_manifest
         feats = extract_features(
             pl_module,
             list(pool["path"].astype(str)),
-            crop_size=int(cfg.crop_size),
-            resize=cfg.resize,
-            batch_size=int(cfg.batch_size),
-            num_workers=int(cfg.num_workers),
+            crop_size=int(fp.crop_size),
+            resize=fp.resize,
+            batch_size=fp.batch_size,
+            num_workers=fp.num_workers,
             device=pl_module.device,
-            cache_dir=cfg.cache_dir,
+            cache_dir=dm.feature_cache_dir,
         )
         try:
             png, summary = drcdown_cluster_figure(

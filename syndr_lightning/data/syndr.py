@@ -20,6 +20,7 @@ import json
 import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,53 +38,19 @@ from syndr_lightning.data.upsample import (
     list_images,
 )
 from syndr_lightning.reshape.engine import (
-    DRCDownConfig,
     DRCDownSelector,
     EpochSubset,
     epoch_seed,
 )
+from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.io import atomic_open, git_sha
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESHAPE_KEYS", "SynDRDataModule", "build_upsampled_set"]
-
-#: Keys understood in the ``reshape`` mapping (conf/reshape/*.yaml).
-RESHAPE_KEYS: dict[str, Any] = {
-    "ddcup": True,
-    "drcdown": True,
-    "k": 5,
-    "T_ref": 0.05,
-    "T_q": 1.0,
-    "T_f": 0.1,
-    "T_u": 20,
-    "weights": "reference",
-    "temperature": 0.05,
-    "rule": "reference",
-    "backend": "auto",
-    "levels": [1, 3, 5],
-    "encoder": "resnet50",
-    "encoder_weights": "imagenet",
-    "encoder_crop": 224,
-    "select_candidates": True,
-}
-
+__all__ = ["SynDRDataModule", "build_upsampled_set"]
 
 _PROTOCOL_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
-
-
-def _reshape_settings(reshape: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``RESHAPE_KEYS`` overridden by ``reshape``; unknown keys are a ConfigError."""
-    given = dict(reshape or {})
-    given.pop("_target_", None)
-    given.pop("name", None)
-    unknown = sorted(set(given) - set(RESHAPE_KEYS))
-    if unknown:
-        raise ConfigError(f"reshape has unknown keys {unknown}; allowed: {sorted(RESHAPE_KEYS)}")
-    out = dict(RESHAPE_KEYS)
-    out.update(given)
-    return out
 
 
 def seed_epoch_rngs(seed: int, epoch: int, worker: int = -1) -> None:
@@ -146,9 +113,10 @@ class SynDRDataModule(IQADataModule):
 
     Extra arguments over :class:`IQADataModule`:
 
-    - ``reshape``: the ``reshape`` config group (``ddcup``, ``drcdown``, ``k``, ``T_ref``,
-      ``T_q``, ``T_f``, ``T_u``, ``weights``, ``temperature``, ``rule``, ``backend``,
-      ``levels``, ``encoder``, ``encoder_weights``, ``encoder_crop``).
+    - ``reshape``: a :class:`~syndr_lightning.reshape.params.ReshapeParams` or the
+      ``reshape`` config mapping it is built from (``ddcup``, ``drcdown``, ``k``,
+      ``T_ref``, ``T_q``, ``T_f``, ``T_u``, ``weights``, ``temperature``, ``rule``,
+      ``backend``, ``levels``, ``encoder``, ``encoder_weights``, ``encoder_crop``).
     - ``candidates``: a dataset entry ``{name, root, options}`` whose loader has
       ``references()`` (``kadis700k``) or, with ``name: folder``, any folder of images.
     - ``predistorted``: the reference code's ``kadid_add81`` folder (``ref_imgs/``,
@@ -168,12 +136,12 @@ class SynDRDataModule(IQADataModule):
         test: Sequence[Mapping[str, Any]] | None = None,
         val: Mapping[str, Any] | None = None,
         *,
-        reshape: Mapping[str, Any] | None = None,
+        reshape: ReshapeParams | Mapping[str, Any] | None = None,
         candidates: Mapping[str, Any] | None = None,
         predistorted: str | None = None,
         upsample_cache_dir: str | None = None,
         drcdown_on_upsampled: bool = False,
-        feature_pass: Mapping[str, Any] | None = None,
+        feature_pass: FeaturePassParams | Mapping[str, Any] | None = None,
         reseed_every_epoch: bool = True,
         gendist_workers: int = 0,
         test_fraction: float = 0.0,
@@ -199,9 +167,9 @@ class SynDRDataModule(IQADataModule):
                     f"data.test[{i}].group_by={group!r} is unknown; allowed: dist_class, "
                     f"dist_type, ref (one extra test set per value, e.g. PIPAL's classes)"
                 )
-        self.reshape = _reshape_settings(reshape)
-        self.ddcup = bool(self.reshape["ddcup"])
-        self.drcdown = bool(self.reshape["drcdown"])
+        self.reshape = ReshapeParams.from_config(reshape)
+        self.ddcup = self.reshape.ddcup
+        self.drcdown = self.reshape.drcdown
         self.candidates = dict(candidates) if candidates else None
         self.predistorted = predistorted
         if self.ddcup and self.candidates is None and not predistorted:
@@ -217,33 +185,15 @@ class SynDRDataModule(IQADataModule):
                 "writable folder where the upsampled set is built once and reused"
             )
         self.drcdown_on_upsampled = bool(drcdown_on_upsampled)
-        fp = dict(feature_pass or {})
-        unknown = sorted(
-            set(fp) - {"crop_size", "resize", "batch_size", "num_workers", "half", "cache"}
-        )
-        if unknown:
-            raise ConfigError(
-                f"data.feature_pass has unknown keys {unknown}; allowed: crop_size, resize, "
-                f"batch_size, num_workers, half, cache"
-            )
-        self.feature_pass = fp
+        fp = FeaturePassParams.from_config(feature_pass)
+        # the feature pass crops like training unless told otherwise
+        self.feature_pass = replace(fp, crop_size=fp.crop_size or self.crop_size)
         self.reseed_every_epoch = bool(reseed_every_epoch)
         if int(gendist_workers) < 0:
             raise ConfigError(f"data.gendist_workers must be >= 0, got {gendist_workers!r}")
         self.gendist_workers = int(gendist_workers)
-        self.drcdown_cfg = DRCDownConfig(
-            T_f=float(self.reshape["T_f"]),
-            T_q=float(self.reshape["T_q"]),
-            T_u=int(self.reshape["T_u"]),
-            rule=str(self.reshape["rule"]),
-            backend=str(self.reshape["backend"]),
-            crop_size=int(fp.get("crop_size") or self.crop_size),
-            resize=fp.get("resize"),
-            batch_size=int(fp.get("batch_size", 128)),
-            num_workers=int(fp.get("num_workers", 0)),
-            half=bool(fp.get("half", False)),
-            cache_dir=self._feature_cache_dir(fp.get("cache", True)),
-        )
+        self.drcdown_params = self.reshape.drcdown_params
+        self.feature_cache_dir = self._feature_cache_dir(self.feature_pass.cache)
         self.upsampled: UpsampledSet | None = None
         self.original_manifest: pd.DataFrame | None = None
         self.n_original = 0
@@ -265,20 +215,7 @@ class SynDRDataModule(IQADataModule):
                 "reshape.ddcup=true needs a synthetic training set with distortion types "
                 "(e.g. kadid10k); the training manifest has none"
             )
-        levels = self.reshape["levels"]
-        return UpsampleSpec(
-            types=types,
-            levels=tuple(int(v) for v in levels),
-            k="all" if self.reshape["k"] == "all" else int(self.reshape["k"]),
-            T_ref=float(self.reshape["T_ref"]),
-            weights=str(self.reshape["weights"]),
-            temperature=float(self.reshape["temperature"]),
-            encoder=str(self.reshape["encoder"]),
-            encoder_weights=str(self.reshape["encoder_weights"]),
-            crop_size=int(self.reshape["encoder_crop"]),
-            seed=self.seed,
-            select=bool(self.reshape["select_candidates"]),
-        )
+        return UpsampleSpec.from_params(types, self.reshape.ddcup_params, self.seed)
 
     def _training_refs(self) -> dict[str, Path]:
         loader_cls = get_loader(str(self.train_entry["name"]))
@@ -421,8 +358,10 @@ class SynDRDataModule(IQADataModule):
                 self.drcdown_selector = DRCDownSelector(
                     list(pool["path"].astype(str)),
                     pool["score"].to_numpy(dtype=np.float64),
-                    self.drcdown_cfg,
-                    seed=self.seed,
+                    self.drcdown_params,
+                    self.feature_pass,
+                    self.seed,
+                    self.feature_cache_dir,
                 )
             if stage in (None, "fit"):
                 self.drcdown_selector.reset()
@@ -548,7 +487,7 @@ class SynDRDataModule(IQADataModule):
             "ddcup": self.ddcup,
             "drcdown": self.drcdown,
             "drcdown_on_upsampled": self.drcdown_on_upsampled,
-            **{k: self.reshape[k] for k in _PROTOCOL_KEYS},
+            **{k: self.reshape.flat()[k] for k in _PROTOCOL_KEYS},
             "val": f"{self.val_fraction:.2f} of training refs held out",
             "eval_crops": f"{self.eval_crops} x {self.eval_crop_mode} {self.crop_size}",
             "seed": self.seed,

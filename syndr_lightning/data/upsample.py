@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syndr_lightning.reshape.params import DDCUpParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 from syndr_lightning.utils.io import atomic_dir, atomic_open, file_identity, git_sha
 
@@ -46,37 +47,60 @@ _PREDIST_NAME = re.compile(r"^(.+)_(\d{2})_(\d{2})$")
 
 @dataclass(frozen=True)
 class UpsampleSpec:
-    """The settings of one DDCUp build (all of them enter the cache key)."""
+    """The settings of one DDCUp build (all of them enter the cache key).
+
+    The DDCUp fields are :class:`~syndr_lightning.reshape.params.DDCUpParams`' (its
+    defaults, validated by it); ``crop_size`` is its ``encoder_crop`` and ``select`` its
+    ``select_candidates``. Build one with :meth:`from_params`.
+    """
 
     types: tuple[int, ...]
-    levels: tuple[int, ...] = (1, 3, 5)
-    k: int | str = 5  # or "all"
-    T_ref: float = 0.05
-    weights: str = "reference"
-    temperature: float = 0.05
-    encoder: str = "resnet50"
-    encoder_weights: str = "imagenet"
-    crop_size: int = 224
+    levels: tuple[int, ...] = DDCUpParams.levels
+    k: int | str = DDCUpParams.k  # or "all"
+    T_ref: float = DDCUpParams.T_ref
+    weights: str = DDCUpParams.weights
+    temperature: float = DDCUpParams.temperature
+    encoder: str = DDCUpParams.encoder
+    encoder_weights: str = DDCUpParams.encoder_weights
+    crop_size: int = DDCUpParams.encoder_crop
     seed: int = 0
-    select: bool = True  # False: every candidate (ablation rows b, d of Table 4)
+    select: bool = DDCUpParams.select_candidates  # False: every candidate (Table 4 b, d)
 
     def __post_init__(self) -> None:
         if not self.types:
             raise ConfigError("DDCUp needs at least one distortion type (data.types)")
-        if not self.levels or any(not 1 <= int(lv) <= 5 for lv in self.levels):
-            raise ConfigError(
-                f"DDCUp levels must be a non-empty list of KADID levels 1..5; got {self.levels}"
-            )
-        if self.k != "all" and (not str(self.k).isdigit() or int(self.k) < 1):
-            raise ConfigError(f"reshape.k must be an integer >= 1 or 'all'; got {self.k!r}")
-        if float(self.T_ref) < 0:
-            raise ConfigError(f"reshape.T_ref must be >= 0; got {self.T_ref}")
-        if self.weights not in ("reference", "softmin"):
-            raise ConfigError(
-                f"reshape.weights must be 'reference' or 'softmin'; got {self.weights!r}"
-            )
-        if float(self.temperature) <= 0:
-            raise ConfigError(f"reshape.temperature must be > 0; got {self.temperature}")
+        self.params()  # DDCUpParams validates the DDCUp fields
+
+    def params(self) -> DDCUpParams:
+        """The DDCUp parameter object of this spec."""
+        return DDCUpParams(
+            k=self.k,
+            T_ref=self.T_ref,
+            weights=self.weights,
+            temperature=self.temperature,
+            levels=self.levels,
+            encoder=self.encoder,
+            encoder_weights=self.encoder_weights,
+            encoder_crop=self.crop_size,
+            select_candidates=self.select,
+        )
+
+    @classmethod
+    def from_params(cls, types: Sequence[int], params: DDCUpParams, seed: int) -> UpsampleSpec:
+        """The spec of a build over the training ``types`` with ``params``."""
+        return cls(
+            types=tuple(int(t) for t in types),
+            levels=params.levels,
+            k=params.k,
+            T_ref=params.T_ref,
+            weights=params.weights,
+            temperature=params.temperature,
+            encoder=params.encoder,
+            encoder_weights=params.encoder_weights,
+            crop_size=params.encoder_crop,
+            seed=int(seed),
+            select=params.select_candidates,
+        )
 
 
 @dataclass

@@ -9,9 +9,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from syndr_lightning.reshape._validate import check_choice, check_int
+from syndr_lightning.reshape.params import RULES, DRCDownParams
 from syndr_lightning.utils.errors import InputError
-
-RULES: tuple[str, ...] = ("reference", "paper")
 
 
 def _check_pairs(n: int, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +69,7 @@ def _check_cluster(cluster: Any) -> np.ndarray:
     return c
 
 
-def keep_count(n: int, t_u: int, rule: str = "reference") -> int:
+def keep_count(n: int, t_u: int, rule: str = DRCDownParams.rule) -> int:
     """How many members a cluster of size ``n`` keeps under ``rule``.
 
     reference: ``max(t_u, n // 2)`` when n > t_u; paper: the same when n / 2 > t_u.
@@ -81,7 +80,11 @@ def keep_count(n: int, t_u: int, rule: str = "reference") -> int:
 
 
 def downsample(
-    cluster: np.ndarray, t_u: int = 20, rule: str = "reference", seed: int = 0, epoch: int = 0
+    cluster: np.ndarray,
+    t_u: int = DRCDownParams.T_u,
+    rule: str = DRCDownParams.rule,
+    seed: int = 0,
+    epoch: int = 0,
 ) -> np.ndarray:
     """Sorted indices kept by DRCDown's downsampling of the given clusters.
 

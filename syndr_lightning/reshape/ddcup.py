@@ -18,9 +18,9 @@ from syndr_lightning.reshape._validate import (
     check_same_dim,
     check_threshold,
 )
+from syndr_lightning.reshape.params import WEIGHTS, DDCUpParams
 from syndr_lightning.utils.errors import InputError
 
-WEIGHTS: tuple[str, ...] = ("reference", "softmin")
 _BLOCK = 1024
 _LIST_SIZE = 64  # close candidates remembered per candidate by the selection loop
 
@@ -200,10 +200,10 @@ def _check_k(k: Any, n_ref: int) -> int:
 def ddcup_neighbours(
     train_feats: np.ndarray,
     new_feats: np.ndarray,
-    k: int | str = 5,
-    t_ref: float = 0.05,
-    weights: str = "reference",
-    temperature: float = 0.05,
+    k: int | str = DDCUpParams.k,
+    t_ref: float = DDCUpParams.T_ref,
+    weights: str = DDCUpParams.weights,
+    temperature: float = DDCUpParams.temperature,
 ) -> Neighbours:
     """The neighbours and weights behind ``ddcup_pseudo_labels`` (for diagnostics).
 
@@ -246,10 +246,10 @@ def ddcup_pseudo_labels(
     train_feats: np.ndarray,
     new_feats: np.ndarray,
     train_labels: np.ndarray,
-    k: int | str = 5,
-    t_ref: float = 0.05,
-    weights: str = "reference",
-    temperature: float = 0.05,
+    k: int | str = DDCUpParams.k,
+    t_ref: float = DDCUpParams.T_ref,
+    weights: str = DDCUpParams.weights,
+    temperature: float = DDCUpParams.temperature,
 ) -> np.ndarray:
     """Pseudo-labels float32 ``[n_new, *label_shape]`` for new refs (DDCUp Algorithm 2).
 

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from syndr_lightning.reshape.drcdown import DRCDownResult, drcdown_from_pairs
 from syndr_lightning.reshape.pairs import balanced_slices, prepare, similar_pairs_slice
+from syndr_lightning.reshape.params import DRCDownParams
 from syndr_lightning.utils.errors import InputError
 
 
@@ -93,8 +94,8 @@ def _check_same_inputs(
 def distributed_similar_pairs(
     features: np.ndarray,
     labels: np.ndarray,
-    t_f: float = 0.1,
-    t_q: float = 1.0,
+    t_f: float = DRCDownParams.T_f,
+    t_q: float = DRCDownParams.T_q,
     backend: str = "auto",
     device: str | torch.device | None = None,
     block_rows: int | None = None,
@@ -129,10 +130,10 @@ def distributed_similar_pairs(
 def distributed_drcdown(
     features: np.ndarray,
     labels: np.ndarray,
-    t_f: float = 0.1,
-    t_q: float = 1.0,
-    t_u: int = 20,
-    rule: str = "reference",
+    t_f: float = DRCDownParams.T_f,
+    t_q: float = DRCDownParams.T_q,
+    t_u: int = DRCDownParams.T_u,
+    rule: str = DRCDownParams.rule,
     seed: int = 0,
     epoch: int = 0,
     backend: str = "auto",

@@ -11,6 +11,7 @@ import torch
 
 from syndr_lightning.reshape.clusters import cluster_stats, connected_clusters, downsample
 from syndr_lightning.reshape.pairs import similar_pairs
+from syndr_lightning.reshape.params import DRCDownParams
 
 
 @dataclass
@@ -39,10 +40,10 @@ class DRCDownResult:
 def drcdown(
     features: np.ndarray,
     labels: np.ndarray,
-    t_f: float = 0.1,
-    t_q: float = 1.0,
-    t_u: int = 20,
-    rule: str = "reference",
+    t_f: float = DRCDownParams.T_f,
+    t_q: float = DRCDownParams.T_q,
+    t_u: int = DRCDownParams.T_u,
+    rule: str = DRCDownParams.rule,
     seed: int = 0,
     epoch: int = 0,
     backend: str = "auto",
@@ -68,8 +69,8 @@ def drcdown_from_pairs(
     n: int,
     i: np.ndarray,
     j: np.ndarray,
-    t_u: int = 20,
-    rule: str = "reference",
+    t_u: int = DRCDownParams.T_u,
+    rule: str = DRCDownParams.rule,
     seed: int = 0,
     epoch: int = 0,
     seconds_pairs: float = 0.0,

@@ -34,7 +34,8 @@ import torch.distributed as dist
 
 from syndr_lightning.reshape.distributed import all_gather_rows, world_of
 from syndr_lightning.reshape.features import extract_features
-from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.reshape.params import DRCDownParams, FeaturePassParams
+from syndr_lightning.utils.errors import InputError
 
 
 def subset_hash(indices: np.ndarray | Sequence[int]) -> str:
@@ -100,38 +101,10 @@ class EpochSubset:
         }
 
 
-@dataclass
-class DRCDownConfig:
-    """DRCDown hyper-parameters (paper names) and feature-pass settings."""
-
-    T_f: float = 0.1
-    T_q: float = 1.0
-    T_u: int = 20
-    rule: str = "reference"
-    backend: str = "auto"
-    crop_size: int = 224
-    resize: int | None = None
-    batch_size: int = 128
-    num_workers: int = 0
-    half: bool = False
-    cache_dir: str | None = None
-    split_pairs: bool = True  # DDP: split the pair search over the ranks
-
-    def __post_init__(self) -> None:
-        if not 0.0 < float(self.T_f) <= 2.0:
-            raise ConfigError(f"reshape.T_f must be in (0, 2] (cosine distance); got {self.T_f}")
-        if float(self.T_q) <= 0.0:
-            raise ConfigError(f"reshape.T_q must be > 0 (on the 0..10 scale); got {self.T_q}")
-        if int(self.T_u) < 1:
-            raise ConfigError(f"reshape.T_u must be an integer >= 1; got {self.T_u}")
-        if self.rule not in ("reference", "paper"):
-            raise ConfigError(f"reshape.rule must be 'reference' or 'paper'; got {self.rule!r}")
-
-
 def select_subset(
     features: np.ndarray,
     labels: np.ndarray,
-    cfg: DRCDownConfig,
+    params: DRCDownParams,
     seed: int,
     epoch: int,
     distributed: bool = False,
@@ -149,13 +122,13 @@ def select_subset(
     res = run(
         features,
         labels,
-        t_f=float(cfg.T_f),
-        t_q=float(cfg.T_q),
-        t_u=int(cfg.T_u),
-        rule=cfg.rule,
+        t_f=params.T_f,
+        t_q=params.T_q,
+        t_u=params.T_u,
+        rule=params.rule,
         seed=int(seed),
         epoch=int(epoch),
-        backend=cfg.backend,
+        backend=params.backend,
     )
     kept = np.sort(np.asarray(res.kept, dtype=np.int64))
     return kept, _flatten_stats(res)
@@ -184,12 +157,20 @@ class DRCDownSelector:
     """Computes the DRCDown subset of one epoch from the current model, once per epoch.
 
     ``paths`` and ``labels`` describe the pool DRCDown runs over (the original training
-    samples, or original + upsampled). ``__call__(trainer, epoch)`` returns the
-    :class:`EpochSubset`; results are memoised per epoch for the current fit.
+    samples, or original + upsampled); ``params`` and ``feature_pass`` are the validated
+    parameter objects (``feature_pass.crop_size`` resolved), ``cache_dir`` the crop cache
+    (None: no cache). :meth:`compute` returns the :class:`EpochSubset`; results are
+    memoised per epoch in ``results`` for the current fit.
     """
 
     def __init__(
-        self, paths: Sequence[str], labels: np.ndarray, cfg: DRCDownConfig, seed: int = 0
+        self,
+        paths: Sequence[str],
+        labels: np.ndarray,
+        params: DRCDownParams,
+        feature_pass: FeaturePassParams,
+        seed: int,
+        cache_dir: str | None = None,
     ) -> None:
         labels = np.asarray(labels, dtype=np.float64)
         if len(paths) != len(labels):
@@ -200,7 +181,11 @@ class DRCDownSelector:
             raise InputError("DRCDown labels must be finite (0..10); found NaN or inf")
         self.paths = list(paths)
         self.labels = labels
-        self.cfg = cfg
+        if feature_pass.crop_size is None:
+            raise InputError("feature_pass.crop_size must be resolved (the training crop)")
+        self.params = params
+        self.feature_pass = feature_pass
+        self.cache_dir = cache_dir
         self.seed = int(seed)
         self.results: dict[int, EpochSubset] = {}
 
@@ -227,12 +212,12 @@ class DRCDownSelector:
         feats = extract_features(
             model,
             [self.paths[i] for i in shard],
-            crop_size=self.cfg.crop_size,
-            resize=self.cfg.resize,
-            batch_size=self.cfg.batch_size,
-            num_workers=self.cfg.num_workers,
-            half=self.cfg.half,
-            cache_dir=self.cfg.cache_dir,
+            crop_size=int(self.feature_pass.crop_size),
+            resize=self.feature_pass.resize,
+            batch_size=self.feature_pass.batch_size,
+            num_workers=self.feature_pass.num_workers,
+            half=self.feature_pass.half,
+            cache_dir=self.cache_dir,
             progress=progress,
         )
         if world > 1:
@@ -241,12 +226,12 @@ class DRCDownSelector:
         feature_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         decision: tuple[np.ndarray, dict[str, float]] | None = None
-        split = world > 1 and self.cfg.split_pairs
+        split = world > 1 and self.params.split_pairs
         if rank == 0 or split:
             decision = select_subset(
                 feats.astype(np.float32, copy=False),
                 self.labels,
-                self.cfg,
+                self.params,
                 self.seed,
                 epoch,
                 distributed=split,

@@ -47,10 +47,10 @@ from syndr_lightning.reshape._validate import (
     float_feature_array,
     screening_norms_ok,
 )
+from syndr_lightning.reshape.params import BACKENDS, DRCDownParams
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import InputError
 
-BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 # FAISS GPU indexes answer k-NN queries with k at most this value.
 FAISS_GPU_MAX_K = 2048
@@ -284,7 +284,9 @@ def _window_ends(ys: np.ndarray, t_q: float) -> np.ndarray:
     return np.searchsorted(ys, bound, side="right").astype(np.int64)
 
 
-def balanced_slices(labels: np.ndarray, n_parts: int, t_q: float = 1.0) -> list[tuple[int, int]]:
+def balanced_slices(
+    labels: np.ndarray, n_parts: int, t_q: float = DRCDownParams.T_q
+) -> list[tuple[int, int]]:
     """Split the label-sorted rows into ``n_parts`` contiguous ranges of about equal work.
 
     The work of sorted row p is the number of columns it is multiplied with (its label
@@ -770,8 +772,8 @@ def similar_pairs_slice(
     labels: np.ndarray | None,
     start: int,
     stop: int,
-    t_f: float = 0.1,
-    t_q: float = 1.0,
+    t_f: float = DRCDownParams.T_f,
+    t_q: float = DRCDownParams.T_q,
     backend: str = "auto",
     device: str | torch.device | None = None,
     block_rows: int | None = None,
@@ -834,8 +836,8 @@ def similar_pairs_slice(
 def similar_pairs(
     features: np.ndarray,
     labels: np.ndarray,
-    t_f: float = 0.1,
-    t_q: float = 1.0,
+    t_f: float = DRCDownParams.T_f,
+    t_q: float = DRCDownParams.T_q,
     backend: str = "auto",
     device: str | torch.device | None = None,
     block_rows: int | None = None,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from syndr_lightning.reshape.params import DRCDownParams
 from syndr_lightning.utils.errors import InputError
 from syndr_lightning.utils.io import atomic_open
 from syndr_lightning.viz.figures import (
@@ -179,12 +180,12 @@ def drcdown_cluster_figure(
     labels: np.ndarray,
     path: str | os.PathLike[str],
     *,
-    T_f: float = 0.1,
-    T_q: float = 1.0,
-    T_u: int = 20,
-    rule: str = "reference",
+    T_f: float = DRCDownParams.T_f,
+    T_q: float = DRCDownParams.T_q,
+    T_u: int = DRCDownParams.T_u,
+    rule: str = DRCDownParams.rule,
     seed: int = 0,
-    backend: str = "auto",
+    backend: str = DRCDownParams.backend,
     title: str = "Cluster sizes before and after DRCDown",
 ) -> tuple[Path, dict[str, Any]]:
     """Run DRCDown on ``features``/``labels`` and plot the cluster sizes before and after.
