@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from syndr_lightning.protocol import Protocol
 from syndr_lightning.reporting import JobRecord, find_jobs
 from syndr_lightning.utils.errors import InputError, SyndrError
 from syndr_lightning.utils.io import atomic_open
@@ -102,7 +103,6 @@ def protocol(jobs: Sequence[JobRecord]) -> str:
     """One line: seeds, split, crops, reshaping settings, git SHAs of the jobs."""
     cfg = next((_job_config(j) for j in jobs if j.ok), {})
     data = cfg.get("data", {}) or {}
-    reshape = cfg.get("reshape", {}) or {}
     shas = set()
     for j in jobs:
         file = j.path / "metrics.json"
@@ -118,9 +118,8 @@ def protocol(jobs: Sequence[JobRecord]) -> str:
         f"{data.get('test_fraction', '?')}, val {data.get('val_fraction', '?')}; eval "
         f"{data.get('eval_crops', '?')} {data.get('eval_crop_mode', '?')} crops of "
         f"{data.get('crop_size', '?')} px (held-out KADID: "
-        f"{data.get('heldout_crop_mode', '?')}); DDCUp={reshape.get('ddcup')} "
-        f"DRCDown={reshape.get('drcdown')} rule={reshape.get('rule')} "
-        f"weights={reshape.get('weights')}; git {', '.join(sorted(shas)) or 'unknown'}"
+        f"{data.get('heldout_crop_mode', '?')}); {Protocol.from_config(cfg).reshaping()}; "
+        f"git {', '.join(sorted(shas)) or 'unknown'}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Run reporting: per-job metric files and the multirun tables read back from them.
+"""Run reporting: the results table of a run, per-job metric files, and the multirun
+tables read back from them.
 
 A Hydra multirun directory holds one folder per job (``0/``, ``1/``, ... for the local
 launcher and submitit alike), each with ``.hydra/config.yaml`` and ``.hydra/overrides.yaml``
@@ -401,3 +402,36 @@ def collect(
         csv_path=csv_path,
         failed_dirs=failed,
     )
+
+
+# ------------------------------------------------------------------ one run
+def print_report(
+    metrics: Mapping[str, float],
+    names: Sequence[str],
+    rows: Sequence[tuple[str, str]],
+    caption: str,
+) -> None:
+    """Print val/test metrics per selection rule as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from syndr_lightning.metrics import METRIC_NAMES
+
+    table = Table(title="SynDR-IQA results", caption=caption, caption_justify="left")
+    table.add_column("dataset")
+    table.add_column("checkpoint")
+    for metric in METRIC_NAMES:
+        table.add_column(metric.upper().replace("_LOGISTIC", "-log"), justify="right")
+    datasets = [("val", "val"), *[(n, n) for n in names]]
+    for label, name in datasets:
+        for prefix, rule in rows:
+            key_prefix = f"{prefix}/" if name == "val" else f"{prefix}/{name}/"
+            if name == "val" and not prefix.startswith("val"):
+                continue
+            if name != "val" and prefix.startswith("val"):
+                continue
+            values = [metrics.get(f"{key_prefix}{m}") for m in METRIC_NAMES]
+            if all(v is None for v in values):
+                continue
+            table.add_row(label, rule, *["-" if v is None else f"{v:.4f}" for v in values])
+    Console().print(table)

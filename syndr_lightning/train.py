@@ -1,44 +1,38 @@
 """The Hydra task function: build data, model, callbacks, loggers and trainer; fit; test.
 
 ``train(cfg)`` is what ``python -m syndr_lightning`` runs (config key ``task``). It
-validates the config, writes ``config_resolved.yaml`` and ``run_info.json`` into the run
-folder, seeds everything, fits, then tests the checkpoint with the best ``val/srcc``
-(``test/<dataset>/*``) and the last epoch (``test_last/<dataset>/*``), prints both in a
-table with the protocol, writes ``metrics.json`` and returns the metrics (``val/srcc``
-is the sweep objective).
+validates the config (``config.validate_config``), writes ``config_resolved.yaml`` and
+``run_info.json`` into the run folder (``provenance``), seeds everything, fits, evaluates
+the checkpoint with the best ``val/srcc`` (``test/<dataset>/*``) and the last epoch
+(``test_last/<dataset>/*``) (``evaluation``), prints both with the run's ``Protocol``,
+writes ``metrics.json`` and returns the metrics (``val/srcc`` is the sweep objective).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
-import os
-import platform
-import random
-import re
-import socket
-import sys
-import time
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig
 
-from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
-from syndr_lightning.models.backbones import BACKBONES
-from syndr_lightning.reporting import plain_metrics, save_job_metrics
-from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
-from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
-from syndr_lightning.utils.io import atomic_open, git_sha
+from syndr_lightning.callbacks.test_selection import TestSetSelection
+from syndr_lightning.config import (
+    REPO_ROOT,
+    build_datamodule,
+    build_loggers,
+    compose_config,
+    conf_dir,
+    finish_wandb,
+    instantiate,
+    instantiate_mapping,
+    register_resolvers,
+    validate_config,
+)
+from syndr_lightning.evaluation import evaluate
+from syndr_lightning.protocol import Protocol
+from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
+from syndr_lightning.reporting import print_report
 
 __all__ = [
     "REPO_ROOT",
@@ -50,369 +44,11 @@ __all__ = [
     "validate_config",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-VAL_MONITOR = "val/srcc"
+# Rows of the results table: (metric prefix, how the checkpoint was chosen).
+_ROWS_LAST = [("val_last", "last"), ("test_last", "last")]
+_ROW_ON_TEST = ("test_best_on_test", "best epoch on TEST (optimistic)")
 
 
-# ------------------------------------------------------------------ config plumbing
-def conf_dir() -> Path:
-    """The absolute ``conf/`` folder ($SYNDR_CONF_DIR, else ``<repo>/conf``)."""
-    env = os.environ.get("SYNDR_CONF_DIR")
-    candidate = Path(env).expanduser().resolve() if env else REPO_ROOT / "conf"
-    if not (candidate / "train.yaml").is_file():
-        raise ConfigError(
-            f"config folder {str(candidate)!r} has no train.yaml; syndr_lightning must be "
-            f"installed editable from its repository (pip install -e .) so that conf/ sits "
-            f"next to the package, or SYNDR_CONF_DIR must point to a conf/ folder"
-        )
-    return candidate
-
-
-def register_resolvers() -> None:
-    """Register ``${syndr_root:}`` (the repository folder) with OmegaConf (idempotent)."""
-    if not OmegaConf.has_resolver("syndr_root"):
-        OmegaConf.register_new_resolver("syndr_root", lambda: str(REPO_ROOT))
-
-
-register_resolvers()
-
-
-def compose_config(
-    overrides: Sequence[str] = (),
-    output_dir: str | os.PathLike[str] | None = None,
-    config_name: str = "train",
-) -> DictConfig:
-    """Compose ``conf/`` as the CLI would (for tests and notebooks).
-
-    ``output_dir`` plays the role of Hydra's run folder (``${hydra:runtime.output_dir}``).
-    """
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir()), job_name="syndr"):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
-    HydraConfig.instance().set_config(cfg)
-    # Like the config @hydra.main hands to a task: no `hydra` node (``${hydra:...}``
-    # resolves through the HydraConfig singleton set above).
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
-
-
-def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` that lets our own errors through unwrapped."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as exc:
-        cause = exc.__cause__
-        while cause is not None and not isinstance(cause, SyndrError):
-            cause = cause.__cause__
-        if isinstance(cause, SyndrError):
-            raise cause from None
-        raise ConfigError(f"cannot build {key}: {exc}") from exc
-
-
-# ----------------------------------------------------------------------- validation
-def _validate_reshape(cfg: DictConfig) -> None:
-    """Build the reshape parameter objects once, so a bad value fails before any work."""
-    if cfg.get("reshape") is not None:
-        ReshapeParams.from_config(OmegaConf.to_container(cfg.reshape, resolve=True))
-    feature_pass = OmegaConf.select(cfg, "data.feature_pass")
-    if feature_pass is not None:
-        FeaturePassParams.from_config(OmegaConf.to_container(feature_pass, resolve=True))
-
-
-def _dataset_entries(data: DictConfig) -> Iterable[tuple[str, Any]]:
-    if data.get("train") is not None:
-        yield "data.train", data.train
-    if data.get("val") is not None:
-        yield "data.val", data.val
-    for i, entry in enumerate(data.get("test") or []):
-        yield f"data.test[{i}]", entry
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """Check the config before anything is built; raise ConfigError/DatasetError naming the key."""
-    for group in ("data", "model", "trainer"):
-        if cfg.get(group) is None:
-            raise ConfigError(f"config group {group!r} is missing; add `{group}: <choice>`")
-    backbone = OmegaConf.select(cfg, "model.backbone")
-    if backbone is not None and backbone not in BACKBONES:
-        raise ConfigError(
-            f"model.backbone={backbone!r} is unknown; allowed values: {', '.join(BACKBONES)}"
-        )
-    _validate_reshape(cfg)
-    for key, entry in _dataset_entries(cfg.data):
-        name, root = entry.get("name"), entry.get("root")
-        if not name or not root:
-            raise ConfigError(f"{key} needs `name` (a dataset loader) and `root` (its path)")
-        if name != "synthetic" and not Path(str(root)).expanduser().exists():
-            raise DatasetError(
-                f"{key}.root={str(root)!r} does not exist; download dataset {name!r} there, "
-                f"or set {key}.root (or paths.data_dir / $SYNDR_DATA_DIR) to its folder"
-            )
-    if cfg.trainer.get("sync_batchnorm") and cfg.trainer.get("accelerator") == "cpu":
-        raise ConfigError(
-            "trainer.sync_batchnorm=true works on GPUs only; with trainer.accelerator=cpu set "
-            "trainer.sync_batchnorm=false"
-        )
-    has_val = cfg.data.get("val") is not None or float(cfg.data.get("val_fraction", 0.2)) > 0
-    monitors = [
-        str(c.get("monitor"))
-        for c in (cfg.get("callbacks") or {}).values()
-        if isinstance(c, Mapping | DictConfig) and c.get("monitor")
-    ]
-    if not has_val and any(m.startswith("val/") for m in monitors):
-        raise ConfigError(
-            "data.val_fraction=0 and no data.val: there is no validation set for model "
-            "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the checkpoint "
-            "monitor (callbacks.model_checkpoint.monitor=null)"
-        )
-    try:
-        seed = int(cfg.get("seed", 0))
-    except (TypeError, ValueError):
-        raise ConfigError(f"seed must be an integer, got {cfg.get('seed')!r}") from None
-    if seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {seed}")
-
-
-# ------------------------------------------------------------------ run provenance
-def _plain_config(cfg: DictConfig) -> dict[str, Any]:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    container.pop("hydra", None)
-    return container
-
-
-def _versions() -> dict[str, str]:
-    import hydra
-    import lightning
-    import timm
-    import torchvision
-
-    import syndr_lightning
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "lightning": lightning.__version__,
-        "hydra": hydra.__version__,
-        "timm": timm.__version__,
-        "numpy": np.__version__,
-        "syndr_lightning": syndr_lightning.__version__,
-    }
-
-
-@rank_zero_only
-def save_run_files(cfg: DictConfig, out_dir: Path) -> None:
-    """Write ``config_resolved.yaml`` and ``run_info.json`` into ``out_dir`` (atomically)."""
-    plain = _plain_config(cfg)
-    with atomic_open(out_dir / "config_resolved.yaml", "w", encoding="utf-8") as fh:
-        fh.write(OmegaConf.to_yaml(OmegaConf.create(plain)))
-    overrides: list[str] = []
-    if HydraConfig.initialized():
-        overrides = list(HydraConfig.get().overrides.task)
-    info = {
-        "git_sha": git_sha(),
-        "versions": _versions(),
-        "seed": int(cfg.get("seed", 0)),
-        "task": str(cfg.get("task", "syndr_lightning.train.train")),
-        "command": [sys.executable, *sys.argv],
-        "overrides": overrides,
-        "host": socket.gethostname(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "output_dir": str(out_dir),
-    }
-    with atomic_open(out_dir / "run_info.json", "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2)
-        fh.write("\n")
-
-
-# ------------------------------------------------------------------ object building
-def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """Instantiate ``cfg.data``; pass ``reshape=cfg.reshape`` when the target accepts it."""
-    target = cfg.data.get("_target_")
-    if not target:
-        raise ConfigError(
-            "data._target_ is missing; e.g. syndr_lightning.data.datamodule.IQADataModule"
-        )
-    try:
-        cls = get_class(str(target))
-    except Exception as exc:  # hydra raises plain ImportError/ValueError variants
-        raise ConfigError(f"data._target_={target!r} cannot be imported: {exc}") from None
-    kwargs: dict[str, Any] = {}
-    params = inspect.signature(cls.__init__).parameters
-    if "reshape" in params and "reshape" not in cfg.data and cfg.get("reshape") is not None:
-        kwargs["reshape"] = OmegaConf.to_container(cfg.reshape, resolve=True)
-    return _instantiate(cfg.data, "data", _convert_="all", **kwargs)
-
-
-def _instantiate_mapping(node: Any, key: str) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a mapping (``null`` entries are skipped)."""
-    if node is None:
-        return []
-    if not isinstance(node, DictConfig):
-        raise ConfigError(f"{key} must be a mapping of named entries with _target_, got {node!r}")
-    out = []
-    for name, entry in node.items():
-        if entry is None:
-            continue
-        if not isinstance(entry, DictConfig) or "_target_" not in entry:
-            raise ConfigError(f"{key}.{name} must be a mapping with a _target_, got {entry!r}")
-        out.append(_instantiate(entry, f"{key}.{name}"))
-    return out
-
-
-def build_loggers(cfg: DictConfig) -> list[Any]:
-    """Instantiate ``cfg.logger``; W&B runs offline when there is no ``WANDB_API_KEY``."""
-    node = cfg.get("logger")
-    if node is not None and not os.environ.get("WANDB_API_KEY"):
-        for entry in node.values():
-            if isinstance(entry, DictConfig) and str(entry.get("_target_", "")).endswith(
-                "WandbLogger"
-            ):
-                with open_dict(entry):
-                    entry.offline = True
-    return _instantiate_mapping(node, "logger")
-
-
-def _finish_wandb(loggers: Sequence[Any]) -> None:
-    if not any(type(lg).__name__ == "WandbLogger" for lg in loggers):
-        return
-    import wandb
-
-    if wandb.run is not None:
-        wandb.finish()
-
-
-# --------------------------------------------------------- test-set selection (opt-in)
-class TestSetSelection(Callback):
-    """Evaluates every test set after each validation and remembers the best epoch per set.
-
-    This is the reference code's protocol (best epoch on the test set), which is optimistic;
-    it runs only with ``select_on_test=true`` and its metrics are named
-    ``test_best_on_test/<dataset>/*``.
-    """
-
-    def __init__(self) -> None:
-        self.best: dict[str, dict[str, float]] = {}
-
-    @torch.no_grad()
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Score each test set with the current weights; keep the best SRCC per set."""
-        dm = trainer.datamodule
-        if trainer.sanity_checking or dm is None or not getattr(dm, "test_names", None):
-            return
-        if not getattr(dm, "test_manifests", None):
-            dm.setup("test")
-        # Iterating loaders draws from the global RNGs; restore them so that opting in to
-        # this report does not change the training run itself.
-        py_state, np_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            self._evaluate(trainer, pl_module, dm)
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-
-    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, dm: Any) -> None:
-        for name, loader in zip(dm.test_names, dm.test_dataloader(), strict=True):
-            preds, targets = [], []
-            for batch in loader:
-                images = batch["image"].to(pl_module.device)
-                preds.append(pl_module.predict_crops(images).float().cpu())  # type: ignore[operator]
-                targets.append(batch["score"].float())
-            values = iqa_metrics(torch.cat(preds).numpy(), torch.cat(targets).numpy())
-            values["epoch"] = float(trainer.current_epoch)
-            if name not in self.best or values["srcc"] > self.best[name]["srcc"]:
-                self.best[name] = values
-
-    def metrics(self) -> dict[str, float]:
-        """``test_best_on_test/<dataset>/<metric>`` (and ``/epoch``) of the best epochs."""
-        return {
-            f"test_best_on_test/{name}/{key}": value
-            for name, values in self.best.items()
-            for key, value in values.items()
-        }
-
-
-# ------------------------------------------------------------------------ reporting
-def _epoch_of(path: str) -> str:
-    match = re.search(r"epoch_(\d+)", Path(path).name)
-    return str(int(match.group(1))) if match else "?"
-
-
-def _protocol(cfg: DictConfig, dm: Any, selection: str) -> str:
-    d = cfg.data
-    crops = (
-        f"{d.get('eval_crops', 5)} {d.get('eval_crop_mode', 'random')} crops of "
-        f"{d.get('crop_size', 224)} px"
-    )
-    center = [
-        e.get("label", e.get("name"))
-        for e in getattr(dm, "test_entries", [])
-        if e.get("crop_mode") == "center"
-    ]
-    if center:
-        crops += f" (one centre crop for {', '.join(map(str, center))})"
-    n_val = len(dm.val_manifest) if getattr(dm, "val_manifest", None) is not None else 0
-    text = (
-        f"selection: {selection}; validation: {n_val} held-out images; eval: {crops}; "
-        f"seed {cfg.get('seed', 0)}"
-    )
-    protocol = getattr(dm, "protocol", None)
-    if callable(protocol):  # SynDRDataModule: say how the training data were reshaped
-        p = protocol()
-        up = (
-            f"DDCUp on (+{p['n_upsampled']} samples; k={p['k']}, T_ref={p['T_ref']}, "
-            f"weights={p['weights']}, encoder={p['encoder']})"
-            if p.get("ddcup")
-            else "DDCUp off"
-        )
-        down = (
-            f"DRCDown on (T_f={p['T_f']}, T_q={p['T_q']}, T_u={p['T_u']}, rule={p['rule']}"
-            f"{', also upsampled' if p.get('drcdown_on_upsampled') else ''})"
-            if p.get("drcdown")
-            else "DRCDown off"
-        )
-        text += f"; train: {p['train']} ({p['n_train_original']} original); {up}; {down}"
-    return text
-
-
-@rank_zero_only
-def print_report(
-    metrics: Mapping[str, float],
-    names: Sequence[str],
-    rows: Sequence[tuple[str, str]],
-    caption: str,
-) -> None:
-    """Print val/test metrics per selection rule as a rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="SynDR-IQA results", caption=caption, caption_justify="left")
-    table.add_column("dataset")
-    table.add_column("checkpoint")
-    for metric in METRIC_NAMES:
-        table.add_column(metric.upper().replace("_LOGISTIC", "-log"), justify="right")
-    datasets = [("val", "val"), *[(n, n) for n in names]]
-    for label, name in datasets:
-        for prefix, rule in rows:
-            key_prefix = f"{prefix}/" if name == "val" else f"{prefix}/{name}/"
-            if name == "val" and not prefix.startswith("val"):
-                continue
-            if name != "val" and prefix.startswith("val"):
-                continue
-            values = [metrics.get(f"{key_prefix}{m}") for m in METRIC_NAMES]
-            if all(v is None for v in values):
-                continue
-            table.add_row(label, rule, *["-" if v is None else f"{v:.4f}" for v in values])
-    Console().print(table)
-
-
-# ------------------------------------------------------------------------ the task
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
     validate_config(cfg)
@@ -422,8 +58,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(int(cfg.get("seed", 0)), workers=True)
 
     datamodule = build_datamodule(cfg)
-    model = _instantiate(cfg.model, "model")
-    callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
+    model = instantiate(cfg.model, "model")
+    callbacks = instantiate_mapping(cfg.get("callbacks"), "callbacks")
     selection = TestSetSelection() if cfg.get("select_on_test", False) else None
     if selection is not None:
         callbacks.append(selection)
@@ -432,104 +68,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # LearningRateMonitor refuses to run without a logger; nothing to record anyway.
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
-        trainer: L.Trainer = _instantiate(
+        trainer: L.Trainer = instantiate(
             cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
         )
-        hparams = _plain_config(cfg)
         for lg in trainer.loggers:  # loggers write on rank 0 only
-            lg.log_hyperparams(hparams)
+            lg.log_hyperparams(plain_config(cfg))
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics = _evaluate(cfg, trainer, model, datamodule)
+        metrics = evaluate(cfg, trainer, model, datamodule)
         if selection is not None:
             metrics.update(selection.metrics())
-        _write_metrics(metrics, out_dir, cfg)
-        best_epoch = metrics.get("val/epoch")
-        chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
-        rows = [
-            ("val", chosen),
-            ("val_last", "last"),
-            ("test", chosen),
-            ("test_last", "last"),
-            ("test_best_on_test", "best epoch on TEST (optimistic)"),
-        ]
-        rule = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
-        print_report(
-            metrics,
-            list(getattr(datamodule, "test_names", [])),
-            rows,
-            _protocol(cfg, datamodule, rule),
-        )
+        write_metrics(metrics, out_dir, cfg)
+        if trainer.is_global_zero:
+            _report(metrics, cfg, datamodule)
     finally:
-        _finish_wandb(loggers)
+        finish_wandb(loggers)
     return metrics
 
 
-def _val_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
-    for cb in trainer.checkpoint_callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.monitor == VAL_MONITOR:
-            return cb
-    return None
-
-
-def _last_checkpoint_path(trainer: L.Trainer) -> str:
-    """Path of the checkpoint of the latest epoch (the unmonitored ModelCheckpoint's)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    for cb in trainer.callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.monitor is None and cb.best_model_path:
-            return cb.best_model_path
-    val = _val_checkpoint(trainer)
-    return val.last_model_path if val is not None else ""
-
-
-def _evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) -> dict[str, float]:
-    """Validation/test metrics of the val-selected checkpoint and of the last epoch."""
-    last = plain_metrics(trainer.callback_metrics)
-    metrics: dict[str, float] = {}
-    for key, value in last.items():
-        if key.startswith("val/"):
-            metrics["val_last/" + key[4:]] = value
-        elif key.startswith("train/"):
-            metrics[key] = value
-    ckpt = _val_checkpoint(trainer)
-    best_path = ckpt.best_model_path if ckpt is not None else ""
-    last_path = _last_checkpoint_path(trainer)
-    if best_path and Path(best_path).is_file():
-        for result in trainer.validate(
-            model, datamodule=datamodule, ckpt_path=best_path, verbose=False
-        ):
-            metrics.update({k: v for k, v in plain_metrics(result).items() if k.startswith("val/")})
-        epoch = _epoch_of(best_path)
-        if epoch != "?":
-            metrics["val/epoch"] = float(epoch)
-    else:
-        # No checkpoint (fast_dev_run or checkpointing off): the final weights are selected.
-        metrics.update({k: v for k, v in last.items() if k.startswith("val/")})
-    names = list(getattr(datamodule, "test_names", []) or [])
-    if not cfg.get("test", True) or not names:
-        return metrics
-    model.test_prefix = "test"
-    if best_path and Path(best_path).is_file():
-        metrics.update(_run_test(trainer, model, datamodule, best_path))
-        if last_path and Path(last_path).is_file():
-            model.test_prefix = "test_last"
-            metrics.update(_run_test(trainer, model, datamodule, last_path))
-            model.test_prefix = "test"
-    else:
-        metrics.update(_run_test(trainer, model, datamodule, None))
-    return metrics
-
-
-def _run_test(
-    trainer: L.Trainer, model: Any, datamodule: Any, ckpt: str | None
-) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-        out.update(plain_metrics(result))
-    return out
-
-
-@rank_zero_only
-def _write_metrics(metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig) -> None:
-    info = {"git_sha": git_sha(), "seed": int(cfg.get("seed", 0)), "status": "completed"}
-    save_job_metrics(metrics, out_dir, extra=info)
+def _report(metrics: dict[str, float], cfg: DictConfig, datamodule: L.LightningDataModule) -> None:
+    """Print val/test metrics per checkpoint rule, captioned with the run's protocol."""
+    best_epoch = metrics.get("val/epoch")
+    chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
+    rule = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
+    rows = [("val", chosen), _ROWS_LAST[0], ("test", chosen), _ROWS_LAST[1], _ROW_ON_TEST]
+    protocol = Protocol.from_datamodule(datamodule, int(cfg.get("seed", 0)), selection=rule)
+    print_report(metrics, list(getattr(datamodule, "test_names", [])), rows, protocol.line())

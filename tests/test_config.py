@@ -9,14 +9,14 @@ import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from syndr_lightning.train import (
+from syndr_lightning.config import (
     REPO_ROOT,
-    _instantiate,
-    _instantiate_mapping,
     build_datamodule,
     build_loggers,
     compose_config,
     conf_dir,
+    instantiate,
+    instantiate_mapping,
     validate_config,
 )
 from syndr_lightning.utils.errors import ConfigError, DatasetError
@@ -100,11 +100,11 @@ def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path
     cpu = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
     with_cpu = OmegaConf.create({**OmegaConf.to_container(cfg.trainer, resolve=True), **cpu})
     assert build_datamodule(cfg) is not None
-    model = _instantiate(cfg.model, "model")
+    model = instantiate(cfg.model, "model")
     assert model.hparams.backbone == cfg.model.backbone
-    callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
+    callbacks = instantiate_mapping(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg)
-    trainer = _instantiate(with_cpu, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(with_cpu, "trainer", callbacks=callbacks, logger=loggers or False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
 

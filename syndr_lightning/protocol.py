@@ -1,0 +1,144 @@
+"""The protocol of a run: what a results table must state about how the data were used.
+
+One :class:`Protocol` gives both the one-line text (the caption of the results table) and
+the JSON written as ``syndr_protocol.json``. Build it from a set-up datamodule
+(:meth:`Protocol.from_datamodule`, during a run) or from a run's resolved config
+(:meth:`Protocol.from_config`, reading runs back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from syndr_lightning.reshape.params import ReshapeParams
+from syndr_lightning.utils.io import git_sha
+
+#: Reshaping settings a protocol names (the paper's hyper-parameters and switches).
+RESHAPE_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Training data, validation, evaluation crops, reshaping and seed of one run."""
+
+    train: str
+    seed: int
+    val: str
+    eval_crops: int | str
+    eval_crop_mode: str
+    crop_size: int | str
+    n_val: int | None = None
+    centre_crop_sets: tuple[str, ...] = ()
+    selection: str | None = None
+    n_train_original: int | None = None
+    reshape: ReshapeParams | None = None
+    n_upsampled: int | None = None  # None: not known (read back from a config)
+    upsample_key: str | None = None
+    drcdown_on_upsampled: bool = False
+    git: str = field(default_factory=git_sha)
+
+    @classmethod
+    def from_datamodule(cls, dm: Any, seed: int, selection: str | None = None) -> Protocol:
+        """The protocol of a set-up datamodule (``IQADataModule`` or ``SynDRDataModule``)."""
+        entry = getattr(dm, "train_entry", None) or {}
+        upsampled = getattr(dm, "upsampled", None)
+        val_manifest = getattr(dm, "val_manifest", None)
+        return cls(
+            train=f"{entry.get('name', '?')} {entry.get('options') or ''}".strip(),
+            seed=int(seed),
+            val=f"{float(getattr(dm, 'val_fraction', 0.0)):.2f} of training refs held out",
+            eval_crops=getattr(dm, "eval_crops", "?"),
+            eval_crop_mode=str(getattr(dm, "eval_crop_mode", "?")),
+            crop_size=getattr(dm, "crop_size", "?"),
+            n_val=None if val_manifest is None else len(val_manifest),
+            centre_crop_sets=tuple(
+                str(e.get("label", e.get("name")))
+                for e in getattr(dm, "test_entries", [])
+                if e.get("crop_mode") == "center"
+            ),
+            selection=selection,
+            n_train_original=getattr(dm, "n_original", None),
+            reshape=getattr(dm, "reshape", None),
+            n_upsampled=0 if upsampled is None else len(upsampled.manifest),
+            upsample_key=None if upsampled is None else upsampled.key,
+            drcdown_on_upsampled=bool(getattr(dm, "drcdown_on_upsampled", False)),
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], git: str = "unknown") -> Protocol:
+        """The protocol a run's resolved config (``config_resolved.yaml``) describes."""
+        data = dict(cfg.get("data") or {})
+        train = dict(data.get("train") or {})
+        reshape = cfg.get("reshape")
+        return cls(
+            train=f"{train.get('name', '?')} {train.get('options') or ''}".strip(),
+            seed=int(cfg.get("seed", 0)),
+            val=f"{float(data.get('val_fraction', 0.2)):.2f} of training refs held out",
+            eval_crops=data.get("eval_crops", "?"),
+            eval_crop_mode=str(data.get("eval_crop_mode", "?")),
+            crop_size=data.get("crop_size", "?"),
+            reshape=ReshapeParams.from_config(reshape) if reshape else None,
+            drcdown_on_upsampled=bool(data.get("drcdown_on_upsampled", False)),
+            git=git,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """``syndr_protocol.json``: the keys every SynDR run has written."""
+        out: dict[str, Any] = {
+            "train": self.train,
+            "n_train_original": self.n_train_original,
+            "n_upsampled": self.n_upsampled,
+            "upsample_key": self.upsample_key,
+        }
+        if self.reshape is not None:
+            flat = self.reshape.flat()
+            out.update(
+                {
+                    "ddcup": self.reshape.ddcup,
+                    "drcdown": self.reshape.drcdown,
+                    "drcdown_on_upsampled": self.drcdown_on_upsampled,
+                    **{k: flat[k] for k in RESHAPE_KEYS},
+                }
+            )
+        crops = f"{self.eval_crops} x {self.eval_crop_mode} {self.crop_size}"
+        out.update({"val": self.val, "eval_crops": crops, "seed": self.seed})
+        out["git"] = self.git
+        return out
+
+    def reshaping(self) -> str:
+        """``DDCUp on (...); DRCDown on (...)`` (or ``off``) with the paper's names."""
+        if self.reshape is None:
+            return "no reshaping"
+        up, down = self.reshape.ddcup_params, self.reshape.drcdown_params
+        added = "" if self.n_upsampled is None else f"+{self.n_upsampled} samples; "
+        ddcup = (
+            f"DDCUp on ({added}k={up.k}, T_ref={up.T_ref}, "
+            f"weights={up.weights}, encoder={up.encoder})"
+            if self.reshape.ddcup
+            else "DDCUp off"
+        )
+        drcdown = (
+            f"DRCDown on (T_f={down.T_f}, T_q={down.T_q}, T_u={down.T_u}, rule={down.rule}"
+            f"{', also upsampled' if self.drcdown_on_upsampled else ''})"
+            if self.reshape.drcdown
+            else "DRCDown off"
+        )
+        return f"{ddcup}; {drcdown}"
+
+    def line(self) -> str:
+        """The one-line protocol printed under a results table."""
+        crops = f"{self.eval_crops} {self.eval_crop_mode} crops of {self.crop_size} px"
+        if self.centre_crop_sets:
+            crops += f" (one centre crop for {', '.join(self.centre_crop_sets)})"
+        parts = []
+        if self.selection is not None:
+            parts.append(f"selection: {self.selection}")
+        if self.n_val is not None:
+            parts.append(f"validation: {self.n_val} held-out images")
+        parts += [f"eval: {crops}", f"seed {self.seed}"]
+        if self.reshape is not None:
+            original = f" ({self.n_train_original} original)" if self.n_train_original else ""
+            parts.append(f"train: {self.train}{original}; {self.reshaping()}")
+        return "; ".join(parts)
