@@ -131,6 +131,9 @@ class IQADataModule(L.LightningDataModule):
         image_cache: bool = False,
         cache_dir: str | None = None,
         pin_memory: bool = False,
+        test_fraction: float = 0.0,
+        heldout_label: str | None = None,
+        heldout_crop_mode: str = "center",
     ) -> None:
         super().__init__()
         self.train_entry = _entry(train, "data.train")
@@ -170,6 +173,23 @@ class IQADataModule(L.LightningDataModule):
         self.test_manifests: dict[str, pd.DataFrame] = {}
         self.test_names: list[str] = [e["label"] for e in self.test_entries]
         self._readers: dict[str, ImageReader] = {}
+        if not 0.0 <= float(test_fraction) < 1.0:
+            raise ConfigError(f"data.test_fraction must be in [0, 1), got {test_fraction!r}")
+        self.test_fraction = float(test_fraction)
+        self.heldout_label = heldout_label or f"{self.train_entry['name']}_heldout"
+        if heldout_crop_mode not in ("random", "center"):
+            raise ConfigError(
+                f"data.heldout_crop_mode must be 'random' or 'center', got {heldout_crop_mode!r}"
+            )
+        self.heldout_crop_mode = heldout_crop_mode
+        self._heldout: pd.DataFrame | None = None
+        for i, entry in enumerate(self.test_entries):
+            group = entry.get("group_by")
+            if group is not None and group not in ("dist_class", "dist_type", "ref"):
+                raise ConfigError(
+                    f"data.test[{i}].group_by={group!r} is unknown; allowed: dist_class, "
+                    f"dist_type, ref (one extra test set per value, e.g. PIPAL's classes)"
+                )
 
     # ----------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:
@@ -183,9 +203,14 @@ class IQADataModule(L.LightningDataModule):
             for i, entry in enumerate(self.test_entries):
                 manifest = validate_manifest(load_entry(entry, f"data.test[{i}]"))
                 self.test_manifests[entry["label"]] = manifest.reset_index(drop=True)
+        self._add_test_sets()
 
     def _split(self, full: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        if self.val_entry is not None or self.val_fraction == 0.0:
+        """Train/val split (by reference where every row has one, else by image), reused
+        from or saved to ``split_file``; with ``test_fraction`` whole references are also
+        held out as a test set (the intra-dataset protocol)."""
+        held_out = self.test_fraction > 0.0
+        if not held_out and (self.val_entry is not None or self.val_fraction == 0.0):
             return full.reset_index(drop=True), None
         from syndr_lightning.data import splits
 
@@ -193,20 +218,57 @@ class IQADataModule(L.LightningDataModule):
         if path is not None and path.is_file():
             marked = splits.load_split(full, path)
         else:
-            if full["ref"].notna().all():
-                marked = splits.split_by_reference(full, self.val_fraction, self.seed)
+            if held_out or full["ref"].notna().all():
+                marked = splits.split_by_reference(
+                    full, self.val_fraction, self.seed, test_fraction=self.test_fraction
+                )
             else:
                 marked = splits.split_by_image(full, self.val_fraction, self.seed)
             if path is not None:
                 splits.save_split(marked, path)
         train = marked[marked["split"] == "train"].reset_index(drop=True)
         val = marked[marked["split"] == "val"].reset_index(drop=True)
+        if held_out:
+            self._heldout = marked[marked["split"] == "test"].reset_index(drop=True)
+            return train, (val if len(val) else None)
         if len(train) == 0 or len(val) == 0:
             raise ConfigError(
                 f"data.val_fraction={self.val_fraction} leaves {len(train)} training and "
                 f"{len(val)} validation images; use a fraction that keeps both non-empty"
             )
         return train, val
+
+    def _add_test_sets(self) -> None:
+        """Append the held-out references and the per-group test sets (idempotent)."""
+        entries = list(self.test_entries)
+        if self._heldout is not None and self.heldout_label not in self.test_manifests:
+            self.test_manifests[self.heldout_label] = self._heldout
+            entries.append(
+                {
+                    **self.train_entry,
+                    "label": self.heldout_label,
+                    "crop_mode": self.heldout_crop_mode,
+                }
+            )
+        for entry in list(entries):
+            group = entry.get("group_by")
+            if group is None:
+                continue
+            manifest = self.test_manifests[entry["label"]]
+            if group not in manifest.columns:
+                raise DatasetError(
+                    f"test set {entry['label']!r} has no column {group!r} to group by; "
+                    f"drop group_by or use a dataset that has it (PIPAL: dist_class)"
+                )
+            for value in sorted(manifest[group].dropna().unique()):
+                label = f"{entry['label']}_{group}{value}"
+                if label in self.test_manifests:
+                    continue
+                part = manifest[manifest[group] == value].reset_index(drop=True)
+                self.test_manifests[label] = part
+                entries.append({**entry, "label": label, "group_by": None})
+        self.test_entries = entries
+        self.test_names = [e["label"] for e in entries]
 
     # ------------------------------------------------------------- helpers
     def _reader(self, manifest: pd.DataFrame, key: str) -> ImageReader | None:

@@ -18,85 +18,36 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.datasets import get_loader
+from syndr_lightning.data.sampler import EpochSampler, WorkerSeeder
 from syndr_lightning.data.upsample import (
     UpsampledSet,
     UpsampleSpec,
     build_upsampled_set,
     list_images,
 )
+from syndr_lightning.protocol import Protocol
 from syndr_lightning.reshape.engine import (
     DRCDownSelector,
     EpochSubset,
-    epoch_seed,
 )
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
-from syndr_lightning.utils.io import atomic_open, git_sha
+from syndr_lightning.utils.io import atomic_open
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SynDRDataModule", "build_upsampled_set"]
-
-_PROTOCOL_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
-
-
-def seed_epoch_rngs(seed: int, epoch: int, worker: int = -1) -> None:
-    """Seed torch, numpy and random from (seed, epoch[, worker])."""
-    s = epoch_seed(seed, epoch) if worker < 0 else epoch_seed(seed * 1_000_003 + worker, epoch)
-    torch.manual_seed(s)
-    np.random.seed(s % (2**32))
-    random.seed(s)
-
-
-class EpochSampler(torch.utils.data.Sampler[int]):
-    """A permutation of ``range(n)`` that is a pure function of (seed, epoch).
-
-    Every ``iter()`` yields the same order, and (``reseed=True``) first seeds the global
-    RNGs from (seed, epoch), so the training crops and flips drawn after it are the same
-    however often Lightning re-creates the iterator (it does so once more in a normal
-    epoch than in the first epoch after a resume). Together with :func:`_seed_worker`
-    an epoch's randomness depends on (seed, epoch) only, and a resumed run repeats an
-    uninterrupted one.
-    """
-
-    def __init__(self, n: int, seed: int, epoch: int, reseed: bool = True) -> None:
-        self.n = int(n)
-        self.seed = int(seed)
-        self.epoch = int(epoch)
-        self.reseed = bool(reseed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[int]:
-        if self.reseed:
-            seed_epoch_rngs(self.seed, self.epoch)
-        order = np.random.default_rng(epoch_seed(self.seed, self.epoch)).permutation(self.n)
-        yield from (int(i) for i in order)
-
-
-class _WorkerSeeder:
-    """``worker_init_fn`` seeding each loader worker from (seed, epoch, worker id)."""
-
-    def __init__(self, seed: int, epoch: int) -> None:
-        self.seed = int(seed)
-        self.epoch = int(epoch)
-
-    def __call__(self, worker_id: int) -> None:
-        seed_epoch_rngs(self.seed, self.epoch, worker=int(worker_id))
 
 
 def _own_progress_bar(trainer: Any) -> bool:
@@ -144,29 +95,9 @@ class SynDRDataModule(IQADataModule):
         feature_pass: FeaturePassParams | Mapping[str, Any] | None = None,
         reseed_every_epoch: bool = True,
         gendist_workers: int = 0,
-        test_fraction: float = 0.0,
-        heldout_label: str | None = None,
-        heldout_crop_mode: str = "center",
         **kwargs: Any,
     ) -> None:
         super().__init__(train, test, val, **kwargs)
-        if not 0.0 <= float(test_fraction) < 1.0:
-            raise ConfigError(f"data.test_fraction must be in [0, 1), got {test_fraction!r}")
-        self.test_fraction = float(test_fraction)
-        self.heldout_label = heldout_label or f"{self.train_entry['name']}_heldout"
-        if heldout_crop_mode not in ("random", "center"):
-            raise ConfigError(
-                f"data.heldout_crop_mode must be 'random' or 'center', got {heldout_crop_mode!r}"
-            )
-        self.heldout_crop_mode = heldout_crop_mode
-        self._heldout: pd.DataFrame | None = None
-        for i, entry in enumerate(self.test_entries):
-            group = entry.get("group_by")
-            if group is not None and group not in ("dist_class", "dist_type", "ref"):
-                raise ConfigError(
-                    f"data.test[{i}].group_by={group!r} is unknown; allowed: dist_class, "
-                    f"dist_type, ref (one extra test set per value, e.g. PIPAL's classes)"
-                )
         self.reshape = ReshapeParams.from_config(reshape)
         self.ddcup = self.reshape.ddcup
         self.drcdown = self.reshape.drcdown
@@ -269,59 +200,6 @@ class SynDRDataModule(IQADataModule):
             progress=progress,
         )
 
-    def _split(self, full: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        """Train/val split of the base class; with ``test_fraction`` also a held-out
-        test set of whole references (the intra-dataset protocol)."""
-        if self.test_fraction == 0.0:
-            return super()._split(full)
-        from syndr_lightning.data import splits
-
-        path = Path(self.split_file).expanduser() if self.split_file else None
-        if path is not None and path.is_file():
-            marked = splits.load_split(full, path)
-        else:
-            marked = splits.split_by_reference(
-                full, self.val_fraction, self.seed, test_fraction=self.test_fraction
-            )
-            if path is not None:
-                splits.save_split(marked, path)
-        self._heldout = marked[marked["split"] == "test"].reset_index(drop=True)
-        train = marked[marked["split"] == "train"].reset_index(drop=True)
-        val = marked[marked["split"] == "val"].reset_index(drop=True)
-        return train, (val if len(val) else None)
-
-    def _add_test_sets(self) -> None:
-        """Append the held-out references and the per-group test sets (idempotent)."""
-        entries = list(self.test_entries)
-        if self._heldout is not None and self.heldout_label not in self.test_manifests:
-            self.test_manifests[self.heldout_label] = self._heldout
-            entries.append(
-                {
-                    **self.train_entry,
-                    "label": self.heldout_label,
-                    "crop_mode": self.heldout_crop_mode,
-                }
-            )
-        for entry in list(entries):
-            group = entry.get("group_by")
-            if group is None:
-                continue
-            manifest = self.test_manifests[entry["label"]]
-            if group not in manifest.columns:
-                raise DatasetError(
-                    f"test set {entry['label']!r} has no column {group!r} to group by; "
-                    f"drop group_by or use a dataset that has it (PIPAL: dist_class)"
-                )
-            for value in sorted(manifest[group].dropna().unique()):
-                label = f"{entry['label']}_{group}{value}"
-                if label in self.test_manifests:
-                    continue
-                part = manifest[manifest[group] == value].reset_index(drop=True)
-                self.test_manifests[label] = part
-                entries.append({**entry, "label": label, "group_by": None})
-        self.test_entries = entries
-        self.test_names = [e["label"] for e in entries]
-
     def _base_train(self) -> pd.DataFrame:
         """The original training manifest (after the validation split)."""
         if self.original_manifest is None:
@@ -340,7 +218,6 @@ class SynDRDataModule(IQADataModule):
         """Load manifests, attach the upsampled set and prepare the DRCDown selector."""
         original = self._base_train()
         super().setup(stage)
-        self._add_test_sets()
         if self.ddcup and self.upsampled is None:
             self.upsampled = self.build_upsampled(progress=False)
         parts = [original.assign(source="original")]
@@ -441,7 +318,7 @@ class SynDRDataModule(IQADataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=False,
-            worker_init_fn=_WorkerSeeder(self.seed, epoch) if self.reseed_every_epoch else None,
+            worker_init_fn=WorkerSeeder(self.seed, epoch) if self.reseed_every_epoch else None,
         )
 
     # ------------------------------------------------------------- checkpoint state
@@ -478,18 +355,5 @@ class SynDRDataModule(IQADataModule):
 
     # ------------------------------------------------------------- reporting
     def protocol(self) -> dict[str, Any]:
-        """What a results table must state about how this data was used."""
-        return {
-            "train": f"{self.train_entry['name']} {self.train_entry['options'] or ''}".strip(),
-            "n_train_original": self.n_original,
-            "n_upsampled": 0 if self.upsampled is None else len(self.upsampled.manifest),
-            "upsample_key": None if self.upsampled is None else self.upsampled.key,
-            "ddcup": self.ddcup,
-            "drcdown": self.drcdown,
-            "drcdown_on_upsampled": self.drcdown_on_upsampled,
-            **{k: self.reshape.flat()[k] for k in _PROTOCOL_KEYS},
-            "val": f"{self.val_fraction:.2f} of training refs held out",
-            "eval_crops": f"{self.eval_crops} x {self.eval_crop_mode} {self.crop_size}",
-            "seed": self.seed,
-            "git": git_sha(),
-        }
+        """What a results table must state about how this data was used (``Protocol``)."""
+        return Protocol.from_datamodule(self, self.seed).to_json()

@@ -49,12 +49,6 @@ def hash_metric(digest: str) -> float:
     return float(int(digest[:6], 16))
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed derived from (seed, epoch), stable across runs and platforms."""
-    h = hashlib.sha256(f"syndr-epoch:{int(seed)}:{int(epoch)}".encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
-
-
 # --------------------------------------------------------------------------- selection
 
 
