@@ -16,7 +16,7 @@ from syndr_lightning.reshape.params import ReshapeParams
 from syndr_lightning.utils.io import git_sha
 
 #: Reshaping settings a protocol names (the paper's hyper-parameters and switches).
-RESHAPE_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
+PROTOCOL_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Protocol:
                     "ddcup": self.reshape.ddcup,
                     "drcdown": self.reshape.drcdown,
                     "drcdown_on_upsampled": self.drcdown_on_upsampled,
-                    **{k: flat[k] for k in RESHAPE_KEYS},
+                    **{k: flat[k] for k in PROTOCOL_KEYS},
                 }
             )
         crops = f"{self.eval_crops} x {self.eval_crop_mode} {self.crop_size}"

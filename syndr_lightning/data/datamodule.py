@@ -168,6 +168,8 @@ class IQADataModule(L.LightningDataModule):
         # Validate crop settings now rather than at the first batch.
         self.train_transform = TrainTransform(self.crop_size, self.hflip)
         self.eval_transform = EvalTransform(self.crop_size, eval_crops, eval_crop_mode, seed)
+        # the training split as loaded, and what training serves (derived from it once)
+        self.original_manifest: pd.DataFrame | None = None
         self.train_manifest: pd.DataFrame | None = None
         self.val_manifest: pd.DataFrame | None = None
         self.test_manifests: dict[str, pd.DataFrame] = {}
@@ -195,8 +197,7 @@ class IQADataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Load every manifest and split train/val (idempotent)."""
         if self.train_manifest is None:
-            full = validate_manifest(load_entry(self.train_entry, "data.train"))
-            self.train_manifest, self.val_manifest = self._split(full)
+            self.train_manifest = self._derive_train(self._load_train())
         if self.val_manifest is None and self.val_entry is not None:
             self.val_manifest = validate_manifest(load_entry(self.val_entry, "data.val"))
         if not self.test_manifests:
@@ -204,6 +205,17 @@ class IQADataModule(L.LightningDataModule):
                 manifest = validate_manifest(load_entry(entry, f"data.test[{i}]"))
                 self.test_manifests[entry["label"]] = manifest.reset_index(drop=True)
         self._add_test_sets()
+
+    def _load_train(self) -> pd.DataFrame:
+        """The training split of ``data.train`` (loaded and split once)."""
+        if self.original_manifest is None:
+            full = validate_manifest(load_entry(self.train_entry, "data.train"))
+            self.original_manifest, self.val_manifest = self._split(full)
+        return self.original_manifest
+
+    def _derive_train(self, original: pd.DataFrame) -> pd.DataFrame:
+        """The manifest training serves, derived once from the training split."""
+        return original
 
     def _split(self, full: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """Train/val split (by reference where every row has one, else by image), reused

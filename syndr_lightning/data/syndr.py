@@ -126,7 +126,6 @@ class SynDRDataModule(IQADataModule):
         self.drcdown_params = self.reshape.drcdown_params
         self.feature_cache_dir = self._feature_cache_dir(self.feature_pass.cache)
         self.upsampled: UpsampledSet | None = None
-        self.original_manifest: pd.DataFrame | None = None
         self.n_original = 0
         self.drcdown_selector: DRCDownSelector | None = None
         self._pool = np.zeros(0, dtype=np.int64)
@@ -185,7 +184,7 @@ class SynDRDataModule(IQADataModule):
 
     def build_upsampled(self, progress: bool = True) -> UpsampledSet:
         """Build (or reuse) the upsampled set for the current training split."""
-        train = self._base_train()
+        train = self._load_train()
         spec = self.upsample_spec(train)
         assert self.upsample_cache_dir is not None
         return build_upsampled_set(
@@ -200,13 +199,16 @@ class SynDRDataModule(IQADataModule):
             progress=progress,
         )
 
-    def _base_train(self) -> pd.DataFrame:
-        """The original training manifest (after the validation split)."""
-        if self.original_manifest is None:
-            super().setup("fit")
-            assert self.train_manifest is not None
-            self.original_manifest = self.train_manifest.copy()
-        return self.original_manifest
+    def _derive_train(self, original: pd.DataFrame) -> pd.DataFrame:
+        """Rows ``0..n_original-1``: the original samples (``source=original``); then the
+        upsampled set (``source=upsampled``), built or read back once."""
+        if self.ddcup and self.upsampled is None:
+            self.upsampled = self.build_upsampled(progress=False)
+        parts = [original.assign(source="original")]
+        if self.upsampled is not None and len(self.upsampled.manifest):
+            parts.append(self.upsampled.manifest)
+        self.n_original = len(original)
+        return pd.concat(parts, ignore_index=True)
 
     # ------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
@@ -215,16 +217,10 @@ class SynDRDataModule(IQADataModule):
             self.build_upsampled()
 
     def setup(self, stage: str | None = None) -> None:
-        """Load manifests, attach the upsampled set and prepare the DRCDown selector."""
-        original = self._base_train()
+        """Load manifests (the training manifest with the upsampled set) and prepare the
+        DRCDown selector."""
         super().setup(stage)
-        if self.ddcup and self.upsampled is None:
-            self.upsampled = self.build_upsampled(progress=False)
-        parts = [original.assign(source="original")]
-        if self.upsampled is not None and len(self.upsampled.manifest):
-            parts.append(self.upsampled.manifest)
-        self.train_manifest = pd.concat(parts, ignore_index=True)
-        self.n_original = len(original)
+        assert self.train_manifest is not None
         n = len(self.train_manifest)
         if self.drcdown:
             pool_n = n if self.drcdown_on_upsampled else self.n_original
