@@ -17,18 +17,16 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from syndr_lightning.callbacks.test_selection import TestSetSelection
-from syndr_lightning.config import (
-    REPO_ROOT,
+from syndr_lightning.compose import (
     build_datamodule,
     build_loggers,
     compose_config,
-    conf_dir,
     finish_wandb,
     instantiate,
     instantiate_mapping,
-    register_resolvers,
     validate_config,
 )
+from syndr_lightning.config import REPO_ROOT, conf_dir, register_resolvers
 from syndr_lightning.evaluation import evaluate
 from syndr_lightning.protocol import Protocol
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics

@@ -9,16 +9,15 @@ import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from syndr_lightning.config import (
-    REPO_ROOT,
+from syndr_lightning.compose import (
     build_datamodule,
     build_loggers,
     compose_config,
-    conf_dir,
     instantiate,
     instantiate_mapping,
     validate_config,
 )
+from syndr_lightning.config import REPO_ROOT, conf_dir
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))

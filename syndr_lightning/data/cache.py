@@ -160,7 +160,9 @@ class ImageCache:
         with (
             atomic_path(folder / data_name) as tmp,
             open(tmp, "wb") as fh,
-            progress_bar(f"caching {len(paths)} images", len(paths), enabled=progress) as advance,
+            progress_bar(
+                f"caching {len(paths)} images", len(paths), enabled=progress, transient=True
+            ) as bar,
         ):
             for i, p in enumerate(paths):
                 arr = decode_rgb(p)
@@ -171,7 +173,7 @@ class ImageCache:
                     )
                 fh.write(np.ascontiguousarray(arr).tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
-                    advance(i % _CHUNK + 1)
+                    bar.advance(i % _CHUNK + 1)
         return {
             "version": CACHE_VERSION,
             "data_file": data_name,

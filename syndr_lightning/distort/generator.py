@@ -243,11 +243,11 @@ def generate(
 
     last_write = time.monotonic()
     try:
-        with progress_bar("distort", len(pending), enabled=progress, transient=False) as advance:
+        with progress_bar("distort", len(pending), enabled=progress) as bar:
 
             def done(new_rows: list[dict[str, object]]) -> None:
                 nonlocal last_write
-                advance(len(new_rows))
+                bar.advance(len(new_rows))
                 if time.monotonic() - last_write > MANIFEST_EVERY_S:
                     _write_manifest(out, manifest_name, old, jobs)
                     last_write = time.monotonic()

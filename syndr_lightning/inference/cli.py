@@ -59,7 +59,7 @@ def predict_files(
         num_workers=int(workers),
         collate_fn=_collate,
     )
-    with progress_bar("scoring", len(files), enabled=progress, transient=False) as advance:
+    with progress_bar("scoring", len(files), enabled=progress) as bar:
         for items in loader:
             good = [(i, x) for i, x, _ in items if x is not None]
             for i, x, err in items:
@@ -69,7 +69,7 @@ def predict_files(
                 preds = scorer.score_crops(torch.stack([x for _, x in good]))
                 for (i, _), s in zip(good, preds.tolist(), strict=True):
                     scores[i] = float(s)
-            advance(len(items))
+            bar.advance(len(items))
     return pd.DataFrame(
         {
             "path": [str(f) for f in files],

@@ -352,8 +352,8 @@ def extract_features(
         stack.enter_context(torch.inference_mode())
         if autocast:
             stack.enter_context(torch.autocast(device_type=device.type))
-        advance = stack.enter_context(
-            progress_bar("DRCDown features", len(loader), enabled=progress)
+        bar = stack.enter_context(
+            progress_bar("DRCDown features", len(loader), enabled=progress, transient=True)
         )
         row = 0
         for keys, crops in loader:
@@ -371,7 +371,7 @@ def extract_features(
             f_np = f.cpu().numpy().astype(dtype, copy=False)
             out[row : row + len(f_np)] = f_np  # both datasets yield rows in idx order
             row += len(f_np)
-            advance(1)
+            bar.advance(1)
         if mm is not None:
             mm.flush()
             del mm

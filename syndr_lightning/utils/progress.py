@@ -1,20 +1,43 @@
-"""The one progress bar of the package (rich), for loops over images, files or batches."""
+"""The one progress bar of the package (rich), for loops over images, files or batches.
+
+>>> with progress("DRCDown features", total=len(loader)) as bar:   # doctest: +SKIP
+...     for batch in loader:
+...         bar.advance(1)
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["ProgressTask", "progress"]
+
+
+class ProgressTask:
+    """A handle to advance one step's bar (a no-op when nothing is shown)."""
+
+    def __init__(self, bar: Any = None, task: Any = None) -> None:
+        self._bar = bar
+        self._task = task
+
+    def advance(self, n: float = 1) -> None:
+        """Add ``n`` completed units."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n)
 
 
 @contextlib.contextmanager
 def progress(
-    label: str, total: int, *, enabled: bool = True, transient: bool = True
-) -> Iterator[Callable[[int], None]]:
-    """A progress bar of ``total`` steps named ``label``; yields ``advance(steps=1)``.
+    description: str, total: float | None, *, enabled: bool = True, transient: bool = False
+) -> Iterator[ProgressTask]:
+    """Show one step's progress while the block runs (``enabled=False``: nothing shown).
 
-    Disabled (``enabled=False``), nothing is drawn and ``advance`` does nothing, so
-    callers need no branch. ``transient`` bars disappear when the loop ends.
+    ``transient`` bars disappear when the block ends.
     """
+    if not enabled:
+        yield ProgressTask()
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -25,18 +48,12 @@ def progress(
     )
 
     bar = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=transient,
-        disable=not enabled,
     )
     with bar:
-        task = bar.add_task(label, total=total)
-
-        def advance(steps: int = 1) -> None:
-            bar.advance(task, steps)
-
-        yield advance
+        yield ProgressTask(bar, bar.add_task(description, total=total))
