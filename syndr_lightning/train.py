@@ -35,7 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
-from syndr_lightning.models.backbones import BACKBONES
+from syndr_lightning.models.backbones import BACKBONES, weights_name
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
 from syndr_lightning.utils.io import atomic_open, git_sha
 
@@ -45,6 +45,7 @@ __all__ = [
     "compose_config",
     "conf_dir",
     "register_resolvers",
+    "resolve_selection",
     "train",
     "validate_config",
 ]
@@ -205,13 +206,17 @@ def validate_config(cfg: DictConfig) -> None:
             "trainer.sync_batchnorm=true works on GPUs only; with trainer.accelerator=cpu set "
             "trainer.sync_batchnorm=false"
         )
-    has_val = cfg.data.get("val") is not None or float(cfg.data.get("val_fraction", 0.2)) > 0
+    has_val = _has_validation(cfg)
     monitors = [
         str(c.get("monitor"))
         for c in (cfg.get("callbacks") or {}).values()
         if isinstance(c, Mapping | DictConfig) and c.get("monitor")
     ]
-    if not has_val and any(m.startswith("val/") for m in monitors):
+    if (
+        resolve_selection(cfg) == "val"
+        and not has_val
+        and any(m.startswith("val/") for m in monitors)
+    ):
         raise ConfigError(
             "data.val_fraction=0 and no data.val: there is no validation set for model "
             "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the checkpoint "
@@ -223,6 +228,60 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"seed must be an integer, got {cfg.get('seed')!r}") from None
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
+
+
+# ------------------------------------------------------------------ model selection
+SELECTIONS = ("val", "last", "auto")
+
+
+def _has_validation(cfg: DictConfig) -> bool:
+    data = cfg.data
+    return data.get("val") is not None or float(data.get("val_fraction", 0.2) or 0) > 0
+
+
+def resolve_selection(cfg: DictConfig) -> str:
+    """The selection rule of the headline ``test/*`` numbers: ``val`` or ``last``.
+
+    ``selection: val`` (default) tests the checkpoint with the best ``val/srcc``;
+    ``last`` the last epoch; ``auto`` (the paper experiments) ``val`` when a validation
+    set exists (``data.val_fraction > 0`` or ``data.val``), else ``last``. Best-on-test
+    is never a selection rule: ``select_on_test=true`` adds it, labelled.
+    """
+    rule = str(cfg.get("selection", "val") or "val")
+    if rule not in SELECTIONS:
+        raise ConfigError(f"selection={rule!r} is unknown; allowed values: {', '.join(SELECTIONS)}")
+    if rule == "auto":
+        return "val" if _has_validation(cfg) else "last"
+    return rule
+
+
+def apply_selection(cfg: DictConfig) -> str:
+    """Resolve the selection rule; with ``last`` drop the ``val/*``-monitored checkpoints."""
+    rule = resolve_selection(cfg)
+    if rule == "last" and cfg.get("callbacks") is not None:
+        with open_dict(cfg):
+            for name, entry in list(cfg.callbacks.items()):
+                if isinstance(entry, DictConfig) and str(entry.get("monitor") or "").startswith(
+                    "val/"
+                ):
+                    cfg.callbacks[name] = None
+    return rule
+
+
+def _run_protocol(cfg: DictConfig, rule: str) -> dict[str, Any]:
+    """Facts of the run the datamodule cannot know: weights loaded, selection rule."""
+    model = cfg.get("model") or {}
+    reshape = cfg.get("reshape") or {}
+    chosen = rule + (" + best-on-test (labelled)" if cfg.get("select_on_test", False) else "")
+    return {
+        "backbone": model.get("backbone"),
+        "backbone_weights": weights_name(str(model.get("backbone")), model.get("weights")),
+        "encoder": reshape.get("encoder"),
+        "encoder_weights": weights_name(
+            str(reshape.get("encoder")), reshape.get("encoder_weights")
+        ),
+        "selection": chosen,
+    }
 
 
 # ------------------------------------------------------------------ run provenance
@@ -337,7 +396,8 @@ def _finish_wandb(loggers: Sequence[Any]) -> None:
 
 # --------------------------------------------------------- test-set selection (opt-in)
 class TestSetSelection(Callback):
-    """Evaluates every test set after each validation and remembers the best epoch per set.
+    """Evaluates every test set after each epoch (after its validation, when there is one)
+    and remembers the best epoch per set.
 
     This is the reference code's protocol (best epoch on the test set), which is optimistic;
     it runs only with ``select_on_test=true`` and its metrics are named
@@ -346,6 +406,7 @@ class TestSetSelection(Callback):
 
     def __init__(self) -> None:
         self.best: dict[str, dict[str, float]] = {}
+        self._scored: int | None = None
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -353,6 +414,27 @@ class TestSetSelection(Callback):
         dm = trainer.datamodule
         if trainer.sanity_checking or dm is None or not getattr(dm, "test_names", None):
             return
+        self._scored = int(trainer.current_epoch)
+        self._score_epoch(trainer, pl_module, dm)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Without a validation set no validation epoch ends: score the test sets here."""
+        dm = trainer.datamodule
+        if dm is None or not getattr(dm, "test_names", None):
+            return
+        if self._scored == int(trainer.current_epoch):
+            return
+        self._scored = int(trainer.current_epoch)
+        modes = {m: m.training for m in pl_module.modules()}
+        pl_module.eval()
+        try:
+            self._score_epoch(trainer, pl_module, dm)
+        finally:
+            for module, training in modes.items():
+                module.training = training
+
+    @torch.no_grad()
+    def _score_epoch(self, trainer: L.Trainer, pl_module: L.LightningModule, dm: Any) -> None:
         if not getattr(dm, "test_manifests", None):
             dm.setup("test")
         # Iterating loaders draws from the global RNGs; restore them so that opting in to
@@ -414,6 +496,13 @@ def _protocol(cfg: DictConfig, dm: Any, selection: str) -> str:
     if center:
         crops += f" (one centre crop for {', '.join(map(str, center))})"
     n_val = len(dm.val_manifest) if getattr(dm, "val_manifest", None) is not None else 0
+    resized = [
+        f"{e.get('label', e.get('name'))} shorter side {e['resize']}"
+        for e in getattr(dm, "test_entries", [])
+        if e.get("resize")
+    ]
+    if resized:
+        crops += f" (resized first: {', '.join(resized)})"
     text = (
         f"selection: {selection}; validation: {n_val} held-out images; eval: {crops}; "
         f"seed {cfg.get('seed', 0)}"
@@ -421,6 +510,19 @@ def _protocol(cfg: DictConfig, dm: Any, selection: str) -> str:
     protocol = getattr(dm, "protocol", None)
     if callable(protocol):  # SynDRDataModule: say how the training data were reshaped
         p = protocol()
+        pool = p.get("candidate_pool") or {}
+        text += (
+            f"; {p.get('n_train_refs')} training refs; backbone weights "
+            f"{p.get('backbone_weights')}; labels {p.get('label_scaling')}"
+        )
+        if p.get("ddcup"):
+            text += (
+                f"; DDCUp reference set {p.get('ddcup_reference_set')} "
+                f"({p.get('n_ddcup_refs')} refs), candidate pool {pool.get('size')} "
+                f"(rule {pool.get('rule')}, seed {pool.get('seed')}, of "
+                f"{pool.get('source_size')}; {pool.get('file')}), encoder weights "
+                f"{p.get('encoder_weights')}"
+            )
         up = (
             f"DDCUp on (+{p['n_upsampled']} samples; k={p['k']}, T_ref={p['T_ref']}, "
             f"weights={p['weights']}, encoder={p['encoder']})"
@@ -477,7 +579,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     save_run_files(cfg, out_dir)
     L.seed_everything(int(cfg.get("seed", 0)), workers=True)
 
+    rule = apply_selection(cfg)
     datamodule = build_datamodule(cfg)
+    if isinstance(getattr(datamodule, "protocol_extra", None), dict):
+        datamodule.protocol_extra.update(_run_protocol(cfg, rule))  # type: ignore[union-attr]
     model = _instantiate(cfg.model, "model")
     callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
     selection = TestSetSelection() if cfg.get("select_on_test", False) else None
@@ -498,9 +603,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = _evaluate(cfg, trainer, model, datamodule)
         if selection is not None:
             metrics.update(selection.metrics())
-        _write_metrics(metrics, out_dir, cfg)
+        _write_metrics(metrics, out_dir, cfg, rule)
         best_epoch = metrics.get("val/epoch")
         chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
+        if rule == "last":
+            chosen = "last epoch"
         rows = [
             ("val", chosen),
             ("val_last", "last"),
@@ -508,12 +615,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ("test_last", "last"),
             ("test_best_on_test", "best epoch on TEST (optimistic)"),
         ]
-        rule = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
+        caption = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
+        if rule == "last":
+            caption = "last epoch (nothing held out; no model selection)"
         print_report(
             metrics,
             list(getattr(datamodule, "test_names", [])),
             rows,
-            _protocol(cfg, datamodule, rule),
+            _protocol(cfg, datamodule, caption),
         )
     finally:
         _finish_wandb(loggers)
@@ -586,8 +695,15 @@ def _run_test(
 
 
 @rank_zero_only
-def _write_metrics(metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig) -> None:
-    info = {"git_sha": git_sha(), "seed": int(cfg.get("seed", 0)), "status": "completed"}
+def _write_metrics(
+    metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig, rule: str = "val"
+) -> None:
+    info = {
+        "git_sha": git_sha(),
+        "seed": int(cfg.get("seed", 0)),
+        "status": "completed",
+        "selection": rule,
+    }
     try:
         from syndr_lightning.utils.sweep import save_job_metrics
     except ImportError:

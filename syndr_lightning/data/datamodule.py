@@ -2,8 +2,10 @@
 
 A dataset entry is a mapping ``{name, root, options}`` (``name`` a loader of
 ``data.datasets``, ``root`` its folder or file, ``options`` keyword arguments of the
-loader) with optional ``label`` (the name metrics are logged under; default ``name``)
-and ``crop_mode`` (``random``/``center``: overrides ``eval_crop_mode`` for that set).
+loader) with optional ``label`` (the name metrics are logged under; default ``name``),
+``crop_mode`` (``random``/``center``: overrides ``eval_crop_mode`` for that set) and
+``resize`` (test sets: scale the shorter side to this many pixels before cropping, e.g.
+512 for the reference code's ``BID_512``).
 
 Validation is either an explicit ``val`` entry or ``val_fraction`` of the training set
 held out by reference (when every row has one) or by image, seeded, and written to /
@@ -165,6 +167,9 @@ class IQADataModule(L.LightningDataModule):
         # Validate crop settings now rather than at the first batch.
         self.train_transform = TrainTransform(self.crop_size, self.hflip)
         self.eval_transform = EvalTransform(self.crop_size, eval_crops, eval_crop_mode, seed)
+        for entry in self.test_entries:  # a bad test-set resize fails now, not after training
+            if entry.get("resize") is not None:
+                EvalTransform(self.crop_size, eval_crops, eval_crop_mode, seed, entry["resize"])
         self.train_manifest: pd.DataFrame | None = None
         self.val_manifest: pd.DataFrame | None = None
         self.test_manifests: dict[str, pd.DataFrame] = {}
@@ -296,7 +301,9 @@ class IQADataModule(L.LightningDataModule):
             name = entry["label"]
             manifest = self.test_manifests[name]
             mode = entry.get("crop_mode") or self.eval_crop_mode
-            transform = EvalTransform(self.crop_size, self.eval_crops, mode, self.seed)
+            transform = EvalTransform(
+                self.crop_size, self.eval_crops, mode, self.seed, resize=entry.get("resize")
+            )
             ds = ManifestDataset(manifest, transform, self._reader(manifest, f"test/{name}"))
             loaders.append(self._eval_loader(ds))
         return loaders

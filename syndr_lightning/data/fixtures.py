@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,24 @@ def _write_xlsx(path: Path, sheets: dict[str, list[list[Any]]]) -> None:
         book.save(tmp)
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``target`` to ``source`` (a copy where links are not supported)."""
+    import shutil
+
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _kadid(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 2,
            types: Sequence[int] | None = None, levels: Sequence[int] = (1, 2, 3, 4, 5),
-           ref_ids: Sequence[int] | None = None) -> Path:  # fmt: skip
+           ref_ids: Sequence[int] | None = None, distinct: int | None = None) -> Path:  # fmt: skip
     ids = list(ref_ids) if ref_ids is not None else list(range(n_refs))
     type_list = list(types) if types is not None else list(range(1, 26))
+    if distinct is not None and int(distinct) < 1:
+        raise ConfigError(f"write_fixture('kadid10k'): distinct must be >= 1, got {distinct!r}")
     lines = ["dist_img,ref_img,dmos,var"]
     severity = rng.uniform(0.4, 0.9, 26)
     for i in ids:
@@ -118,10 +132,16 @@ def _kadid(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 2,
         ref = reference_image(rng, size)
         save_image(ref, root / "images" / f"{name}.png")
         base = rng.uniform(4.3, 4.9)
-        for t in type_list:
+        for k, t in enumerate(type_list):
             for lev in levels:
                 dist = f"{name}_{t:02d}_{lev:02d}.png"
-                save_image(degrade(ref, lev, rng), root / "images" / dist)
+                if distinct is not None and k >= int(distinct):
+                    # the (k mod distinct)-th type's image of this level, hard-linked
+                    first = type_list[k % int(distinct)]
+                    _link_or_copy(root / "images" / f"{name}_{first:02d}_{lev:02d}.png",
+                                  root / "images" / dist)  # fmt: skip
+                else:
+                    save_image(degrade(ref, lev, rng), root / "images" / dist)
                 dmos = np.clip(base - (lev - 1) * severity[t] + rng.normal(0, 0.1), 1.0, 5.0)
                 lines.append(f"{dist},{name}.png,{dmos:.4f},{rng.uniform(0.1, 1.0):.4f}")
     _write_text(root / "dmos.csv", "\n".join(lines) + "\n")
@@ -339,7 +359,10 @@ def write_fixture(
     ``size`` is (width, height) of every image. Options per dataset:
 
     - ``kadid10k``: ``n_refs`` (2), ``types`` (all 25), ``levels`` (1..5), ``ref_ids``
-      (0-based ids, overrides ``n_refs``; e.g. ``range(81)`` for the full reference set)
+      (0-based ids, overrides ``n_refs``; e.g. ``range(81)`` for the full reference set),
+      ``distinct`` (None: every image encoded; N: only the first N types' images of each
+      reference and level are encoded, the others are hard links to them: the full
+      81 x 25 x 5 layout in about a second)
     - ``kadis700k``: ``n_refs`` (4), ``dist_imgs`` (False), ``types`` (1, 3),
       ``levels`` (1, 3, 5)
     - ``livec`` / ``koniq10k`` / ``bid`` / ``spaq`` / ``folder``: ``n_images``

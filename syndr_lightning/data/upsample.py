@@ -433,12 +433,15 @@ def build_upsampled_set(
         df = _assemble(rows, chosen, new_labels, spec, tmp, train_manifest)
         with atomic_open(tmp / "manifest.csv") as fh:
             df.to_csv(fh, index=False)
+        with atomic_open(tmp / "candidate_pool.txt") as fh:  # the pool DDCUp chose from
+            fh.write("".join(f"{n}\n" for n in cand_names))
         meta = {
             "format": UPSAMPLE_FORMAT_VERSION,
             "key": key,
             "spec": asdict(spec),
             "n_train_refs": len(names),
             "n_candidates": len(cands),
+            "candidate_pool_file": "candidate_pool.txt",
             "selected": chosen,
             "n_samples": len(df),
             "predistorted": str(predistorted) if predistorted is not None else None,

@@ -37,6 +37,7 @@ __all__ = [
     "build_backbone",
     "efficientnet_lite0_offline_state_dict",
     "load_backbone_file",
+    "weights_name",
 ]
 
 NO_WEIGHTS = ("none", "null", "")
@@ -178,6 +179,30 @@ def _resolve_torchvision_weights(spec: BackboneSpec, weights: str) -> Any:
         f"model.weights={weights!r} is not a weights name of {spec.name}; allowed values: "
         f"{', '.join(allowed)}"
     )
+
+
+def weights_name(name: str, weights: str | None) -> str:
+    """The weights ``build_backbone(name, weights)`` loads, spelled out without loading them.
+
+    ``imagenet`` on a torchvision backbone becomes the library's default member
+    (``ResNet50_Weights.IMAGENET1K_V2``), a member name gets its enum
+    (``ResNet50_Weights.IMAGENET1K_V1``); files, ``offline``, ``none`` and timm tags are
+    returned as given. Unknown names are returned unchanged (``build_backbone`` rejects them).
+    """
+    w = "none" if weights is None else str(weights).strip()
+    spec = BACKBONES.get(name)
+    if spec is None or spec.source != "torchvision" or w.lower() in NO_WEIGHTS:
+        return w
+    if w.lower() == "offline" or _looks_like_path(w):
+        return w
+    try:
+        import torchvision.models as tvm
+
+        enum = tvm.get_model_weights(spec.arch)
+    except (ImportError, ValueError):  # pragma: no cover - torchvision is a dependency
+        return w
+    member = enum.DEFAULT if w.lower() == "imagenet" else enum.__members__.get(w.split(".")[-1])
+    return w if member is None else f"{enum.__name__}.{member.name}"
 
 
 def build_backbone(name: str, weights: str | None = "none") -> tuple[Backbone, int]:
