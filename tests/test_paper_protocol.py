@@ -177,7 +177,7 @@ def test_pool_is_a_seeded_draw_of_the_reference_set_size() -> None:
     assert len(proto.draw_pool(cands, 10, 81, 0)) == 10
     assert len(proto.draw_pool(cands, None, 500, 0)) == 300  # never more than there are
     for bad in (0, -3, 2.5, "many", True):
-        with pytest.raises(ConfigError, match="data.candidate_pool.size"):
+        with pytest.raises(ConfigError, match=r"data\.candidate_pool\.size"):
             proto.draw_pool(cands, bad, 81, 0)
 
 
