@@ -41,8 +41,8 @@ V1 = "ResNet50_Weights.IMAGENET1K_V1"
 ROWS = "abcdef"
 
 
-def load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("compare_paper", SCRIPT)
+def load_script(path: Path = SCRIPT) -> Any:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
@@ -337,6 +337,9 @@ def test_authors_labels_span_0_10_over_81_refs_and_move_the_t_q_band(multirun: P
     lo, hi = subset["raw_score"].min(), subset["raw_score"].max()
     p = _protocol(multirun / "0")
     assert f"raw {lo:.4g}..{hi:.4g}" in p["label_scaling"]
+    measured = load_script(SCRIPT.parent / "label_scaling.py").report(kadid)
+    livec = measured.set_index("subset").loc["livec"]
+    assert len(measured) == 10 and livec["raw_min_subset"] == lo and livec["raw_max_subset"] == hi
 
 
 def test_compare_paper_on_the_test_multirun(multirun: Path, tmp_path: Path, capsys) -> None:
