@@ -521,8 +521,8 @@ class SynDRDataModule(IQADataModule):
     # ------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
         """Build the upsampled set once (local rank 0); other ranks read the cache."""
-        if self.ddcup and self.upsampled is None:
-            self.upsampled = self.build_upsampled()
+        if self.ddcup:
+            self.build_upsampled()
 
     def setup(self, stage: str | None = None) -> None:
         """Load manifests, attach the upsampled set and prepare the DRCDown selector."""
