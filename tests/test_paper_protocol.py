@@ -234,9 +234,9 @@ def _overrides(root: Path) -> list[str]:
         "data.gendist_workers=0",
         "data.pin_memory=false",
         "data.feature_pass.batch_size=512",
-        "reshape.encoder=efficientnet_lite0",
-        "reshape.encoder_weights=offline",
-        "reshape.encoder_crop=64",
+        "reshape.encoder=tiny_cnn",  # seeded random features: a real, cheap selection
+        "reshape.encoder_weights=none",
+        "reshape.encoder_crop=16",
         "callbacks.rich_progress_bar=null",
         "logger=csv",
     ]
@@ -246,14 +246,23 @@ JOBS = [("syn2auth", ["select_on_test=true"])] + [(f"ablation/{r}", []) for r in
 
 
 @pytest.fixture(scope="module")
-def multirun(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The seven one-epoch runs (syn2auth + Table 4 rows), as a Hydra multirun folder."""
+def paper_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """KADID-10k (81 x 25 x 5), KADIS-700k (300 refs), LIVEC, KonIQ-10k, BID under data/."""
     root = tmp_path_factory.mktemp("paper")
     data = root / "data"
     write_fixture("kadid10k", data / "kadid10k", ref_ids=range(81), distinct=2)
     write_fixture("kadis700k", data / "kadis700k", n_refs=300)
     for name, opts in {"livec": 8, "koniq10k": 8, "bid": 6}.items():
         write_fixture(name, data / name, n_images=opts)
+    return root
+
+
+@pytest.fixture(scope="module")
+def multirun(paper_data: Path) -> Iterator[Path]:
+    """The seven one-epoch runs (syn2auth + Table 4 rows), as a Hydra multirun folder.
+
+    Used by ONE test only, so that xdist runs the seven runs once."""
+    root = paper_data
     sweep = root / "multirun"
     import syndr_lightning.distort as distort
 
@@ -276,9 +285,18 @@ def _protocol(run: Path) -> dict[str, Any]:
     return json.loads((run / "syndr_protocol.json").read_text())
 
 
-def test_syn2auth_records_74_refs_ddcup_over_81_a_pool_of_81_and_last_epoch(
-    multirun: Path,
+def test_one_epoch_runs_record_the_paper_protocol_and_compare(
+    multirun: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """syn2auth and every Table 4 row ran one epoch; what they recorded; the comparison."""
+    _check_syn2auth(multirun)
+    _check_ablation_rows(multirun)
+    _check_label_scaling(multirun)
+    _check_compare(multirun, tmp_path, capsys)
+
+
+def _check_syn2auth(multirun: Path) -> None:
+    """74 training refs, DDCUp over 81 refs, a pool of 81 (listed twice), last epoch."""
     run = multirun / "0"
     p = _protocol(run)
     assert p["n_train_refs"] == 74 and p["train_types"] == [1, 3, 10, 17, 18, 25]
@@ -288,7 +306,7 @@ def test_syn2auth_records_74_refs_ddcup_over_81_a_pool_of_81_and_last_epoch(
     assert p["selection"] == "last + best-on-test (labelled)"
     assert p["n_val_refs"] == 0 and p["hflip"] is False
     assert p["label_scaling"].startswith("authors") and p["test_resize"] == {"bid": 512}
-    assert (p["backbone_weights"], p["encoder_weights"]) == ("none", "offline")
+    assert (p["backbone_weights"], p["encoder_weights"]) == ("none", "none")
     listed = proto.read_name_list(run / pool["file"])
     assert len(listed) == 81 and listed == sorted(listed)
     beside = multirun.parent / "cache" / "upsampled" / "ddcup" / p["upsample_key"]
@@ -304,7 +322,7 @@ def test_syn2auth_records_74_refs_ddcup_over_81_a_pool_of_81_and_last_epoch(
     assert not list((run / "checkpoints").glob("epoch_*.ckpt"))  # no val-selected checkpoint
 
 
-def test_every_ablation_row_ran_one_epoch_as_table_4_says(multirun: Path) -> None:
+def _check_ablation_rows(multirun: Path) -> None:
     n_types, n_levels = 6, 3
     for i, row in enumerate(ROWS, start=1):
         p = _protocol(multirun / str(i))
@@ -323,7 +341,7 @@ def test_every_ablation_row_ran_one_epoch_as_table_4_says(multirun: Path) -> Non
         assert {"test/livec/srcc", "test/koniq10k/srcc", "test/bid/srcc"} <= set(metrics)
 
 
-def test_authors_labels_span_0_10_over_81_refs_and_move_the_t_q_band(multirun: Path) -> None:
+def _check_label_scaling(multirun: Path) -> None:
     kadid = multirun.parent / "data" / "kadid10k"
     every = load_dataset("kadid10k", str(kadid))  # the whole dmos.csv
     report = proto.label_scaling_report(every, resolve_types("livec"))
@@ -342,7 +360,7 @@ def test_authors_labels_span_0_10_over_81_refs_and_move_the_t_q_band(multirun: P
     assert len(measured) == 10 and livec["raw_min_subset"] == lo and livec["raw_max_subset"] == hi
 
 
-def test_compare_paper_on_the_test_multirun(multirun: Path, tmp_path: Path, capsys) -> None:
+def _check_compare(multirun: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = load_script()
     assert script.main([str(multirun), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
@@ -397,3 +415,28 @@ def test_compare_paper_averages_table_4_targets_per_seed(tmp_path: Path) -> None
     # each target of Table 1 is not an ablation row: only the averaged row exists
     assert set(table["experiment"]) == {"ablation_a"}
     torch.manual_seed(0)  # keep the global RNG state of later tests independent of this one
+
+
+def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
+    from syndr_lightning.data.syndr import SynDRDataModule
+
+    kadid = paper_data / "data" / "kadid10k"
+    train = {"name": "kadid10k", "root": str(kadid), "options": {"refs": "cross74", "types": "bid"}}
+    dm = SynDRDataModule(
+        train,
+        reshape={"ddcup": False, "drcdown": False},
+        label_scaling="authors",
+        val_fraction=0.0,
+        crop_size=8,
+    )
+    dm.setup("fit")
+    every = load_dataset("kadid10k", str(kadid), types="bid")  # 81 refs x BID's types
+    lo, hi = every["raw_score"].min(), every["raw_score"].max()
+    base = dm.original_manifest
+    assert base is not None and base["ref"].nunique() == 74
+    assert np.allclose(base["score"], (base["raw_score"] - lo) / (hi - lo) * 10)
+    served = dm.train_dataloader().dataset.dataset.scores  # the epoch's kept originals
+    raw = base["raw_score"].to_numpy()
+    expected = (raw - raw.min()) / (raw.max() - raw.min()) * 10
+    assert np.allclose(served, expected, atol=1e-5)
+    assert dm.protocol()["label_scaling"].startswith("authors (0..10 over all refs x 6 types")

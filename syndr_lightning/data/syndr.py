@@ -520,8 +520,10 @@ class SynDRDataModule(IQADataModule):
 
     # ------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
-        """Build the upsampled set once (local rank 0); other ranks read the cache."""
-        if self.ddcup:
+        """Build the upsampled set once (local rank 0); other ranks read the cache.
+
+        Nothing to do once ``setup`` attached the set (``trainer.test`` after ``fit``)."""
+        if self.ddcup and self.upsampled is None:
             self.build_upsampled()
 
     def setup(self, stage: str | None = None) -> None:
