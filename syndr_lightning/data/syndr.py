@@ -73,7 +73,7 @@ RESHAPE_KEYS: dict[str, Any] = {
     "backend": "auto",
     "levels": [1, 3, 5],
     "encoder": "resnet50",
-    "encoder_weights": "imagenet",
+    "encoder_weights": "IMAGENET1K_V1",
     "encoder_crop": 224,
     "select_candidates": True,
 }
