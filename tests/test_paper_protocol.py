@@ -440,3 +440,35 @@ def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
     expected = (raw - raw.min()) / (raw.max() - raw.min()) * 10
     assert np.allclose(served, expected, atol=1e-5)
     assert dm.protocol()["label_scaling"].startswith("authors (0..10 over all refs x 6 types")
+
+
+def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:
+    plain = {"ddcup": False, "drcdown": False}
+    jobs = [
+        ({"task_name": "syn2syn", "reshape": plain}, {"test/live/srcc": 0.90}),
+        ({"task_name": "syn2syn", "reshape": {"ddcup": True, "drcdown": True}},
+         {"test/live/srcc": 0.93}),
+        *[({"task_name": "intra", "reshape": {"ddcup": True, "drcdown": True}},
+           {"test/kadid10k_heldout/srcc": v}) for v in (0.80, 0.90, 0.86)],
+        *[({"task_name": "syn2auth", "sweep_name": "T_q", "target": t,
+            "reshape": {"ddcup": True, "drcdown": True, "T_q": 1.0}}, {f"test/{t}/srcc": 0.7})
+          for t in ("livec", "koniq10k", "bid")],
+    ]  # fmt: skip
+    for i, (cfg, metrics) in enumerate(jobs):
+        seed = i if cfg["task_name"] == "intra" else 0
+        _job(tmp_path, i, {**cfg, "seed": seed}, metrics)
+    script = load_script()
+    table = script.compare(
+        script.job_records(script.find_jobs(tmp_path)), script.load_paper(script.PAPER_FILE)
+    ).set_index("experiment")
+    assert table.loc["syn2syn_baseline", "paper"] == 0.9173
+    assert table.loc["syn2syn", "paper"] == 0.9258 and table.loc["syn2syn", "ours_mean"] == 0.93
+    intra = table.loc["intra"].set_index("table")  # Table 3's KADID column + the intra table
+    assert intra.loc["3", "paper"] == 0.8922 and intra.loc["3", "n"] == 3
+    assert math.isnan(intra.loc["intra", "paper"])
+    intra = intra.loc["3"]
+    assert intra["ours_median"] == pytest.approx(0.86)
+    sweep = table.loc["sweep_T_q"]
+    assert sweep["setting"] == "T_q=1.0" and sweep["ours_mean"] == pytest.approx(0.7)
+    assert math.isnan(sweep["paper"])  # not in our sources: shown as n/a
+    assert "| n/a |" in script.markdown(table.reset_index())
