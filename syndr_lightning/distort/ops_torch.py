@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.interpolate import CubicSpline
 
 from syndr_lightning.distort import color
 
@@ -43,29 +42,32 @@ def disk_kernel(radius: float, supersample: int = 16) -> torch.Tensor:
 
 
 def motion_kernel(length: float, angle_deg: float) -> torch.Tensor:
-    """Line kernel of ``length`` px at ``angle_deg`` (counter-clockwise), centred, antialiased.
+    """MATLAB ``fspecial('motion', length, angle_deg)`` (float64, rows top to bottom).
 
-    The segment is sampled densely and splatted bilinearly; length 1 gives the identity.
-    Unverified against MATLAB's ``fspecial('motion')`` pixel weights (same support and
-    orientation convention; weights of partially covered pixels may differ slightly).
+    As MATLAB documents it: a line segment of ``length`` px centred on the kernel at
+    ``angle_deg`` counter-clockwise; every tap gets ``max(0, 1 - distance to the line)``;
+    the kernel is normalised to sum 1. MATLAB measures the distance of a tap whose
+    distance from the centre is below ``(length - 1) / 2`` perpendicular to the line and,
+    for every other tap, to the nearer end point of the segment (this reproduces
+    MATLAB's published ``fspecial('motion', 3, 45)``). The kernel is ``2 sy + 1`` rows by
+    ``2 sx + 1`` columns with ``sx = fix(half |cos| + 1)``, ``sy = fix(half sin + 1)``
+    (just under the integer when exact), as MATLAB sizes it; length <= 1 is the identity.
     """
-    if length <= 1:
-        return torch.ones(1, 1, dtype=torch.float64)
+    length = max(1.0, float(length))
     half = (length - 1) / 2
-    r = math.ceil(half) + 1
-    n = 2 * r + 1
-    t = torch.linspace(-half, half, int(32 * length) + 1, dtype=torch.float64)
-    theta = math.radians(angle_deg)
-    px = t * math.cos(theta) + r
-    py = -t * math.sin(theta) + r
-    x0, y0 = torch.floor(px), torch.floor(py)
-    fx, fy = px - x0, py - y0
-    k = torch.zeros(n * n, dtype=torch.float64)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            idx = ((y0 + dy).long().clamp(0, n - 1)) * n + (x0 + dx).long().clamp(0, n - 1)
-            k.index_add_(0, idx, wy * wx)
-    k = k.reshape(n, n)
+    phi = math.radians(float(angle_deg) % 180.0)
+    cos_p, sin_p = math.cos(phi), math.sin(phi)
+    tiny = length * 2.220446049250313e-16  # MATLAB's len*eps: exact integers round down
+    sx = max(0, math.floor(half * abs(cos_p) + 1 - tiny))
+    sy = max(0, math.floor(half * sin_p + 1 - tiny))
+    x = torch.arange(-sx, sx + 1, dtype=torch.float64).view(1, -1)  # right
+    y = torch.arange(sy, -sy - 1, -1, dtype=torch.float64).view(-1, 1)  # up
+    along = x * cos_p + y * sin_p
+    perp = y * cos_p - x * sin_p
+    rad = torch.sqrt(x**2 + y**2)
+    to_end = torch.sqrt(perp**2 + (along.abs() - half) ** 2)
+    dist = torch.where(rad >= half, to_end, perp.abs())
+    k = (1.0 - dist).clamp_min(0.0)
     return k / k.sum()
 
 
@@ -152,23 +154,31 @@ def lens_blur_op(
 def motion_blur_op(
     x: torch.Tensor, length: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 3: line kernel of ``length`` at a uniform random angle in [0, 180) per image."""
+    """Type 3: ``imfilter(x, fspecial('motion', length, angle), 'replicate')``.
+
+    The angle is uniform in [0, 180) per image; see :func:`motion_kernel`.
+    """
     angles = [float(rng.uniform(0.0, 180.0)) for rng in rngs]
     if length <= 1:
         return x.clone()
-    kernels = torch.stack([motion_kernel(length, a) for a in angles])  # [B,n,n]
-    return conv_per_sample_sparse(x, kernels)
+    kernels = [motion_kernel(length, a) for a in angles]
+    kh = max(k.shape[0] for k in kernels)
+    kw = max(k.shape[1] for k in kernels)
+    padded = [
+        F.pad(k, ((kw - k.shape[1]) // 2,) * 2 + ((kh - k.shape[0]) // 2,) * 2) for k in kernels
+    ]
+    return conv_per_sample_sparse(x, torch.stack(padded))  # [B,kh,kw], both odd
 
 
 def conv_per_sample_sparse(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Filter sample ``b`` of ``x`` with ``kernels[b]`` (replicate padding).
+    """Filter sample ``b`` of ``x`` with ``kernels[b]`` (odd sizes, replicate padding).
 
     Sums shifted views over the taps that are non-zero in any sample: a line kernel
-    touches ~2 px per unit length, far fewer than its square support.
+    touches ~2 px per unit length, far fewer than its rectangular support.
     """
     b, _, h, w = x.shape
-    n = kernels.shape[-1]
-    xp = F.pad(x, (n // 2,) * 4, mode="replicate")
+    kh, kw = kernels.shape[-2:]
+    xp = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode="replicate")
     weights = kernels.to(dtype=x.dtype, device=x.device)
     taps = torch.nonzero(kernels.abs().amax(dim=0) > 1e-12).tolist()
     out = torch.zeros_like(x)
@@ -264,7 +274,9 @@ def white_noise_op(
 def color_noise_op(
     x: torch.Tensor, var: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 12: N(0, var) on Y, Cb, Cr (BT.601 studio range), clip in YCbCr, back unclipped."""
+    """Type 12: N(0, var) on Y, Cb, Cr (MATLAB ``rgb2ycbcr``, BT.601 studio range), clip in
+    YCbCr, back with ``ycbcr2rgb``, which clips floating-point output to [0, 1] as MATLAB's does.
+    """
     n = _noise(rngs, tuple(x.shape[1:]), x, "normal")
     ycc = (color.rgb2ycbcr(x) + n * math.sqrt(var)).clamp(0, 1)
     return color.ycbcr2rgb(ycc)
@@ -316,15 +328,57 @@ def mean_shift_op(
 
 
 # ----------------------------------------------------------------------------- spatial 19, 21, 23
+def keys_weights(t: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic-convolution weights of the taps at -1, 0, 1, 2 for a fraction ``t``.
+
+    ``W(s) = (a+2)|s|^3 - (a+3)|s|^2 + 1`` for ``|s| <= 1``,
+    ``a|s|^3 - 5a|s|^2 + 8a|s| - 4a`` for ``1 < |s| < 2``, else 0. MATLAB's ``'cubic'``
+    interpolation (``interp2``, ``imresize``) uses ``a = -0.5``. Returns ``[..., 4]``.
+    """
+    s = torch.stack((1 + t, t, 1 - t, 2 - t), dim=-1).abs()
+    near = ((a + 2) * s - (a + 3)) * s * s + 1
+    far = ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
+    return torch.where(s <= 1, near, torch.where(s < 2, far, torch.zeros_like(s)))
+
+
+def cubic_sample(x: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Sample ``x`` ``[B,C,H,W]`` at pixel coordinates ``(px, py)`` ``[B,H',W']`` with Keys'
+    cubic convolution, ``a = -0.5`` (MATLAB's ``'cubic'``), replicate border.
+
+    Keys' 1-D kernel is affine in ``a``: ``W_a = W_0 + a D``, so the 2-D weight
+    ``W_a(x) W_a(y)`` is quadratic in ``a`` and follows from four samples that torch
+    computes fast: ``P(-.75,-.75)`` (bicubic ``grid_sample``), ``P(0,0)`` (``W_0`` weights
+    the two nearest taps by ``1 - S(f)``, ``S(f)``, ``S(f) = 3f^2 - 2f^3``: a bilinear
+    sample at ``floor(p) + S(frac(p))``), and ``P(0,-.75)``, ``P(-.75,0)`` (bicubic at the
+    two nearest integer columns, or rows, blended by ``S``). Then
+    ``P(-.5,-.5) = (4 P(-.75,-.75) + 2 P(0,-.75) + 2 P(-.75,0) + P(0,0)) / 9``, exactly.
+    """
+    h, w = x.shape[-2:]
+    kw = {"padding_mode": "border", "align_corners": True}
+
+    def sample(gx: torch.Tensor, gy: torch.Tensor, mode: str) -> torch.Tensor:
+        grid = torch.stack((2 * gx / max(w - 1, 1) - 1, 2 * gy / max(h - 1, 1) - 1), dim=-1)
+        return F.grid_sample(x, grid, mode=mode, **kw)
+
+    x0, y0 = torch.floor(px), torch.floor(py)
+    fx, fy = px - x0, py - y0
+    sx = (fx * fx * (3 - 2 * fx)).unsqueeze(1)
+    sy = (fy * fy * (3 - 2 * fy)).unsqueeze(1)
+    out = sample(px, py, "bicubic").mul_(4.0)
+    cols = torch.lerp(sample(x0, py, "bicubic"), sample(x0 + 1, py, "bicubic"), sx)
+    rows = torch.lerp(sample(px, y0, "bicubic"), sample(px, y0 + 1, "bicubic"), sy)
+    out.add_(cols, alpha=2.0).add_(rows, alpha=2.0)
+    out.add_(sample(x0 + sx.squeeze(1), y0 + sy.squeeze(1), "bilinear"))
+    return out.div_(9.0)
+
+
 def jitter_op(
     x: torch.Tensor, sigma_px: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 19: 5 times, every pixel resampled (bicubic) at its own N(0, s^2) px offset.
+    """Type 19: 5 times, every pixel resampled at its own N(0, s^2) px offset.
 
-    Uses torch's bicubic ``grid_sample`` (cubic convolution a = -0.75, border replicate);
-    MATLAB's 'cubic' uses a = -0.5, which overshoots a little less at strong edges. A
-    gather-based a = -0.5 sampler was 6-10x slower on CPU; intermediate passes are not
-    clipped (unverified).
+    Cubic interpolation as MATLAB's ``'cubic'`` (Keys, ``a = -0.5``; see
+    :func:`cubic_sample`), border replicate; intermediate passes are not clipped.
     """
     _b, _, h, w = x.shape
     ys = torch.arange(h, dtype=x.dtype, device=x.device)
@@ -333,10 +387,7 @@ def jitter_op(
     out = x
     for _ in range(5):
         off = _noise(rngs, (h, w, 2), x, "normal") * sigma_px  # [B,H,W,2] (dx, dy)
-        px = gx + off[..., 0]
-        py = gy + off[..., 1]
-        grid = torch.stack((2 * px / max(w - 1, 1) - 1, 2 * py / max(h - 1, 1) - 1), dim=-1)
-        out = F.grid_sample(out, grid, mode="bicubic", padding_mode="border", align_corners=True)
+        out = cubic_sample(out, gx + off[..., 0], gy + off[..., 1])
     return out
 
 
@@ -393,29 +444,42 @@ def sharpen_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generato
     return color.lab2rgb(torch.cat((sharp, lab[:, 1:]), dim=1))
 
 
-def contrast_curve(amount: float) -> CubicSpline:
-    """Not-a-knot cubic spline through (0,0), (.3,c1), (.5,.5), (.7,c2), (1,1)."""
+_CONTRAST_KNOTS = (0.0, 0.3, 0.5, 0.7, 1.0)
+
+
+def contrast_spline(amount: float) -> tuple[tuple[float, float, float, float], float]:
+    """Not-a-knot cubic spline through (0,0), (.3,c1), (.5,.5), (.7,c2), (1,1) (MATLAB's
+    ``spline``), ``c1 = .25 - a/4``, ``c2 = .75 + a/4``, as ``p(x) + k (x - .5)_+^3``.
+
+    Not-a-knot makes the two pieces on each side of .5 one cubic each, and C2 continuity
+    leaves them differing by a multiple of ``(x - .5)^3``: five unknowns, fixed by the
+    five knots. Returns ``((p0, p1, p2, p3), k)`` with ``p(x) = p0 + p1 x + p2 x^2 + p3 x^3``.
+    """
     c1, c2 = 0.25 - amount / 4, 0.75 + amount / 4
-    return CubicSpline([0.0, 0.3, 0.5, 0.7, 1.0], [0.0, c1, 0.5, c2, 1.0], bc_type="not-a-knot")
+    xs = np.asarray(_CONTRAST_KNOTS)
+    system = np.stack([xs**0, xs, xs**2, xs**3, np.clip(xs - 0.5, 0, None) ** 3], axis=1)
+    sol = np.linalg.solve(system, np.array([0.0, c1, 0.5, c2, 1.0]))
+    return (float(sol[0]), float(sol[1]), float(sol[2]), float(sol[3])), float(sol[4])
+
+
+def contrast_curve(amount: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The contrast spline of :func:`contrast_spline` as a numpy function (unclipped)."""
+    (p0, p1, p2, p3), k = contrast_spline(amount)
+
+    def curve(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        return ((p3 * v + p2) * v + p1) * v + p0 + k * np.clip(v - 0.5, 0, None) ** 3
+
+    return curve
 
 
 def contrast_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 25: the contrast spline of :func:`contrast_curve` on RGB, clipped."""
-    cs = contrast_curve(amount)
-    # Truncated power form of a C2 cubic spline: the first piece's polynomial plus a
-    # (x - t_k)_+^3 term at every interior knot where the cubic coefficient jumps (for
-    # not-a-knot only the middle knot). Avoids per-element interval lookups.
-    t = cs.x.tolist()
-    c = cs.c
-    dx0 = x - t[0]
-    y = ((c[0, 0] * dx0 + c[1, 0]) * dx0 + c[2, 0]) * dx0 + c[3, 0]
-    for k in range(1, c.shape[1]):
-        jump = float(c[0, k] - c[0, k - 1])
-        if abs(jump) > 1e-12:
-            y = y + jump * (x - t[k]).clamp_min(0) ** 3
-    return y.clamp(0, 1)
+    """Type 25: the contrast spline of :func:`contrast_spline` on RGB, clipped."""
+    (p0, p1, p2, p3), k = contrast_spline(amount)
+    y = ((p3 * x + p2) * x + p1) * x + p0
+    return y.add_((x - 0.5).clamp_min(0) ** 3, alpha=k).clamp_(0, 1)
 
 
 TORCH_OPS: dict[int, Op] = {
