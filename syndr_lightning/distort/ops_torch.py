@@ -15,18 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from syndr_lightning.distort import color
+from syndr_lightning.distort import color, ops_numpy
 
 Op = Callable[[torch.Tensor, float, Sequence[np.random.Generator]], torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- kernels
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
-    """MATLAB ``fspecial('gaussian')`` profile with ``2*ceil(2 sigma)+1`` taps (float64)."""
-    radius = math.ceil(2 * sigma)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    return g / g.sum()
+    """MATLAB ``fspecial('gaussian')`` profile; see :func:`ops_numpy.gaussian_kernel1d`."""
+    return torch.from_numpy(ops_numpy.gaussian_kernel1d(sigma))
 
 
 def disk_kernel(radius: float, supersample: int = 16) -> torch.Tensor:
@@ -42,33 +39,8 @@ def disk_kernel(radius: float, supersample: int = 16) -> torch.Tensor:
 
 
 def motion_kernel(length: float, angle_deg: float) -> torch.Tensor:
-    """MATLAB ``fspecial('motion', length, angle_deg)`` (float64, rows top to bottom).
-
-    As MATLAB documents it: a line segment of ``length`` px centred on the kernel at
-    ``angle_deg`` counter-clockwise; every tap gets ``max(0, 1 - distance to the line)``;
-    the kernel is normalised to sum 1. MATLAB measures the distance of a tap whose
-    distance from the centre is below ``(length - 1) / 2`` perpendicular to the line and,
-    for every other tap, to the nearer end point of the segment (this reproduces
-    MATLAB's published ``fspecial('motion', 3, 45)``). The kernel is ``2 sy + 1`` rows by
-    ``2 sx + 1`` columns with ``sx = fix(half |cos| + 1)``, ``sy = fix(half sin + 1)``
-    (just under the integer when exact), as MATLAB sizes it; length <= 1 is the identity.
-    """
-    length = max(1.0, float(length))
-    half = (length - 1) / 2
-    phi = math.radians(float(angle_deg) % 180.0)
-    cos_p, sin_p = math.cos(phi), math.sin(phi)
-    tiny = length * 2.220446049250313e-16  # MATLAB's len*eps: exact integers round down
-    sx = max(0, math.floor(half * abs(cos_p) + 1 - tiny))
-    sy = max(0, math.floor(half * sin_p + 1 - tiny))
-    x = torch.arange(-sx, sx + 1, dtype=torch.float64).view(1, -1)  # right
-    y = torch.arange(sy, -sy - 1, -1, dtype=torch.float64).view(-1, 1)  # up
-    along = x * cos_p + y * sin_p
-    perp = y * cos_p - x * sin_p
-    rad = torch.sqrt(x**2 + y**2)
-    to_end = torch.sqrt(perp**2 + (along.abs() - half) ** 2)
-    dist = torch.where(rad >= half, to_end, perp.abs())
-    k = (1.0 - dist).clamp_min(0.0)
-    return k / k.sum()
+    """MATLAB ``fspecial('motion', length, angle_deg)``; see :func:`ops_numpy.motion_kernel`."""
+    return torch.from_numpy(ops_numpy.motion_kernel(length, angle_deg))
 
 
 def conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -444,40 +416,11 @@ def sharpen_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generato
     return color.lab2rgb(torch.cat((sharp, lab[:, 1:]), dim=1))
 
 
-_CONTRAST_KNOTS = (0.0, 0.3, 0.5, 0.7, 1.0)
-
-
-def contrast_spline(amount: float) -> tuple[tuple[float, float, float, float], float]:
-    """Not-a-knot cubic spline through (0,0), (.3,c1), (.5,.5), (.7,c2), (1,1) (MATLAB's
-    ``spline``), ``c1 = .25 - a/4``, ``c2 = .75 + a/4``, as ``p(x) + k (x - .5)_+^3``.
-
-    Not-a-knot makes the two pieces on each side of .5 one cubic each, and C2 continuity
-    leaves them differing by a multiple of ``(x - .5)^3``: five unknowns, fixed by the
-    five knots. Returns ``((p0, p1, p2, p3), k)`` with ``p(x) = p0 + p1 x + p2 x^2 + p3 x^3``.
-    """
-    c1, c2 = 0.25 - amount / 4, 0.75 + amount / 4
-    xs = np.asarray(_CONTRAST_KNOTS)
-    system = np.stack([xs**0, xs, xs**2, xs**3, np.clip(xs - 0.5, 0, None) ** 3], axis=1)
-    sol = np.linalg.solve(system, np.array([0.0, c1, 0.5, c2, 1.0]))
-    return (float(sol[0]), float(sol[1]), float(sol[2]), float(sol[3])), float(sol[4])
-
-
-def contrast_curve(amount: float) -> Callable[[np.ndarray], np.ndarray]:
-    """The contrast spline of :func:`contrast_spline` as a numpy function (unclipped)."""
-    (p0, p1, p2, p3), k = contrast_spline(amount)
-
-    def curve(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64)
-        return ((p3 * v + p2) * v + p1) * v + p0 + k * np.clip(v - 0.5, 0, None) ** 3
-
-    return curve
-
-
 def contrast_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 25: the contrast spline of :func:`contrast_spline` on RGB, clipped."""
-    (p0, p1, p2, p3), k = contrast_spline(amount)
+    """Type 25: the contrast spline of :func:`ops_numpy.contrast_spline` on RGB, clipped."""
+    (p0, p1, p2, p3), k = ops_numpy.contrast_spline(amount)
     y = ((p3 * x + p2) * x + p1) * x + p0
     return y.add_((x - 0.5).clamp_min(0) ** 3, alpha=k).clamp_(0, 1)
 
