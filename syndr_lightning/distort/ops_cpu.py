@@ -97,7 +97,7 @@ def jpeg2000(x: np.ndarray, ratio: float, rng: np.random.Generator | None = None
 
 
 def jpeg(x: np.ndarray, quality: float, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Type 10: JPEG encode/decode at quality ``quality``."""
+    """Type 10: ``imwrite(x, f, 'jpg', 'Quality', quality)``, then ``imread``."""
     return _decode(encode_jpeg(to_uint8(x), quality))
 
 
@@ -201,7 +201,8 @@ def multi_otsu_thresholds(hist: np.ndarray, n_thresholds: int) -> np.ndarray:
 def quantization(
     x: np.ndarray, n_thresholds: float, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Type 22: multi-Otsu over all RGB values pooled (256 bins); ``x <= t1 -> 0``,
+    """Type 22: MATLAB ``multithresh`` (multi-Otsu, solved exactly) over all RGB values
+    pooled (256 bins); ``x <= t1 -> 0``,
     ``t(k-1) < x <= t(k) -> t(k)``, ``x > tN -> 1`` (thresholds as values ``bin / 255``).
 
     Values are compared as bins (``round(255 x)``), so float32 and float64 inputs give

@@ -139,7 +139,7 @@ def mean_shift_map(v: np.ndarray, shift: float) -> np.ndarray:
 
 
 def contrast_map(v: np.ndarray, amount: float) -> np.ndarray:
-    """Type 25 on values: the contrast spline, clipped."""
+    """Type 25 on values: the contrast spline (MATLAB ``spline``, not-a-knot), clipped."""
     return np.clip(contrast_curve(amount)(v), 0, 1)
 
 

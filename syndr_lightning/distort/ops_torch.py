@@ -112,14 +112,16 @@ def _noise(
 def gaussian_blur_op(
     x: torch.Tensor, sigma: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 1: Gaussian blur, kernel ``2*ceil(2 sigma)+1``."""
+    """Type 1: Gaussian filter of ``2*ceil(2 sigma)+1`` taps (MATLAB ``fspecial('gaussian')``,
+    ``imgaussfilt``'s default size), replicate border."""
     return gaussian_blur(x, sigma)
 
 
 def lens_blur_op(
     x: torch.Tensor, radius: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 2: disk (pillbox) blur."""
+    """Type 2: ``imfilter(x, fspecial('disk', radius), 'replicate')`` (pillbox; border
+    taps by covered area, see :func:`disk_kernel`)."""
     return conv_same(x, disk_kernel(radius))
 
 
@@ -163,7 +165,8 @@ def conv_per_sample_sparse(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tens
 def color_diffusion_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 4: in Lab, a* and b* blurred (sigma = 1.5 a + 2) and scaled by a; L kept."""
+    """Type 4: ``rgb2lab``; a* and b* Gaussian-blurred (sigma = 1.5 a + 2) and scaled by a;
+    L kept; MATLAB's ``lab2rgb`` (no Z clamp, see :func:`color.lab2rgb`), clipped."""
     lab = color.rgb2lab(x)
     ab = gaussian_blur(lab[:, 1:], 1.5 * amount + 2) * amount
     return color.lab2rgb(torch.cat((lab[:, :1], ab), dim=1))
@@ -220,7 +223,8 @@ def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
 def saturation_hsv_op(
     x: torch.Tensor, factor: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 7: HSV saturation times ``factor`` (no clip; the final min-max handles range)."""
+    """Type 7: ``rgb2hsv``, saturation times ``factor``, ``hsv2rgb`` (no clip; the final
+    min-max handles range)."""
     hsv = color.rgb2hsv(x)
     hsv = torch.cat((hsv[:, :1], hsv[:, 1:2] * factor, hsv[:, 2:]), dim=1)
     return color.hsv2rgb(hsv)
@@ -229,7 +233,8 @@ def saturation_hsv_op(
 def saturation_lab_op(
     x: torch.Tensor, factor: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 8: Lab a*, b* times ``factor``; lab2rgb clips."""
+    """Type 8: ``rgb2lab``, a* and b* times ``factor``, MATLAB's ``lab2rgb`` (no Z clamp),
+    clipped."""
     lab = color.rgb2lab(x)
     return color.lab2rgb(torch.cat((lab[:, :1], lab[:, 1:] * factor), dim=1))
 
@@ -238,7 +243,7 @@ def saturation_lab_op(
 def white_noise_op(
     x: torch.Tensor, var: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 11: add N(0, var) to every sample, clip."""
+    """Type 11: add N(0, var) to every sample, clip (as ``imnoise(x, 'gaussian', 0, var)``)."""
     n = _noise(rngs, tuple(x.shape[1:]), x, "normal")
     return (x + n * math.sqrt(var)).clamp(0, 1)
 
@@ -257,7 +262,8 @@ def color_noise_op(
 def impulse_noise_op(
     x: torch.Tensor, density: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 13: salt and pepper per element: u < d/2 -> 0, d/2 <= u < d -> 1."""
+    """Type 13: salt and pepper per element (as ``imnoise(x, 'salt & pepper', d)``):
+    u < d/2 -> 0, d/2 <= u < d -> 1."""
     u = _noise(rngs, tuple(x.shape[1:]), x, "uniform")
     out = torch.where(u < density / 2, torch.zeros_like(x), x)
     return torch.where((u >= density / 2) & (u < density), torch.ones_like(x), out)
@@ -266,7 +272,8 @@ def impulse_noise_op(
 def multiplicative_noise_op(
     x: torch.Tensor, var: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 14: ``x + n x`` with n uniform, mean 0, variance ``var``; clip."""
+    """Type 14: ``x + n x`` with n uniform, mean 0, variance ``var`` (as
+    ``imnoise(x, 'speckle', var)``); clip."""
     u = _noise(rngs, tuple(x.shape[1:]), x, "uniform")
     n = (u - 0.5) * math.sqrt(12 * var)
     return (x + n * x).clamp(0, 1)
@@ -280,7 +287,8 @@ def _brighten_curve(v: torch.Tensor, amount: float) -> torch.Tensor:
 def brighten_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 16: ``(2 f(RGB) + clip(lab2rgb(100 f(L/100), a*, b*))) / 3``, f(x) = x + 2a x(1-x)."""
+    """Type 16: ``(2 f(RGB) + clip(lab2rgb(100 f(L/100), a*, b*))) / 3``, f(x) = x + 2a x(1-x)
+    (MATLAB's ``rgb2lab`` / ``lab2rgb``)."""
     lab = color.rgb2lab(x)
     lum = 100 * _brighten_curve(lab[:, :1] / 100, amount)
     via_lab = color.lab2rgb(torch.cat((lum, lab[:, 1:]), dim=1))
@@ -295,7 +303,8 @@ def darken_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator
 def mean_shift_op(
     x: torch.Tensor, shift: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 18: ``clip(x + shift)`` (the final min-max stretches it back)."""
+    """Type 18: ``clip(x + shift)`` (the final min-max stretches it back); not monotone
+    across levels, as in the original."""
     return (x + shift).clamp(0, 1)
 
 
@@ -378,7 +387,7 @@ def _nearest_index(n_out: int, n_in: int, device: torch.device) -> torch.Tensor:
 def pixelate_op(
     x: torch.Tensor, strength: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 21: nearest downsize to :func:`pixelate_size`, then nearest back."""
+    """Type 21: ``imresize(x, size, 'nearest')`` down to :func:`pixelate_size`, then back."""
     _, _, h, w = x.shape
     sh, sw = pixelate_size(h, w, strength)
     # 'nearest-exact' is the pixel-centre rule src = floor((i + 0.5) n_in / n_out), the
@@ -409,7 +418,8 @@ def color_block_op(
 
 # ----------------------------------------------------------------------------- 24, 25
 def sharpen_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]) -> torch.Tensor:
-    """Type 24: unsharp mask on L of Lab, ``(1 + a) L - a G_3(L)``; lab2rgb clips."""
+    """Type 24: ``rgb2lab``; unsharp mask on L, ``(1 + a) L - a G_3(L)``; MATLAB's
+    ``lab2rgb``, clipped."""
     lab = color.rgb2lab(x)
     lum = lab[:, :1]
     sharp = (1 + amount) * lum - amount * gaussian_blur(lum, 3.0)
@@ -419,7 +429,8 @@ def sharpen_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generato
 def contrast_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 25: the contrast spline of :func:`ops_numpy.contrast_spline` on RGB, clipped."""
+    """Type 25: MATLAB ``spline`` (not-a-knot) contrast curve of
+    :func:`ops_numpy.contrast_spline` on RGB, clipped; not monotone across levels."""
     (p0, p1, p2, p3), k = ops_numpy.contrast_spline(amount)
     y = ((p3 * x + p2) * x + p1) * x + p0
     return y.add_((x - 0.5).clamp_min(0) ** 3, alpha=k).clamp_(0, 1)
