@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syndr_lightning.distort.spec import GENDIST_VERSION
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 from syndr_lightning.utils.io import atomic_dir, atomic_open, git_sha
 
@@ -195,7 +196,9 @@ def cache_key(
     h.update(np.ascontiguousarray(np.round(labels, 6), dtype=np.float64).tobytes())
     for name in sorted(candidates):
         h.update(f"C|{name}|{_file_ident(Path(candidates[name]))}\n".encode())
-    if predistorted is not None:
+    if predistorted is None:
+        h.update(f"G|{GENDIST_VERSION}\n".encode())  # GenDist makes the images
+    else:
         h.update(b"predistorted")
         for k in sorted(predistorted):
             h.update(f"D|{k}|{_file_ident(Path(predistorted[k]))}\n".encode())
