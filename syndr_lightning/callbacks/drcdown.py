@@ -36,7 +36,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
-from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
+from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -71,24 +72,16 @@ def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndar
     is still below ``size`` is scaled up to ``size`` (bilinear, aspect kept), as the
     training and evaluation transforms do.
     """
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-            w, h = img.size
-            short = resize if resize is not None else min(w, h)
-            short = max(short, size)
-            if short != min(w, h):
-                scale = short / min(w, h)
-                img = img.resize(
-                    (max(short, round(w * scale)), max(short, round(h * scale))),
-                    Image.BILINEAR,
-                )
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(
-            f"cannot read image {path!r} for the DRCDown feature pass ({exc}); "
-            f"check that the file exists and is a valid image"
-        ) from exc
+    arr = read_rgb(path, what="image for the DRCDown feature pass")
+    h, w = arr.shape[:2]
+    short = resize if resize is not None else min(w, h)
+    short = max(short, size)
+    if short != min(w, h):
+        scale = short / min(w, h)
+        img = Image.fromarray(arr).resize(
+            (max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR
+        )
+        arr = np.asarray(img, dtype=np.uint8)
     h, w = arr.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(arr[top : top + size, left : left + size])

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.utils.errors import DatasetError, InputError
+from syndr_lightning.utils.images import image_size, read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
 CACHE_VERSION = 1
@@ -58,11 +58,7 @@ def _digest(parts: Iterable[str]) -> str:
 
 def decode_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file into an HxWx3 uint8 RGB array (DatasetError if unreadable)."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"cannot decode image {str(path)!r}: {exc}") from None
+    return read_rgb(path)
 
 
 class ImageCache:
@@ -148,11 +144,7 @@ class ImageCache:
     ) -> dict[str, Any]:
         shapes: list[tuple[int, int]] = []
         for p in paths:  # header pass: sizes without decoding, to check the disk space
-            try:
-                with Image.open(p) as img:
-                    shapes.append((img.size[1], img.size[0]))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DatasetError(f"image cache: cannot read image {p!r}: {exc}") from None
+            shapes.append(image_size(p))
         sizes = np.array([h * w * 3 for h, w in shapes], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sizes.sum())

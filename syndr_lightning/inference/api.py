@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from syndr_lightning.data.datasets.base import IMAGE_SUFFIXES
 from syndr_lightning.data.transforms import EvalTransform
 from syndr_lightning.utils.device import resolve_device as _resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.images import pil_to_rgb, read_rgb
 
 __all__ = [
     "DEFAULT_CROP_SIZE",
@@ -63,16 +64,12 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image file {str(path)!r} does not exist")
-        try:
-            with Image.open(path) as img:
-                return np.array(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputError(
-                f"cannot decode {str(path)!r} as an image ({type(exc).__name__}: {exc}); "
-                f"supported formats: {', '.join(IMAGE_SUFFIXES)}"
-            ) from None
+        return read_rgb(path, error=InputError)
     if isinstance(image, Image.Image):
-        return np.array(image.convert("RGB"), dtype=np.uint8)
+        try:
+            return pil_to_rgb(image)
+        except ValueError as exc:
+            raise InputError(f"cannot convert the PIL image to RGB: {exc}") from None
     if isinstance(image, torch.Tensor):
         if image.dim() != 3 or image.shape[0] not in (1, 3):
             raise InputError(

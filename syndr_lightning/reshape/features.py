@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.io import atomic_open
 
 ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
@@ -84,13 +85,7 @@ def cache_key(path: Path, encoder: str, weights: str | None, crop_size: int) -> 
 
 def load_centre_crop(path: Path, crop_size: int) -> torch.Tensor:
     """One ImageNet-normalised ``[3, crop, crop]`` centre crop (upscaled if smaller)."""
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(
-            f"{path}: not a readable image ({exc}); remove it or fix the file"
-        ) from None
+    img = Image.fromarray(read_rgb(path, error=InputError))
     w, h = img.size
     if min(w, h) < crop_size:
         scale = crop_size / min(w, h)

@@ -6,25 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.data.datasets.base import REGISTRY
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.images import verify_image
 
 MAX_LISTED = 5
 
 
 def _unreadable(path: str, full: bool) -> str | None:
-    """Return why ``path`` cannot be read as an image, or None."""
-    try:
-        with Image.open(path) as img:
-            if full:
-                img.load()
-            elif img.size[0] < 1 or img.size[1] < 1:
-                return "empty image"
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        return type(exc).__name__ + ": " + str(exc).split("\n")[0]
-    return None
+    """Return why ``path`` cannot be read as an image, or None (``utils.images``)."""
+    return verify_image(path, full=full)
 
 
 def check_dataset(name: str, root: str | Path, *, full: bool = False, **options: Any) -> dict:
