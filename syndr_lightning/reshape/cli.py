@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from syndr_lightning.utils.errors import SyndrError
-from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.io import atomic_open, read_npy
 
 
 def _load(path: str, what: str) -> np.ndarray:
@@ -20,12 +20,7 @@ def _load(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{what}: file {p} not found; pass an existing .npy file")
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(
-            f"{what}: {p} is not a readable .npy array ({exc}); save it with numpy.save"
-        ) from None
+    arr = read_npy(p, what)
     if not isinstance(arr, np.ndarray):
         raise InputError(f"{what}: {p} holds an .npz archive, expected a single .npy array")
     return arr
