@@ -55,8 +55,13 @@ def _as_pair(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     if p.size < 2:
         raise InputError(f"need at least 2 (pred, target) pairs to correlate, got {p.size}")
-    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(t))):
-        raise InputError("pred and target must be finite (found NaN or inf); check the labels")
+    if not np.all(np.isfinite(p)):
+        raise InputError(
+            "the predictions must be finite but contain NaN or inf (did the training diverge? "
+            "lower the learning rate)"
+        )
+    if not np.all(np.isfinite(t)):
+        raise InputError("the targets must be finite but contain NaN or inf; check the labels")
     return p, t
 
 

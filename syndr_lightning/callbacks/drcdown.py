@@ -38,6 +38,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
+from syndr_lightning.reshape._validate import BACKENDS
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path
@@ -427,6 +428,10 @@ class DRCDownConfig:
             raise ConfigError(f"reshape.T_u must be an integer >= 1; got {self.T_u}")
         if self.rule not in ("reference", "paper"):
             raise ConfigError(f"reshape.rule must be 'reference' or 'paper'; got {self.rule!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"reshape.backend={self.backend!r} is unknown; allowed values: {', '.join(BACKENDS)}"
+            )
 
 
 def select_subset(

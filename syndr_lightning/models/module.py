@@ -16,7 +16,7 @@ from torch import nn
 
 from syndr_lightning.metrics import IQAMetrics
 from syndr_lightning.models.backbones import build_backbone
-from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.errors import ConfigError, DivergenceError, InputError
 
 __all__ = ["BIQAModule"]
 
@@ -65,6 +65,7 @@ class BIQAModule(L.LightningModule):
         self.val_metrics = IQAMetrics()
         self.test_metrics = nn.ModuleDict()
         self.test_prefix = "test"
+        self._pred_range: list[Any] | None = None  # (min, max, count) of an epoch's predictions
 
     # ------------------------------------------------------------- forward
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +94,8 @@ class BIQAModule(L.LightningModule):
         """L1 (or the configured) loss of one random crop per image."""
         pred = self(batch["image"])[0]
         loss = self.loss_fn(pred, batch["score"].to(pred.dtype))
+        self._check_loss(loss)
+        self._track_predictions(pred)
         self.log(
             "train/loss",
             loss,
@@ -103,6 +106,66 @@ class BIQAModule(L.LightningModule):
             sync_dist=True,
         )
         return loss
+
+    # ------------------------------------------------------- divergence
+    def _diverged(self, what: str) -> DivergenceError:
+        hp = self.hparams
+        return DivergenceError(
+            f"training diverged at epoch {self.current_epoch}, step {self.global_step}: "
+            f"{what}; the learning rate is too high for this model and data (model.lr="
+            f"{hp.lr:g}, head {hp.lr * hp.lr_ratio:g}): lower model.lr (e.g. 10x) and run again"
+        )
+
+    def _decide(self, flag: bool, all_ranks: bool = False) -> bool:
+        """``flag`` agreed over DDP ranks (any rank, or every rank), so all stop together."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            return flag
+        return bool(trainer.strategy.reduce_boolean_decision(flag, all=all_ranks))
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        if self._decide(not bool(torch.isfinite(loss.detach()))):
+            raise self._diverged(f"the training loss is {float(loss.detach())}")
+
+    def _track_predictions(self, pred: torch.Tensor) -> None:
+        p = pred.detach().float()
+        lo, hi = p.min(), p.max()
+        if self._pred_range is None:
+            self._pred_range = [lo, hi, p.numel()]
+        else:
+            r = self._pred_range
+            self._pred_range = [torch.minimum(r[0], lo), torch.maximum(r[1], hi), r[2] + p.numel()]
+
+    def on_train_epoch_start(self) -> None:
+        """Start tracking the range of this epoch's training predictions."""
+        self._pred_range = None
+
+    def on_train_epoch_end(self) -> None:
+        """Stop when every training prediction of the epoch was the same value."""
+        r = self._pred_range
+        constant = r is not None and r[2] >= 2 and bool(r[0] == r[1])
+        if self._decide(constant, all_ranks=True):
+            raise self._diverged(
+                f"every training prediction of the epoch is {float(r[0]):g} (the model "
+                "collapsed to a constant)"
+            )
+
+    def _check_eval_predictions(self, metric: IQAMetrics) -> None:
+        preds = metric.preds
+        if isinstance(preds, list):
+            if not preds:
+                return
+            preds = torch.cat(preds)
+        p = preds.detach().float()
+        nonfinite = bool((~torch.isfinite(p)).any())
+        if self._decide(nonfinite):
+            raise self._diverged("the validation predictions are NaN or infinite")
+        constant = p.numel() >= 2 and bool(p.min() == p.max())
+        if self._decide(constant, all_ranks=True):
+            raise self._diverged(
+                f"every validation prediction is {float(p[0]):g} (the model collapsed to a "
+                "constant)"
+            )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``."""
@@ -125,6 +188,8 @@ class BIQAModule(L.LightningModule):
         """Log ``val/<metric>`` over the whole validation set."""
         if self.val_metrics.update_count == 0:
             return
+        if not self.trainer.sanity_checking:
+            self._check_eval_predictions(self.val_metrics)
         values = self.val_metrics.compute()
         for k, v in values.items():
             # Already gathered over ranks by torchmetrics: identical everywhere.

@@ -80,7 +80,11 @@ def check_dataset(name: str, root: str | Path, *, full: bool = False, **options:
     if labeled and len(df):
         n_bad = int((~np.isfinite(raw)).sum())
         if n_bad:
-            fatal.append(f"{name}: {n_bad} images have no numeric score in the label file")
+            first = int(np.flatnonzero(~np.isfinite(raw))[0])
+            fatal.append(
+                f"{name}: {n_bad} images have no numeric score in the label file (first: "
+                f"row {first + 1}, {str(df['path'].iloc[first])!r})"
+            )
     if info.raw_range is not None and report["raw_min"] is not None:
         lo, hi = info.raw_range
         margin = 0.1 * (hi - lo)
