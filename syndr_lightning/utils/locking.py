@@ -176,14 +176,15 @@ class BuildLock:
         beat = _read(self.path / "heartbeat")
         if not self.path.exists():
             return False  # released meanwhile: simply retry
+        token = info.get("token") if info else None
+        now = time.monotonic()
         if info is not None and info.get("host") == socket.gethostname():
             try:
                 if not _pid_alive(int(info["pid"])):
+                    self._seen = (token, beat, now)  # what _break may remove
                     return True
             except (KeyError, TypeError, ValueError):
                 pass
-        token = info.get("token") if info else None
-        now = time.monotonic()
         if self._seen is None or self._seen[:2] != (token, beat):
             self._seen = (token, beat, now)  # the owner changed or beat: watch afresh
             return False
