@@ -219,3 +219,18 @@ def test_processes_building_one_upsampled_set_share_it(tmp_path: Path) -> None:
     assert out[0][:2] == out[1][:2]  # same folder, identical manifest
     assert sorted(o[2] for o in out) == [False, True]  # built once, reused once
     assert not list((tmp_path / "cache" / "ddcup").glob(".*"))  # no lock, no temporary
+
+
+def test_free_space_check_counts_removed_temporaries(tmp_path: Path, monkeypatch) -> None:
+    from syndr_lightning.data import cache as cache_mod
+    from syndr_lightning.utils.errors import DatasetError
+
+    paths = [str(write_image(tmp_path / "img" / "0.png", 0))]
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / ".imgcache-0123456789abcdef-1.u8.a.tmp").write_bytes(b"\0" * 2048)
+    usage = cache_mod.shutil.disk_usage(folder)
+    monkeypatch.setattr(cache_mod.shutil, "disk_usage", lambda p: usage._replace(free=10))
+    with pytest.raises(DatasetError, match=r"after removing 0\.00 GiB of stale temporaries"):
+        ImageCache.open_or_build(paths, folder, progress=False)
+    assert not list(folder.glob(".imgcache-*.tmp"))
