@@ -66,6 +66,7 @@ class BIQAModule(L.LightningModule):
         self.test_metrics = nn.ModuleDict()
         self.test_prefix = "test"
         self._pred_range: list[Any] | None = None  # (min, max, count) of an epoch's predictions
+        self._last_loss: torch.Tensor | None = None
 
     # ------------------------------------------------------------- forward
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,16 +117,24 @@ class BIQAModule(L.LightningModule):
             f"{hp.lr:g}, head {hp.lr * hp.lr_ratio:g}): lower model.lr (e.g. 10x) and run again"
         )
 
-    def _decide(self, flag: bool, all_ranks: bool = False) -> bool:
-        """``flag`` agreed over DDP ranks (any rank, or every rank), so all stop together."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
-            return flag
-        return bool(trainer.strategy.reduce_boolean_decision(flag, all=all_ranks))
-
     def _check_loss(self, loss: torch.Tensor) -> None:
-        if self._decide(not bool(torch.isfinite(loss.detach()))):
-            raise self._diverged(f"the training loss is {float(loss.detach())}")
+        """Remember the loss; the decision is taken on the (DDP-synced) gradients."""
+        self._last_loss = loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop when the gradients are not finite (a non-finite loss gives such gradients).
+
+        Under DDP the gradients are already averaged over the ranks, so every rank takes
+        the same decision without another collective. With fp16 mixed precision inf
+        gradients are expected (the grad scaler skips those steps): not checked there.
+        """
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and str(trainer.precision).startswith("16"):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+            loss = float(self._last_loss) if self._last_loss is not None else float("nan")
+            raise self._diverged(f"the training loss is {loss:g} and the gradients are not finite")
 
     def _track_predictions(self, pred: torch.Tensor) -> None:
         p = pred.detach().float()
@@ -141,31 +150,36 @@ class BIQAModule(L.LightningModule):
         self._pred_range = None
 
     def on_train_epoch_end(self) -> None:
-        """Stop when every training prediction of the epoch was the same value."""
+        """Stop when every training prediction of the epoch was the same value.
+
+        Checked on a single process only (DDP ranks would each see their own share; the
+        validation check, on predictions gathered from every rank, covers DDP).
+        """
         r = self._pred_range
-        constant = r is not None and r[2] >= 2 and bool(r[0] == r[1])
-        if self._decide(constant, all_ranks=True):
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            return
+        if r is not None and r[2] >= 2 and bool(r[0] == r[1]):
             raise self._diverged(
                 f"every training prediction of the epoch is {float(r[0]):g} (the model "
                 "collapsed to a constant)"
             )
 
-    def _check_eval_predictions(self, metric: IQAMetrics) -> None:
-        preds = metric.preds
-        if isinstance(preds, list):
-            if not preds:
-                return
-            preds = torch.cat(preds)
-        p = preds.detach().float()
-        nonfinite = bool((~torch.isfinite(p)).any())
-        if self._decide(nonfinite):
-            raise self._diverged("the validation predictions are NaN or infinite")
-        constant = p.numel() >= 2 and bool(p.min() == p.max())
-        if self._decide(constant, all_ranks=True):
+    def _compute_checked(self, metric: IQAMetrics) -> dict[str, torch.Tensor]:
+        """``metric.compute()`` (gathered over ranks: same decision everywhere); NaN or
+        constant predictions stop the run as a divergence."""
+        try:
+            values = metric.compute()
+        except InputError:
+            if metric.pred_range is not None and not metric.pred_range[2]:
+                raise self._diverged("the validation predictions are NaN or infinite") from None
+            raise
+        lo, hi, _ = metric.pred_range or (0.0, 1.0, True)
+        if lo == hi:
             raise self._diverged(
-                f"every validation prediction is {float(p[0]):g} (the model collapsed to a "
-                "constant)"
+                f"every validation prediction is {lo:g} (the model collapsed to a constant)"
             )
+        return values
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``."""
@@ -188,9 +202,10 @@ class BIQAModule(L.LightningModule):
         """Log ``val/<metric>`` over the whole validation set."""
         if self.val_metrics.update_count == 0:
             return
-        if not self.trainer.sanity_checking:
-            self._check_eval_predictions(self.val_metrics)
-        values = self.val_metrics.compute()
+        if self.trainer.sanity_checking:
+            values = self.val_metrics.compute()
+        else:
+            values = self._compute_checked(self.val_metrics)
         for k, v in values.items():
             # Already gathered over ranks by torchmetrics: identical everywhere.
             self.log(f"val/{k}", v.float(), prog_bar=k == "srcc", sync_dist=True)
