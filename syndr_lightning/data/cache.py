@@ -11,7 +11,9 @@ images of any size back to back). ``<key>`` hashes the list of paths, ``<ident>`
 files' identities, so a changed file leads to a rebuild. Both files are written
 atomically; the index last, so a reader never sees an index without its data.
 The memmap is opened lazily in each process, so a cache object can be handed to
-DataLoader worker processes (fork or spawn).
+DataLoader worker processes (fork or spawn). Runs sharing a key (processes or hosts on
+one filesystem) build it once: the builder holds ``.imgcache-<key>.lock`` and removes
+killed builds' temporaries first; the others wait and reuse it (``utils.locking``).
 """
 
 from __future__ import annotations
