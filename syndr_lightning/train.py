@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
 from syndr_lightning.models.backbones import BACKBONES, weights_name
+from syndr_lightning.reshape._validate import BACKENDS
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
 from syndr_lightning.utils.io import atomic_open, git_sha
 
@@ -159,7 +160,11 @@ def _validate_reshape(cfg: DictConfig) -> None:
                 f"reshape.k={r.k!r} is out of range; allowed: an integer >= 1 or 'all' (paper "
                 f"default 5)"
             )
-    choices = {"weights": ("reference", "softmin"), "rule": ("reference", "paper")}
+    choices = {
+        "weights": ("reference", "softmin"),
+        "rule": ("reference", "paper"),
+        "backend": BACKENDS,
+    }
     for key, allowed in choices.items():
         if key in r and r[key] not in allowed:
             raise ConfigError(
@@ -282,6 +287,30 @@ def _run_protocol(cfg: DictConfig, rule: str) -> dict[str, Any]:
         ),
         "selection": chosen,
     }
+
+
+def _validate_before_building(cfg: DictConfig) -> None:
+    """:func:`validate_config` plus the pixel limit, before anything is built.
+
+    Whatever it finds is a config error (exit 2), a missing dataset root included: the
+    config names a folder that is not there.
+    """
+    try:
+        validate_config(cfg)
+        from syndr_lightning.utils.images import set_max_image_pixels
+
+        set_max_image_pixels(cfg.get("max_image_pixels"))
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _safety_callbacks(cfg: DictConfig) -> list[Callback]:
+    """Checks that run before fitting (``check_images``: every image decodes)."""
+    if not cfg.get("check_images", True):
+        return []
+    from syndr_lightning.data.check_images import ImageCheck
+
+    return [ImageCheck(cfg.get("paths", {}).get("cache_dir"))]
 
 
 # ------------------------------------------------------------------ run provenance
@@ -573,7 +602,7 @@ def print_report(
 # ------------------------------------------------------------------------ the task
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
-    validate_config(cfg)
+    _validate_before_building(cfg)
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)
@@ -585,6 +614,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.protocol_extra.update(_run_protocol(cfg, rule))  # type: ignore[union-attr]
     model = _instantiate(cfg.model, "model")
     callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
+    callbacks.extend(_safety_callbacks(cfg))
     selection = TestSetSelection() if cfg.get("select_on_test", False) else None
     if selection is not None:
         callbacks.append(selection)

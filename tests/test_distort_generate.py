@@ -121,7 +121,7 @@ def test_generate_with_workers_and_batched_device_match(tmp_path: Path) -> None:
     # an unreadable reference fails in a worker and reaches the caller as InputError
     bad = tmp_path / "refs" / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot decode reference image"):
         generate([*refs, bad], a, types=[9], levels=[1], seed=1, workers=1, progress=False)
 
 
@@ -145,7 +145,7 @@ def test_generate_bad_inputs(tmp_path: Path) -> None:
     bad = tmp_path / "bad" / "x.png"
     bad.parent.mkdir()
     bad.write_text("not an image")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot decode reference image"):
         generate([bad], tmp_path / "o2", types=[1], levels=[1], progress=False)
 
 

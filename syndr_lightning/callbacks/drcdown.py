@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +38,16 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
-from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
+from syndr_lightning.reshape._validate import BACKENDS
+from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path
+from syndr_lightning.utils.locking import BuildLock, remove_stale_temporaries
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_CACHE_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def subset_hash(indices: np.ndarray | Sequence[int]) -> str:
@@ -71,24 +77,16 @@ def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndar
     is still below ``size`` is scaled up to ``size`` (bilinear, aspect kept), as the
     training and evaluation transforms do.
     """
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-            w, h = img.size
-            short = resize if resize is not None else min(w, h)
-            short = max(short, size)
-            if short != min(w, h):
-                scale = short / min(w, h)
-                img = img.resize(
-                    (max(short, round(w * scale)), max(short, round(h * scale))),
-                    Image.BILINEAR,
-                )
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(
-            f"cannot read image {path!r} for the DRCDown feature pass ({exc}); "
-            f"check that the file exists and is a valid image"
-        ) from exc
+    arr = read_rgb(path, what="image for the DRCDown feature pass")
+    h, w = arr.shape[:2]
+    short = resize if resize is not None else min(w, h)
+    short = max(short, size)
+    if short != min(w, h):
+        scale = short / min(w, h)
+        img = Image.fromarray(arr).resize(
+            (max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR
+        )
+        arr = np.asarray(img, dtype=np.uint8)
     h, w = arr.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(arr[top : top + size, left : left + size])
@@ -138,7 +136,39 @@ class CropCache:
         self.size = size
         self.resize = resize
         key = _crop_cache_key(self.paths, size, resize)
+        self.key = key
         self.file = Path(cache_dir) / f"crops_{key}_{len(self.paths)}x{size}.u8"
+        self.lock_path = Path(cache_dir) / f".crops_{key}.lock"
+
+    def claim(self) -> BuildLock | None:
+        """The lock to write this cache, or None when another process is writing it, the
+        folder is not writable or the disk is too full (then crops are decoded directly).
+
+        Stale temporaries of killed builds are removed first (and their space counted).
+        """
+        lock = BuildLock(self.lock_path)
+        try:
+            if not lock.try_acquire():
+                return None
+        except ConfigError as exc:
+            log.warning("DRCDown crop cache disabled: %s", exc)
+            return None
+        folder = self.file.parent
+        remove_stale_temporaries(
+            folder,
+            ".crops_*.tmp",
+            lambda t: [] if t.name[7:31] == self.key else [folder / f".crops_{t.name[7:31]}.lock"],
+        )
+        need = len(self.paths) * self.size * self.size * 3
+        if shutil.disk_usage(folder).free < need:
+            log.warning(
+                "DRCDown crop cache disabled: %.2f GiB needed in %s but less is free",
+                need / 2**30,
+                folder,
+            )
+            lock.release()
+            return None
+        return lock
 
     @property
     def ready(self) -> bool:
@@ -251,12 +281,17 @@ def extract_features(
 
     cache = CropCache(cache_dir, paths, crop_size, resize) if cache_dir is not None else None
     full_pass = idx.size == n_all and np.array_equal(idx, np.arange(n_all))
+    claim = cache.claim() if (cache is not None and full_pass and not cache.ready) else None
+    if claim is not None and cache is not None and cache.ready:  # finished meanwhile
+        claim.release()
+        claim = None
     if cache is not None and cache.ready:
         dataset: torch.utils.data.Dataset = _MemmapCropDataset(cache, idx)
         writer = None
     else:
         dataset = _CropDataset([paths[i] for i in idx], crop_size, resize)
-        writer = cache if (cache is not None and full_pass) else None
+        # One writer per cache file across processes; the others decode directly.
+        writer = cache if claim is not None else None
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -271,6 +306,8 @@ def extract_features(
     dtype = np.float16 if half else np.float32
 
     with contextlib.ExitStack() as stack:
+        if claim is not None:
+            stack.callback(claim.release)
         mm = None
         if writer is not None:
             tmp = stack.enter_context(atomic_path(writer.file))
@@ -391,6 +428,10 @@ class DRCDownConfig:
             raise ConfigError(f"reshape.T_u must be an integer >= 1; got {self.T_u}")
         if self.rule not in ("reference", "paper"):
             raise ConfigError(f"reshape.rule must be 'reference' or 'paper'; got {self.rule!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"reshape.backend={self.backend!r} is unknown; allowed values: {', '.join(BACKENDS)}"
+            )
 
 
 def select_subset(

@@ -25,7 +25,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from syndr_lightning.data import synthetic  # noqa: F401  (registers the "synthetic" loader)
@@ -33,6 +32,7 @@ from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.manifest import validate_manifest
 from syndr_lightning.data.transforms import EvalTransform, TrainTransform
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.images import read_rgb as _read_rgb
 
 __all__ = ["IQADataModule", "ManifestDataset", "read_rgb"]
 
@@ -41,16 +41,9 @@ Transform = Callable[..., torch.Tensor]
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """Read an image file as ``uint8 [H,W,3]`` RGB; DatasetError when missing/unreadable."""
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DatasetError(
-            f"image {path!r} listed in the manifest does not exist; check the dataset root"
-        ) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"image {path!r} cannot be decoded ({exc}); re-download it") from None
+    """Read an image file as ``uint8 [H,W,3]`` RGB; DatasetError when missing/unreadable
+    (EXIF orientation applied, 16-bit scaled, pixel limit: ``utils.images.read_rgb``)."""
+    return _read_rgb(path, what="image listed in the manifest")
 
 
 class ManifestDataset(Dataset):

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.distort.png import encode_png_rgb
 from syndr_lightning.distort.spec import (
@@ -37,6 +36,7 @@ from syndr_lightning.distort.spec import (
     spec,
 )
 from syndr_lightning.utils.errors import InputError
+from syndr_lightning.utils.images import image_size, read_rgb
 from syndr_lightning.utils.io import atomic_open
 
 if TYPE_CHECKING:
@@ -70,16 +70,7 @@ def output_name(ref_id: str, dist_type: int, level: int) -> str:
 
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as ``H x W x 3`` uint8 RGB, with a clear error when unreadable."""
-    p = Path(path)
-    try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError as exc:
-        raise InputError(f"reference image not found: {p}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(
-            f"cannot read reference image {p}: {exc}; pass PNG/JPEG/BMP files"
-        ) from exc
+    return read_rgb(Path(path), error=InputError, what="reference image")
 
 
 def save_png(img: np.ndarray, path: str | os.PathLike[str]) -> None:
@@ -442,8 +433,7 @@ def _run_batched(jobs: list[Job], device: torch.device, batch_size: int, done) -
     sizes: dict[tuple[int, int], list[str]] = defaultdict(list)
     paths = {j.ref: j.ref_path for j in jobs}
     for ref in by_ref:
-        with Image.open(paths[ref]) as im:
-            sizes[(im.height, im.width)].append(ref)
+        sizes[image_size(paths[ref], error=InputError)].append(ref)
     for refs in sizes.values():
         for start in range(0, len(refs), max(1, batch_size)):
             chunk = refs[start : start + max(1, batch_size)]

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import itertools
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,18 +261,10 @@ def _build_plain(spec: BackboneSpec) -> nn.Module:
 
 
 def _read_file(path: Path) -> Any:
-    errors = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError)
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            # Lightning checkpoints may pickle config objects; the user chose this file.
-            return torch.load(path, map_location="cpu", weights_only=False)
-    except errors as exc:
-        raise ConfigError(
-            f"model.weights={str(path)!r} is not a readable PyTorch checkpoint ({exc}); pass a "
-            f"file saved with torch.save(state_dict) or a Lightning .ckpt"
-        ) from None
+    """The file's contents, loaded with ``weights_only=True`` (never runs pickled code)."""
+    from syndr_lightning.utils.checkpoints import safe_torch_load
+
+    return safe_torch_load(path, error=ConfigError, what="model.weights file")
 
 
 def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -9,6 +9,10 @@ import numpy as np
 
 from syndr_lightning.utils.errors import InputError
 
+#: The pair-search backends of DRCDown (``reshape.backend``, ``syndr reshape down
+#: --backend``); the one list every validation uses.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
+
 # Rows checked per chunk so that validating a large feature matrix never allocates a
 # second full-size boolean array.
 _CHECK_ROWS = 8192

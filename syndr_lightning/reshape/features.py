@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
-from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.images import read_rgb
+from syndr_lightning.utils.io import atomic_open, read_npy
+from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
 ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -84,13 +86,7 @@ def cache_key(path: Path, encoder: str, weights: str | None, crop_size: int) -> 
 
 def load_centre_crop(path: Path, crop_size: int) -> torch.Tensor:
     """One ImageNet-normalised ``[3, crop, crop]`` centre crop (upscaled if smaller)."""
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(
-            f"{path}: not a readable image ({exc}); remove it or fix the file"
-        ) from None
+    img = Image.fromarray(read_rgb(path, error=InputError))
     w, h = img.size
     if min(w, h) < crop_size:
         scale = crop_size / min(w, h)
@@ -130,16 +126,22 @@ def extract_reference_features(
     cache = Path(cache_dir) if cache_dir is not None else None
     keys = [cache_key(p, encoder, weights, crop_size) for p in files]
     feats: list[np.ndarray | None] = [None] * len(files)
-    if cache is not None:
+
+    def load_cached() -> bool | None:
+        """Fill ``feats`` from the cache; True when nothing is left to compute."""
+        if cache is None:
+            return None
         for n, key in enumerate(keys):
             f = cache / f"{key}.npy"
-            if f.is_file():
+            if feats[n] is None and f.is_file():
                 try:
-                    feats[n] = np.load(f, allow_pickle=False)
-                except (ValueError, OSError):
+                    feats[n] = read_npy(f, "reference-feature cache")
+                except InputError:
                     feats[n] = None  # unreadable cache entry: recompute and overwrite
-    todo = [n for n, f in enumerate(feats) if f is None]
-    if todo:
+        return True if all(f is not None for f in feats) else None
+
+    def compute() -> bool:
+        todo = [n for n, f in enumerate(feats) if f is None]
         dev = resolve_device(device)
         module, _ = build_encoder(encoder, weights)
         module = module.to(dev)
@@ -153,4 +155,23 @@ def extract_reference_features(
                     if cache is not None:
                         with atomic_open(cache / f"{keys[n]}.npy", "wb") as fh:
                             np.save(fh, feats[n])
+        return True
+
+    if load_cached() is None:
+        if cache is None:
+            compute()
+        else:
+            # Processes needing the same features: one computes, the others wait and read.
+            todo_key = hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()[:16]
+            lock = cache / f".features-{todo_key}.lock"
+
+            def build() -> bool:
+                remove_stale_temporaries(
+                    cache,
+                    ".*.npy.*.tmp",
+                    lambda t: [p for p in cache.glob(".features-*.lock") if p != lock],
+                )
+                return compute()
+
+            build_once(lock, load_cached, build)
     return np.stack([np.asarray(f, dtype=np.float32) for f in feats])

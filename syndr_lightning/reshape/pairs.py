@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from syndr_lightning.reshape._validate import (
+    BACKENDS,
     check_choice,
     check_int,
     check_labels_1d,
@@ -51,7 +52,6 @@ from syndr_lightning.reshape._validate import (
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import InputError
 
-BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 # FAISS GPU indexes answer k-NN queries with k at most this value.
 FAISS_GPU_MAX_K = 2048
