@@ -4,8 +4,9 @@
     python -m syndr_lightning +experiment=intra          # 10 seeds, prints its folder
     python experiments/collect_intra.py logs/intra/multiruns/<date>_<time> [--out DIR]
 
-For every test set and checkpoint rule (``test`` = best val/srcc, ``test_last`` = last
-epoch) prints the median, min and max over seeds of SRCC and PLCC, with the protocol
+For every test set and checkpoint rule (``test`` = the run's selection rule: the last
+epoch under the paper's 80/20 protocol, best val/srcc with a validation split;
+``test_last`` = last epoch) prints the median, min and max over seeds of SRCC and PLCC, with the protocol
 (seeds, crops, reshaping, git SHA), and writes ``intra_results.md`` / ``.csv``
 atomically into the sweep folder (or ``--out``).
 """
@@ -36,6 +37,15 @@ def _seed(job: JobRecord) -> int | None:
         return int(job.overrides["seed"])
     cfg = _job_config(job)
     return int(cfg["seed"]) if "seed" in cfg else None
+
+
+def _selection(job: JobRecord) -> str:
+    """The selection rule the job recorded in metrics.json (``val`` when not recorded)."""
+    try:
+        info = json.loads((job.path / "metrics.json").read_text(encoding="utf-8")).get("info")
+    except (OSError, ValueError, AttributeError):
+        return "val"
+    return str((info or {}).get("selection", "val"))
 
 
 def _job_config(job: JobRecord) -> dict[str, Any]:
@@ -77,10 +87,13 @@ def table(jobs: Sequence[JobRecord]) -> pd.DataFrame:
             seeds.append(_seed(j))
         if not srcc:
             continue
+        checkpoint = RULES[prefix]
+        if prefix == "test" and all(_selection(j) == "last" for j in done):
+            checkpoint = "last epoch"
         rows.append(
             {
                 "dataset": name,
-                "checkpoint": RULES[prefix],
+                "checkpoint": checkpoint,
                 "srcc_median": float(np.median(srcc)),
                 "plcc_median": float(np.median(plcc)),
                 "srcc_min": float(np.min(srcc)),

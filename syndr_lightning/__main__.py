@@ -3,7 +3,8 @@
 The config folder is the repository's ``conf/`` (absolute path, found next to the
 package), the primary config ``train``. The config key ``task`` (a dotted path, default
 ``syndr_lightning.train.train``) names the function that receives the composed config.
-User mistakes (SyndrError) print one line on stderr and exit with status 2.
+User mistakes (SyndrError) print one line on stderr and exit with status 2 (config and
+usage errors, found before anything is built) or 1 (data errors found later).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from syndr_lightning.utils.errors import ConfigError, SyndrError
+from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
 
 DEFAULT_TASK = "syndr_lightning.train.train"
 
@@ -54,9 +55,10 @@ def run_task(cfg: DictConfig) -> float | None:
 
         return objective(metrics, cfg.get("optimized_metric"))
     except SyndrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        # SystemExit is not caught by Hydra's error reporting: one line, non-zero status.
-        sys.exit(2)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
+        # (2: the config is wrong, 1: the data are; see docs/failures.md).
+        sys.exit(exit_code(exc))
 
 
 def main() -> None:

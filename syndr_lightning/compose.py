@@ -22,6 +22,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from syndr_lightning.config import conf_dir
+from syndr_lightning.evaluation import has_validation, resolve_selection
 from syndr_lightning.models.backbones import BACKBONES
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
@@ -32,6 +33,8 @@ __all__ = [
     "compose_config",
     "instantiate",
     "instantiate_mapping",
+    "safety_callbacks",
+    "validate_before_building",
     "validate_config",
 ]
 
@@ -106,13 +109,17 @@ def validate_config(cfg: DictConfig) -> None:
             "trainer.sync_batchnorm=true works on GPUs only; with trainer.accelerator=cpu set "
             "trainer.sync_batchnorm=false"
         )
-    has_val = cfg.data.get("val") is not None or float(cfg.data.get("val_fraction", 0.2)) > 0
+    has_val = has_validation(cfg)
     monitors = [
         str(c.get("monitor"))
         for c in (cfg.get("callbacks") or {}).values()
         if isinstance(c, Mapping | DictConfig) and c.get("monitor")
     ]
-    if not has_val and any(m.startswith("val/") for m in monitors):
+    if (
+        resolve_selection(cfg) == "val"
+        and not has_val
+        and any(m.startswith("val/") for m in monitors)
+    ):
         raise ConfigError(
             "data.val_fraction=0 and no data.val: there is no validation set for model "
             "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the checkpoint "
@@ -124,6 +131,21 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"seed must be an integer, got {cfg.get('seed')!r}") from None
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
+
+
+def validate_before_building(cfg: DictConfig) -> None:
+    """:func:`validate_config` plus the pixel limit, before anything is built.
+
+    Whatever it finds is a config error (exit 2), a missing dataset root included: the
+    config names a folder that is not there.
+    """
+    try:
+        validate_config(cfg)
+        from syndr_lightning.utils.images import set_max_image_pixels
+
+        set_max_image_pixels(cfg.get("max_image_pixels"))
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ object building
@@ -194,3 +216,12 @@ def finish_wandb(loggers: Sequence[Any]) -> None:
 
     if wandb.run is not None:
         wandb.finish()
+
+
+def safety_callbacks(cfg: DictConfig) -> list[Any]:
+    """Checks that run before fitting (``check_images``: every image decodes)."""
+    if not cfg.get("check_images", True):
+        return []
+    from syndr_lightning.data.check_images import ImageCheck
+
+    return [ImageCheck(cfg.get("paths", {}).get("cache_dir"))]

@@ -55,8 +55,13 @@ def _as_pair(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     if p.size < 2:
         raise InputError(f"need at least 2 (pred, target) pairs to correlate, got {p.size}")
-    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(t))):
-        raise InputError("pred and target must be finite (found NaN or inf); check the labels")
+    if not np.all(np.isfinite(p)):
+        raise InputError(
+            "the predictions must be finite but contain NaN or inf (did the training diverge? "
+            "lower the learning rate)"
+        )
+    if not np.all(np.isfinite(t)):
+        raise InputError("the targets must be finite but contain NaN or inf; check the labels")
     return p, t
 
 
@@ -152,8 +157,16 @@ class LogisticPLCC(_Collecting):
 class IQAMetrics(_Collecting):
     """SRCC, PLCC, KRCC and logistic PLCC over everything collected, as a dict of tensors."""
 
+    #: ``(min, max, all finite)`` of the predictions seen by the last ``compute()``
+    #: (gathered over DDP ranks), for divergence checks.
+    pred_range: tuple[float, float, bool] | None = None
+
     def compute(self) -> dict[str, torch.Tensor]:
         """Return ``{name: value}`` for :data:`METRIC_NAMES`."""
         p, t = self._arrays()
+        finite = bool(torch.isfinite(p).all())
+        self.pred_range = (
+            (float(p.min()), float(p.max()), finite) if p.numel() else (0.0, 0.0, finite)
+        )
         values = iqa_metrics(p.numpy(), t.numpy())
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}

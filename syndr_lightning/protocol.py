@@ -37,6 +37,15 @@ class Protocol:
     n_upsampled: int | None = None  # None: not known (read back from a config)
     upsample_key: str | None = None
     drcdown_on_upsampled: bool = False
+    n_train_refs: int | None = None
+    train_types: tuple[int, ...] = ()
+    n_val_refs: int | None = None
+    test_resize: dict[str, int] = field(default_factory=dict)
+    hflip: bool | None = None
+    #: the paper-protocol facts of DDCUp's data (SynDRDataModule.ddcup_facts())
+    ddcup_facts: dict[str, Any] = field(default_factory=dict)
+    #: facts the training script adds (weights loaded, selection rule)
+    extra: dict[str, Any] = field(default_factory=dict)
     git: str = field(default_factory=git_sha)
 
     @classmethod
@@ -45,6 +54,8 @@ class Protocol:
         entry = getattr(dm, "train_entry", None) or {}
         upsampled = getattr(dm, "upsampled", None)
         val_manifest = getattr(dm, "val_manifest", None)
+        base = getattr(dm, "original_manifest", None)
+        facts = getattr(dm, "ddcup_facts", None)
         return cls(
             train=f"{entry.get('name', '?')} {entry.get('options') or ''}".strip(),
             seed=int(seed),
@@ -64,6 +75,19 @@ class Protocol:
             n_upsampled=0 if upsampled is None else len(upsampled.manifest),
             upsample_key=None if upsampled is None else upsampled.key,
             drcdown_on_upsampled=bool(getattr(dm, "drcdown_on_upsampled", False)),
+            n_train_refs=None if base is None else int(base["ref"].dropna().nunique()),
+            train_types=()
+            if base is None
+            else tuple(sorted(int(t) for t in base["dist_type"].dropna().unique())),
+            n_val_refs=None if val_manifest is None else int(val_manifest["ref"].nunique()),
+            test_resize={
+                str(e["label"]): e["resize"]
+                for e in getattr(dm, "test_entries", [])
+                if e.get("resize")
+            },
+            hflip=getattr(dm, "hflip", None),
+            ddcup_facts=facts() if callable(facts) else {},
+            extra=dict(getattr(dm, "protocol_extra", None) or {}),
         )
 
     @classmethod
@@ -88,7 +112,10 @@ class Protocol:
         """``syndr_protocol.json``: the keys every SynDR run has written."""
         out: dict[str, Any] = {
             "train": self.train,
+            "n_train_refs": self.n_train_refs or 0,
+            "train_types": list(self.train_types),
             "n_train_original": self.n_train_original,
+            **self.ddcup_facts,
             "n_upsampled": self.n_upsampled,
             "upsample_key": self.upsample_key,
         }
@@ -103,7 +130,17 @@ class Protocol:
                 }
             )
         crops = f"{self.eval_crops} x {self.eval_crop_mode} {self.crop_size}"
-        out.update({"val": self.val, "eval_crops": crops, "seed": self.seed})
+        out.update(
+            {
+                "val": self.val,
+                "n_val_refs": self.n_val_refs or 0,
+                "eval_crops": crops,
+                "test_resize": dict(self.test_resize),
+                "hflip": self.hflip,
+                **self.extra,
+                "seed": self.seed,
+            }
+        )
         out["git"] = self.git
         return out
 
@@ -132,6 +169,9 @@ class Protocol:
         crops = f"{self.eval_crops} {self.eval_crop_mode} crops of {self.crop_size} px"
         if self.centre_crop_sets:
             crops += f" (one centre crop for {', '.join(self.centre_crop_sets)})"
+        if self.test_resize:
+            resized = ", ".join(f"{k} shorter side {v}" for k, v in self.test_resize.items())
+            crops += f" (resized first: {resized})"
         parts = []
         if self.selection is not None:
             parts.append(f"selection: {self.selection}")
@@ -139,6 +179,38 @@ class Protocol:
             parts.append(f"validation: {self.n_val} held-out images")
         parts += [f"eval: {crops}", f"seed {self.seed}"]
         if self.reshape is not None:
+            facts = self.ddcup_facts
+            parts.append(
+                f"{self.n_train_refs} training refs; backbone weights "
+                f"{self.extra.get('backbone_weights')}; labels {facts.get('label_scaling')}"
+            )
+            if self.reshape.ddcup:
+                pool = facts.get("candidate_pool") or {}
+                parts.append(
+                    f"DDCUp reference set {facts.get('ddcup_reference_set')} "
+                    f"({facts.get('n_ddcup_refs')} refs), candidate pool {pool.get('size')} "
+                    f"(rule {pool.get('rule')}, seed {pool.get('seed')}, of "
+                    f"{pool.get('source_size')}; {pool.get('file')}), encoder weights "
+                    f"{facts.get('encoder_weights')}"
+                )
             original = f" ({self.n_train_original} original)" if self.n_train_original else ""
             parts.append(f"train: {self.train}{original}; {self.reshaping()}")
         return "; ".join(parts)
+
+
+def run_facts(cfg: Mapping[str, Any], rule: str) -> dict[str, Any]:
+    """Facts of the run the datamodule cannot know: weights loaded, selection rule."""
+    from syndr_lightning.models.backbones import weights_name
+
+    model = cfg.get("model") or {}
+    reshape = cfg.get("reshape") or {}
+    chosen = rule + (" + best-on-test (labelled)" if cfg.get("select_on_test", False) else "")
+    return {
+        "backbone": model.get("backbone"),
+        "backbone_weights": weights_name(str(model.get("backbone")), model.get("weights")),
+        "encoder": reshape.get("encoder"),
+        "encoder_weights": weights_name(
+            str(reshape.get("encoder")), reshape.get("encoder_weights")
+        ),
+        "selection": chosen,
+    }

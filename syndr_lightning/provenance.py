@@ -75,6 +75,14 @@ def save_run_files(cfg: DictConfig, out_dir: Path) -> None:
 
 
 @rank_zero_only
-def write_metrics(metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig) -> None:
-    info = {"git_sha": git_sha(), "seed": int(cfg.get("seed", 0)), "status": "completed"}
+def write_metrics(
+    metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig, rule: str = "val"
+) -> None:
+    """``metrics.json`` of the run, with its git SHA, seed and selection rule."""
+    info = {
+        "git_sha": git_sha(),
+        "seed": int(cfg.get("seed", 0)),
+        "status": "completed",
+        "selection": rule,
+    }
     save_job_metrics(metrics, out_dir, extra=info)

@@ -24,11 +24,13 @@ from syndr_lightning.compose import (
     finish_wandb,
     instantiate,
     instantiate_mapping,
+    safety_callbacks,
+    validate_before_building,
     validate_config,
 )
 from syndr_lightning.config import REPO_ROOT, conf_dir, register_resolvers
-from syndr_lightning.evaluation import evaluate
-from syndr_lightning.protocol import Protocol
+from syndr_lightning.evaluation import apply_selection, evaluate, resolve_selection
+from syndr_lightning.protocol import Protocol, run_facts
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
 
@@ -38,6 +40,7 @@ __all__ = [
     "compose_config",
     "conf_dir",
     "register_resolvers",
+    "resolve_selection",
     "train",
     "validate_config",
 ]
@@ -49,15 +52,19 @@ _ROW_ON_TEST = ("test_best_on_test", "best epoch on TEST (optimistic)")
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
-    validate_config(cfg)
+    validate_before_building(cfg)
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)
     L.seed_everything(int(cfg.get("seed", 0)), workers=True)
 
+    rule = apply_selection(cfg)
     datamodule = build_datamodule(cfg)
+    if isinstance(getattr(datamodule, "protocol_extra", None), dict):
+        datamodule.protocol_extra.update(run_facts(cfg, rule))  # type: ignore[union-attr]
     model = instantiate(cfg.model, "model")
     callbacks = instantiate_mapping(cfg.get("callbacks"), "callbacks")
+    callbacks.extend(safety_callbacks(cfg))
     selection = TestSetSelection() if cfg.get("select_on_test", False) else None
     if selection is not None:
         callbacks.append(selection)
@@ -75,19 +82,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics = evaluate(cfg, trainer, model, datamodule)
         if selection is not None:
             metrics.update(selection.metrics())
-        write_metrics(metrics, out_dir, cfg)
+        write_metrics(metrics, out_dir, cfg, rule)
         if trainer.is_global_zero:
-            _report(metrics, cfg, datamodule)
+            _report(metrics, cfg, datamodule, rule)
     finally:
         finish_wandb(loggers)
     return metrics
 
 
-def _report(metrics: dict[str, float], cfg: DictConfig, datamodule: L.LightningDataModule) -> None:
+def _report(
+    metrics: dict[str, float], cfg: DictConfig, datamodule: L.LightningDataModule, rule: str
+) -> None:
     """Print val/test metrics per checkpoint rule, captioned with the run's protocol."""
     best_epoch = metrics.get("val/epoch")
     chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
-    rule = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
+    caption = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
+    if rule == "last":
+        chosen, caption = "last epoch", "last epoch (nothing held out; no model selection)"
     rows = [("val", chosen), _ROWS_LAST[0], ("test", chosen), _ROWS_LAST[1], _ROW_ON_TEST]
-    protocol = Protocol.from_datamodule(datamodule, int(cfg.get("seed", 0)), selection=rule)
+    protocol = Protocol.from_datamodule(datamodule, int(cfg.get("seed", 0)), selection=caption)
     print_report(metrics, list(getattr(datamodule, "test_names", [])), rows, protocol.line())

@@ -131,13 +131,15 @@ def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path
             r"reshape\.backend='numpy' is unknown; allowed values: auto, torch, faiss",
         ),
         ("+data.feature_pass.batch_size=0", r"data\.feature_pass\.batch_size=0"),
-        ("data.val_fraction=0", r"no validation set"),
+        # explicit validation-based selection without a validation set (selection=auto,
+        # the default, falls back to the last epoch instead)
+        ("selection=val data.val_fraction=0", r"no validation set"),
     ],
 )
 def test_bad_config_names_key_and_allowed_values(
     override: str, pattern: str, tmp_path: Path
 ) -> None:
-    cfg = compose_config([override, *_paths(tmp_path)], output_dir=tmp_path)
+    cfg = compose_config([*override.split(" "), *_paths(tmp_path)], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=pattern):
         validate_config(cfg)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +121,7 @@ def test_generate_with_workers_and_batched_device_match(tmp_path: Path) -> None:
     # an unreadable reference fails in a worker and reaches the caller as InputError
     bad = tmp_path / "refs" / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot decode reference image"):
         generate([*refs, bad], a, types=[9], levels=[1], seed=1, workers=1, progress=False)
 
 
@@ -143,7 +145,7 @@ def test_generate_bad_inputs(tmp_path: Path) -> None:
     bad = tmp_path / "bad" / "x.png"
     bad.parent.mkdir()
     bad.write_text("not an image")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot decode reference image"):
         generate([bad], tmp_path / "o2", types=[1], levels=[1], progress=False)
 
 
@@ -231,3 +233,37 @@ def test_png_encoder_round_trips(tmp_path: Path) -> None:
             np.testing.assert_array_equal(np.asarray(im), img)
     with pytest.raises(InputError, match="uint8"):
         encode_png_rgb(np.zeros((4, 4), dtype=np.uint8))
+
+
+def test_cli_process_starts_light_and_matches_in_process(tmp_path: Path) -> None:
+    # the command as users run it: a fresh interpreter, default settings plus 2 workers;
+    # without a GPU driver it forks its workers and never imports torch for these types
+    refs = _make_refs(tmp_path / "refs", n=2)
+    out, inproc = tmp_path / "cli", tmp_path / "inproc"
+    types, levels = [1, 3, 10, 17, 18, 25], [1, 5]
+    code = (
+        "import sys\n"
+        "from syndr_lightning.distort.generator import _gpu_possible\n"
+        "gpu = _gpu_possible()\n"
+        "from syndr_lightning.cli import main\n"
+        f"rc = main(['distort', '--refs', {str(tmp_path / 'refs')!r}, '--out', {str(out)!r}, "
+        "'--types', '1,3,10,17,18,25', '--levels', '1,5', '--workers', '2', '--no-progress'])\n"
+        "print(rc, 'torch' in sys.modules, gpu)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    rc, torch_loaded, gpu = proc.stdout.split()[-3:]
+    assert rc == "0", proc.stderr[-2000:]
+    assert torch_loaded == gpu  # torch only where a GPU may be used
+    generate(refs, inproc, types=types, levels=levels, seed=0, workers=0, progress=False)
+    assert _pngs(out) == _pngs(inproc) and len(_pngs(out)) == 24
+    for name in _pngs(out):
+        x = np.asarray(Image.open(out / name)).astype(int)
+        y = np.asarray(Image.open(inproc / name)).astype(int)
+        assert np.abs(x - y).max() <= 1, name

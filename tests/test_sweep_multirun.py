@@ -56,7 +56,9 @@ def test_one_at_a_time_sweeps_use_the_paper_grids(name: str) -> None:
     parser = OverridesParser.create()
     sweep = parser.parse_override(f"reshape.{name}={params[f'reshape.{name}']}")
     assert list(sweep.sweep_iterator()) == PAPER_GRIDS[name]
-    assert cfg.optimized_metric == "val/srcc"
+    # the one-at-a-time sweeps reproduce Tables 5-7 under the paper protocol (no
+    # validation split): nothing is optimised; Optuna's search keeps val/srcc
+    assert cfg.optimized_metric is None
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     # Every job of a sweep logs into one W&B group named after the sweep folder.
     group = cfg.logger.wandb.group

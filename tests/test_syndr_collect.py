@@ -20,7 +20,9 @@ def load_script():
     return module
 
 
-def write_job(root: Path, i: int, seed: int, metrics: dict | None) -> None:
+def write_job(
+    root: Path, i: int, seed: int, metrics: dict | None, selection: str | None = None
+) -> None:
     job = root / str(i)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}"]))
@@ -28,7 +30,10 @@ def write_job(root: Path, i: int, seed: int, metrics: dict | None) -> None:
            "reshape": {"ddcup": True, "drcdown": True, "rule": "reference"}}  # fmt: skip
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     if metrics is not None:
-        payload = {"metrics": metrics, "info": {"git_sha": "abc123", "seed": seed}}
+        info = {"git_sha": "abc123", "seed": seed}
+        if selection is not None:
+            info["selection"] = selection
+        payload = {"metrics": metrics, "info": info}
         (job / "metrics.json").write_text(json.dumps(payload))
 
 
@@ -71,3 +76,13 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     write_job(tmp_path / "sweep", 0, seed=0, metrics={"val/srcc": 0.5})
     assert mod.main([str(tmp_path / "sweep")]) == 2
     assert "no test/<dataset>/srcc" in capsys.readouterr().err
+
+
+def test_paper_protocol_runs_are_labelled_last_epoch(tmp_path: Path) -> None:
+    for i, s in enumerate([0.8, 0.9, 0.7]):
+        metrics = {"test/kadid10k_heldout/srcc": s, "test/kadid10k_heldout/plcc": s}
+        write_job(tmp_path, i, seed=i, metrics=metrics, selection="last")
+    from syndr_lightning.reporting import find_jobs
+
+    df = load_script().table(find_jobs(tmp_path))
+    assert list(df["checkpoint"]) == ["last epoch"] and df["srcc_median"][0] == pytest.approx(0.8)

@@ -1,19 +1,25 @@
-"""Benchmark GenDist on 512x384 images: per-type cost and DGQA-subset throughput.
+"""Benchmark GenDist on 512x384 images: the whole command, per-type cost, subset throughput.
 
 Usage: ``python experiments/bench/bench_distort.py [--quick] [--workers N]``.
 
-Prints (1) the per-image cost of every type (levels 1, 3, 5; one process, one torch
-thread) next to a straightforward per-image numpy/scipy/scikit-image reference (the CPU
-types share their per-image code with it, so their ratio shows our wrapper's overhead), and (2) images per second for each DGQA subset at levels 1, 3, 5 with
-``--workers`` processes (distortion only, and end to end through ``generate()`` with PNG
-writing), each with the reference's throughput measured in the same run. Target: >= 50
-images/s on 2 CPU cores.
+Prints (1) the headline: ``syndr distort`` as a whole process with default settings
+(a fresh interpreter, start-up included) on 16 references x the LIVEC subset (types 1, 3,
+10, 17, 18, 25) x levels 1, 3, 5 = 288 PNGs, next to a straightforward per-image loop
+(one fresh process: scipy/numpy/Pillow per image, Pillow's default PNG writer) on the same
+input, both in images/s, with their ratio and the machine's load average; (2) the
+per-image cost of every type (levels 1, 3, 5; one process, one torch thread) next to the
+same kind of reference (the CPU types share their per-image code with it, so their ratio
+shows our wrapper's overhead); (3) images per second for each DGQA subset at levels 1, 3, 5
+with ``--workers`` processes (distortion only, and end to end through ``generate()``).
+Target: >= 50 images/s for (1) on 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,21 +71,25 @@ def ref_distort(img: np.ndarray, t: int, level: int, seed: int) -> np.ndarray:
     """Straightforward per-image float64 numpy/scipy/scikit-image version of every type
     (codecs and sequential types call the same per-image code as ours)."""
     from scipy import ndimage
-    from skimage import color
 
-    from syndr_lightning.distort import ops_cpu, ops_torch
+    from syndr_lightning.distort import ops_cpu, ops_numpy
     from syndr_lightning.distort.spec import spec
+
+    if t in (2, 21):
+        from syndr_lightning.distort import ops_torch
+    if t in (4, 7, 8, 12, 16, 24):
+        from skimage import color
 
     rng = np.random.default_rng(seed)
     v = spec(t).value(level)
     x = img.astype(np.float64)
     x = (x - x.min()) / (x.max() - x.min())
     if t == 1:
-        g = ops_torch.gaussian_kernel1d(v).numpy()
+        g = ops_numpy.gaussian_kernel1d(v)
         k2 = np.outer(g, g)
         y = np.stack([ndimage.correlate(x[..., c], k2, mode="nearest") for c in range(3)], -1)
     elif t == 3:
-        k = ops_torch.motion_kernel(v, rng.uniform(0, 180)).numpy()
+        k = ops_numpy.motion_kernel(v, rng.uniform(0, 180))
         y = np.stack([ndimage.correlate(x[..., c], k, mode="nearest") for c in range(3)], -1)
     elif t == 9:
         y = ops_cpu.jpeg2000(x, v)
@@ -109,20 +119,20 @@ def ref_distort(img: np.ndarray, t: int, level: int, seed: int) -> np.ndarray:
             top, left = rng.integers(0, H - 31), rng.integers(0, W - 31)
             y[top : top + 32, left : left + 32] = col
     elif t == 25:
-        y = np.clip(ops_torch.contrast_curve(v)(x), 0, 1)
+        y = np.clip(ops_numpy.contrast_curve(v)(x), 0, 1)
     elif t == 2:
         k = ops_torch.disk_kernel(v).numpy()
         y = np.stack([ndimage.correlate(x[..., c], k, mode="nearest") for c in range(3)], -1)
     elif t in (4, 8, 24):
         lab = color.rgb2lab(x)
         if t == 4:
-            g = ops_torch.gaussian_kernel1d(1.5 * v + 2).numpy()
+            g = ops_numpy.gaussian_kernel1d(1.5 * v + 2)
             for c in (1, 2):
                 lab[..., c] = ndimage.correlate(lab[..., c], np.outer(g, g), mode="nearest") * v
         elif t == 8:
             lab[..., 1:] *= v
         else:
-            g = ops_torch.gaussian_kernel1d(3.0).numpy()
+            g = ops_numpy.gaussian_kernel1d(3.0)
             blur = ndimage.correlate(lab[..., 0], np.outer(g, g), mode="nearest")
             lab[..., 0] = (1 + v) * lab[..., 0] - v * blur
         y = np.clip(color.lab2rgb(lab), 0, 1)
@@ -132,7 +142,7 @@ def ref_distort(img: np.ndarray, t: int, level: int, seed: int) -> np.ndarray:
         gpad = np.pad(x[..., 1], ((dy, 0), (dx, 0)), mode="edge")[:H, :W]
         gray = x @ np.array([0.2989, 0.5870, 0.1140])
         e = np.hypot(ndimage.sobel(gray, 1, mode="nearest"), ndimage.sobel(gray, 0, mode="nearest"))
-        g = ops_torch.gaussian_kernel1d(4.0).numpy()
+        g = ops_numpy.gaussian_kernel1d(4.0)
         e = ndimage.correlate(e, np.outer(g, g), mode="nearest")
         e = np.clip((e - e.min()) / (e.max() - e.min()), 0.1, 1)
         lo, hi = np.percentile(e, [1, 99])
@@ -147,7 +157,7 @@ def ref_distort(img: np.ndarray, t: int, level: int, seed: int) -> np.ndarray:
         y = np.clip(x + rng.normal(0, np.sqrt(v), x.shape), 0, 1)
     elif t == 12:
         ycc = np.clip(color.rgb2ycbcr(x) / 255 + rng.normal(0, np.sqrt(v), x.shape), 0, 1)
-        y = color.ycbcr2rgb(ycc * 255)
+        y = np.clip(color.ycbcr2rgb(ycc * 255), 0, 1)
     elif t == 13:
         u = rng.random(x.shape)
         y = x.copy()
@@ -173,6 +183,76 @@ def ref_distort(img: np.ndarray, t: int, level: int, seed: int) -> np.ndarray:
         raise ValueError(t)
     y = (y - y.min()) / (y.max() - y.min())
     return np.round(y * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- whole process
+PROCESS_TYPES = SUBSETS["LIVEC"]
+PROCESS_REFS = 16
+
+
+def reference_loop(refs_dir: str, out_dir: str) -> int:
+    """The straightforward way, in one process: read, distort (:func:`ref_distort`), write
+    with Pillow's PNG defaults, one image after the other."""
+    from PIL import Image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for i, p in enumerate(sorted(Path(refs_dir).glob("*.png"))):
+        img = np.asarray(Image.open(p).convert("RGB"))
+        for t in PROCESS_TYPES:
+            for lv in LEVELS:
+                y = ref_distort(img, t, lv, i * 100 + t * 10 + lv)
+                Image.fromarray(y).save(out / f"{p.stem}_{t:02d}_{lv:02d}.png")
+                n += 1
+    return n
+
+
+def _timed_process(cmd: list[str]) -> float:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr[-2000:]}")
+    return seconds
+
+
+def whole_process(reps: int) -> None:
+    """Table 1: ``syndr distort`` (default settings) vs the per-image loop, both whole processes."""
+    from PIL import Image
+
+    n_img = PROCESS_REFS * len(PROCESS_TYPES) * len(LEVELS)
+    print(
+        f"whole process, start-up included: {PROCESS_REFS} refs {W}x{H} x types "
+        f"{PROCESS_TYPES} x levels {LEVELS} = {n_img} PNGs, {os.cpu_count()} CPUs"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        refs = Path(tmp) / "refs"
+        refs.mkdir()
+        for i, img in enumerate(reference_images(PROCESS_REFS)):
+            Image.fromarray(img).save(refs / f"R{i:02d}.png")
+        types = ",".join(str(t) for t in PROCESS_TYPES)
+        ours_cmd = [sys.executable, "-m", "syndr_lightning.cli", "distort", "--refs", str(refs)]
+        ours_cmd += ["--types", types, "--levels", "1,3,5", "--no-progress", "--out"]
+        ref_cmd = [sys.executable, str(Path(__file__).resolve()), "--reference-loop", str(refs)]
+        best: dict[str, float] = {}
+        load0 = os.getloadavg()[0]
+        for r in range(reps):
+            for name, cmd in (("ours", ours_cmd), ("reference", ref_cmd)):
+                out = str(Path(tmp) / f"{name}{r}")
+                best[name] = min(best.get(name, float("inf")), _timed_process([*cmd, out]))
+                if name == "ours" and len(list(Path(out).glob("*.png"))) != n_img:
+                    raise RuntimeError(f"syndr distort wrote the wrong number of files in {out}")
+        load1 = os.getloadavg()[0]
+    ours, ref = n_img / best["ours"], n_img / best["reference"]
+    print(f"{'':<30} {'seconds':>8} {'images/s':>9}")
+    print(f"{'syndr distort (defaults)':<30} {best['ours']:8.2f} {ours:9.1f}")
+    print(f"{'per-image loop (reference)':<30} {best['reference']:8.2f} {ref:9.1f}")
+    print(f"ratio {ours / ref:.1f}x; best of {reps}; load average {load0:.1f} -> {load1:.1f}")
 
 
 # ----------------------------------------------------------------------------- workers
@@ -272,7 +352,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--process-only", action="store_true", help="only the whole-process table")
+    parser.add_argument(
+        "--reference-loop", nargs=2, metavar=("REFS", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
+    if args.reference_loop:
+        reference_loop(*args.reference_loop)
+        return 0
+    whole_process(reps=1 if args.quick else 3)
+    if args.process_only:
+        return 0
+    print()
     n_refs = 4 if args.quick else 8
     imgs = reference_images(min(n_refs, 4))
     per_type_costs(imgs, reps=3 if args.quick else 6)

@@ -14,7 +14,8 @@ from syndr_lightning.metrics import iqa_metrics
 
 
 class TestSetSelection(Callback):
-    """Evaluates every test set after each validation and remembers the best epoch per set.
+    """Evaluates every test set after each epoch (after its validation, when there is one)
+    and remembers the best epoch per set.
 
     This is the reference code's protocol (best epoch on the test set), which is optimistic;
     it runs only with ``select_on_test=true`` and its metrics are named
@@ -23,6 +24,7 @@ class TestSetSelection(Callback):
 
     def __init__(self) -> None:
         self.best: dict[str, dict[str, float]] = {}
+        self._scored: int | None = None
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -30,6 +32,27 @@ class TestSetSelection(Callback):
         dm = trainer.datamodule
         if trainer.sanity_checking or dm is None or not getattr(dm, "test_names", None):
             return
+        self._scored = int(trainer.current_epoch)
+        self._score_epoch(trainer, pl_module, dm)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Without a validation set no validation epoch ends: score the test sets here."""
+        dm = trainer.datamodule
+        if dm is None or not getattr(dm, "test_names", None):
+            return
+        if self._scored == int(trainer.current_epoch):
+            return
+        self._scored = int(trainer.current_epoch)
+        modes = {m: m.training for m in pl_module.modules()}
+        pl_module.eval()
+        try:
+            self._score_epoch(trainer, pl_module, dm)
+        finally:
+            for module, training in modes.items():
+                module.training = training
+
+    @torch.no_grad()
+    def _score_epoch(self, trainer: L.Trainer, pl_module: L.LightningModule, dm: Any) -> None:
         if not getattr(dm, "test_manifests", None):
             dm.setup("test")
         # Iterating loaders draws from the global RNGs; restore them so that opting in to

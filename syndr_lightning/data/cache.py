@@ -11,7 +11,9 @@ images of any size back to back). ``<key>`` hashes the list of paths, ``<ident>`
 files' identities, so a changed file leads to a rebuild. Both files are written
 atomically; the index last, so a reader never sees an index without its data.
 The memmap is opened lazily in each process, so a cache object can be handed to
-DataLoader worker processes (fork or spawn).
+DataLoader worker processes (fork or spawn). Runs sharing a key (processes or hosts on
+one filesystem) build it once: the builder holds ``.imgcache-<key>.lock`` and removes
+killed builds' temporaries first; the others wait and reuse it (``utils.locking``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.utils.errors import DatasetError, InputError
+from syndr_lightning.utils.images import image_size, read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
+from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 from syndr_lightning.utils.progress import progress as progress_bar
 
 CACHE_VERSION = 2  # 2: file identities are utils.io.file_identity strings
@@ -53,11 +56,22 @@ def _digest(parts: Iterable[str]) -> str:
 
 def decode_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file into an HxWx3 uint8 RGB array (DatasetError if unreadable)."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"cannot decode image {str(path)!r}: {exc}") from None
+    return read_rgb(path)
+
+
+def clean_stale_temporaries(folder: Path, key: str) -> int:
+    """Delete the image-cache temporaries of killed builds in ``folder``; bytes freed.
+
+    Called while holding ``key``'s lock, so ``key``'s temporaries are all stale; another
+    key's are kept while its lock is live.
+    """
+    prefix = ".imgcache-"
+
+    def locks_of(temp: Path) -> list[Path]:
+        other = temp.name[len(prefix) : len(prefix) + 16]
+        return [] if other == key else [folder / f".imgcache-{other}.lock"]
+
+    return remove_stale_temporaries(folder, f"{prefix}*.tmp", locks_of)
 
 
 class ImageCache:
@@ -92,21 +106,28 @@ class ImageCache:
         if not unique:
             raise InputError("image cache: no paths given; pass the manifest's 'path' column")
         folder = Path(cache_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
         key = _digest(unique)
         ident = _identity(unique)
         ident_key = _digest(ident)
         index_file = folder / f"imgcache-{key}.json"
-        index = cls._read_index(index_file, unique, ident)
-        if index is not None:
-            return cls(index_file, index)
-        old = cls._read_index(index_file, None, None)
-        index = cls._build(unique, ident, folder, f"imgcache-{key}-{ident_key}.u8", progress)
-        with atomic_open(index_file, "w", encoding="utf-8") as fh:
-            json.dump(index, fh)
-        if old is not None and old.get("data_file") != index["data_file"]:
-            (folder / str(old["data_file"])).unlink(missing_ok=True)
-        return cls(index_file, index, built=True)
+
+        def load() -> ImageCache | None:
+            index = cls._read_index(index_file, unique, ident)
+            return cls(index_file, index) if index is not None else None
+
+        def build() -> ImageCache:
+            old = cls._read_index(index_file, None, None)
+            freed = clean_stale_temporaries(folder, key)
+            data_name = f"imgcache-{key}-{ident_key}.u8"
+            index = cls._build(unique, ident, folder, data_name, progress, freed)
+            with atomic_open(index_file, "w", encoding="utf-8") as fh:
+                json.dump(index, fh)
+            if old is not None and old.get("data_file") != index["data_file"]:
+                (folder / str(old["data_file"])).unlink(missing_ok=True)
+            return cls(index_file, index, built=True)
+
+        # One builder per key across processes and hosts; the others wait and reuse it.
+        return build_once(folder / f".imgcache-{key}.lock", load, build)
 
     @staticmethod
     def _read_index(
@@ -140,22 +161,21 @@ class ImageCache:
         folder: Path,
         data_name: str,
         progress: bool,
+        freed: int = 0,
     ) -> dict[str, Any]:
         shapes: list[tuple[int, int]] = []
         for p in paths:  # header pass: sizes without decoding, to check the disk space
-            try:
-                with Image.open(p) as img:
-                    shapes.append((img.size[1], img.size[0]))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DatasetError(f"image cache: cannot read image {p!r}: {exc}") from None
+            shapes.append(image_size(p))
         sizes = np.array([h * w * 3 for h, w in shapes], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sizes.sum())
         free = shutil.disk_usage(folder).free
         if total > free:
+            cleaned = f" (after removing {freed / 2**30:.2f} GiB of stale temporaries)"
             raise DatasetError(
                 f"image cache: needs {total / 2**30:.2f} GiB in {str(folder)!r} but only "
-                f"{free / 2**30:.2f} GiB are free; choose another cache_dir or disable the cache"
+                f"{free / 2**30:.2f} GiB are free{cleaned if freed else ''}; choose another "
+                f"cache_dir or disable the cache"
             )
         with (
             atomic_path(folder / data_name) as tmp,

@@ -34,7 +34,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("name", metavar="NAME", help="dataset name, see 'syndr data list'")
     check.add_argument("root", metavar="ROOT", help="dataset folder (the CSV file for csv)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
-    check.add_argument("--full", action="store_true", help="decode every image fully")
+    check.add_argument(
+        "--full",
+        action="store_true",
+        default=True,
+        help="decode every image fully (the default: finds truncated and corrupt files)",
+    )
+    check.add_argument(
+        "--headers-only",
+        dest="full",
+        action="store_false",
+        help="only read image headers (fast, misses truncated files)",
+    )
+    check.add_argument(
+        "--max-pixels", type=int, default=None, help="largest image (width x height) to accept"
+    )
     check.add_argument(
         "-o",
         "--option",
@@ -74,6 +88,10 @@ def _check(args: argparse.Namespace) -> int:
     from syndr_lightning.data.datasets import check_dataset
 
     try:
+        if args.max_pixels is not None:
+            from syndr_lightning.utils.images import set_max_image_pixels
+
+            set_max_image_pixels(args.max_pixels)
         report = check_dataset(args.name, args.root, full=args.full, **dict(args.option))
     except SyndrError as exc:
         print(f"syndr data check: {exc}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 A dataset entry is a mapping ``{name, root, options}`` (``name`` a loader of
 ``data.datasets``, ``root`` its folder or file, ``options`` keyword arguments of the
-loader) with optional ``label`` (the name metrics are logged under; default ``name``)
-and ``crop_mode`` (``random``/``center``: overrides ``eval_crop_mode`` for that set).
+loader) with optional ``label`` (the name metrics are logged under; default ``name``),
+``crop_mode`` (``random``/``center``: overrides ``eval_crop_mode`` for that set) and
+``resize`` (test sets: scale the shorter side to this many pixels before cropping, e.g.
+512 for the reference code's ``BID_512``).
 
 Validation is either an explicit ``val`` entry or ``val_fraction`` of the training set
 held out by reference (when every row has one) or by image, seeded, and written to /
@@ -23,7 +25,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from syndr_lightning.data.datasets import load_dataset
@@ -31,6 +32,7 @@ from syndr_lightning.data.manifest import validate_manifest
 from syndr_lightning.data.transforms import EvalTransform, TrainTransform
 from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.images import read_rgb as _read_rgb
 
 __all__ = ["IQADataModule", "ManifestDataset", "read_rgb"]
 
@@ -39,16 +41,9 @@ Transform = Callable[..., torch.Tensor]
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """Read an image file as ``uint8 [H,W,3]`` RGB; DatasetError when missing/unreadable."""
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DatasetError(
-            f"image {path!r} listed in the manifest does not exist; check the dataset root"
-        ) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"image {path!r} cannot be decoded ({exc}); re-download it") from None
+    """Read an image file as ``uint8 [H,W,3]`` RGB; DatasetError when missing/unreadable
+    (EXIF orientation applied, 16-bit scaled, pixel limit: ``utils.images.read_rgb``)."""
+    return _read_rgb(path, what="image listed in the manifest")
 
 
 class ManifestDataset(Dataset):
@@ -168,6 +163,9 @@ class IQADataModule(L.LightningDataModule):
         # Validate crop settings now rather than at the first batch.
         self.train_transform = TrainTransform(self.crop_size, self.hflip)
         self.eval_transform = EvalTransform(self.crop_size, eval_crops, eval_crop_mode, seed)
+        for entry in self.test_entries:  # a bad test-set resize fails now, not after training
+            if entry.get("resize") is not None:
+                EvalTransform(self.crop_size, eval_crops, eval_crop_mode, seed, entry["resize"])
         # the training split as loaded, and what training serves (derived from it once)
         self.original_manifest: pd.DataFrame | None = None
         self.train_manifest: pd.DataFrame | None = None
@@ -370,7 +368,9 @@ class IQADataModule(L.LightningDataModule):
             name = entry["label"]
             manifest = self.test_manifests[name]
             mode = entry.get("crop_mode") or self.eval_crop_mode
-            transform = EvalTransform(self.crop_size, self.eval_crops, mode, self.seed)
+            transform = EvalTransform(
+                self.crop_size, self.eval_crops, mode, self.seed, resize=entry.get("resize")
+            )
             ds = ManifestDataset(manifest, transform, self._reader(manifest, f"test/{name}"))
             loaders.append(self._eval_loader(ds))
         return loaders

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from syndr_lightning.utils.errors import DatasetError
+from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path",
@@ -61,11 +61,25 @@ def make_manifest(
     refs: list[str | None] | None = None,
     dist_types: list[int | None] | None = None,
     levels: list[int | None] | None = None,
+    duplicates: str = "error",
     **extra: list[object],
 ) -> pd.DataFrame:
-    """Assemble a manifest, normalising ``raw_scores`` to 0..10 higher-is-better."""
+    """Assemble a manifest, normalising ``raw_scores`` to 0..10 higher-is-better.
+
+    An image listed more than once is refused naming its rows (``duplicates="error"``),
+    since a conflicting duplicate would move every other image's normalised score;
+    ``duplicates="mean"`` keeps one row per image with the mean of its raw scores.
+    """
     n = len(paths)
     raw = np.full(n, np.nan) if raw_scores is None else np.asarray(raw_scores, dtype=np.float64)
+    keep = _duplicates(paths, raw, dataset, duplicates)
+    if keep is not None:  # duplicates="mean": one row per image, raw scores averaged
+        paths, raw = [paths[i] for i in keep[0]], keep[1]
+        refs = [refs[i] for i in keep[0]] if refs is not None else None
+        dist_types = [dist_types[i] for i in keep[0]] if dist_types is not None else None
+        levels = [levels[i] for i in keep[0]] if levels is not None else None
+        extra = {k: [list(v)[i] for i in keep[0]] for k, v in extra.items()}
+        n = len(paths)
     df = pd.DataFrame(
         {
             "path": [str(p) for p in paths],
@@ -82,6 +96,42 @@ def make_manifest(
     return df
 
 
+DUPLICATE_RULES = ("error", "mean")
+
+
+def _duplicates(
+    paths: list[str], raw: np.ndarray, dataset: str, rule: str
+) -> tuple[list[int], np.ndarray] | None:
+    """None when every path is listed once; else the rows to keep and their mean raw
+    scores (``rule="mean"``), or a DatasetError naming the rows (``rule="error"``)."""
+    if rule not in DUPLICATE_RULES:
+        raise ConfigError(
+            f"{dataset}: duplicates={rule!r} is unknown; allowed values: "
+            f"{', '.join(DUPLICATE_RULES)}"
+        )
+    rows: dict[str, list[int]] = {}
+    for i, p in enumerate(paths):
+        rows.setdefault(str(p), []).append(i)
+    dup = {p: r for p, r in rows.items() if len(r) > 1}
+    if not dup:
+        return None
+    if rule == "error":
+        path, where = next(iter(dup.items()))
+        scores = ", ".join(f"{raw[i]:g}" for i in where)
+        raise DatasetError(
+            f"{dataset}: {len(dup)} images are listed more than once with scores that would "
+            f"shift every other image's normalised score; first: {path!r} at label rows "
+            f"{', '.join(str(i + 1) for i in where)} (data rows, 1-based) with scores "
+            f"{scores}; remove the duplicates, or pass the loader option duplicates=mean to "
+            f"average them"
+        )
+    keep = [r[0] for r in rows.values()]
+    mean = np.array(
+        [np.nanmean(raw[r]) if np.isfinite(raw[r]).any() else np.nan for r in rows.values()]
+    )
+    return keep, mean
+
+
 def validate_manifest(df: pd.DataFrame, *, labeled: bool = True) -> pd.DataFrame:
     """Check that ``df`` is a manifest; raise :class:`DatasetError` saying what is wrong."""
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
@@ -94,8 +144,13 @@ def validate_manifest(df: pd.DataFrame, *, labeled: bool = True) -> pd.DataFrame
     if labeled:
         scores = df["score"].to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(scores)):
+            bad = np.flatnonzero(~np.isfinite(scores))
+            first = int(bad[0])
             raise DatasetError(
-                f"manifest has {int((~np.isfinite(scores)).sum())} rows without a finite score"
+                f"manifest has {bad.size} rows without a finite score (first: row {first}, "
+                f"{str(df['path'].iloc[first])!r}, raw score {df['raw_score'].iloc[first]!r} "
+                f"in dataset {str(df['dataset'].iloc[first])!r}); give every image a numeric "
+                f"score in the label file or remove its row"
             )
         if scores.min() < -1e-6 or scores.max() > 10 + 1e-6:
             raise DatasetError(

@@ -29,6 +29,15 @@ from torch.utils.data import DataLoader, Subset
 
 from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.datasets import get_loader
+from syndr_lightning.data.protocol import (
+    LABEL_SCALINGS,
+    POOL_FILE,
+    REFERENCE_SETS,
+    draw_pool,
+    minmax_scores,
+    rescale_rows,
+    write_name_list,
+)
 from syndr_lightning.data.sampler import EpochSampler, WorkerSeeder
 from syndr_lightning.data.upsample import (
     UpsampledSet,
@@ -79,6 +88,14 @@ class SynDRDataModule(IQADataModule):
     - ``reseed_every_epoch``: an epoch's shuffling, crops and flips depend on (seed,
       epoch) only (:class:`EpochSampler`), so resuming repeats an uninterrupted run.
     - ``gendist_workers``: CPU worker processes of GenDist.
+    - ``candidate_pool``: ``{size, seed}``; ``size`` = ``refset`` (as many candidates as
+      DDCUp's reference set: the paper), ``all`` or an integer; a seeded draw from
+      ``candidates``, listed in ``candidate_pool.txt`` (upsampled set and run folder).
+    - ``ddcup_reference_set``: ``all`` (every reference of the training dataset not held
+      out for evaluation, labels from the whole label file: the authors) or ``train``.
+    - ``label_scaling``: ``authors`` (0..10 over every reference x the training types,
+      again over each epoch's kept original samples) or ``dataset`` (the loader's
+      whole-file scaling).
     """
 
     def __init__(
@@ -95,9 +112,13 @@ class SynDRDataModule(IQADataModule):
         feature_pass: FeaturePassParams | Mapping[str, Any] | None = None,
         reseed_every_epoch: bool = True,
         gendist_workers: int = 0,
+        candidate_pool: Mapping[str, Any] | None = None,
+        ddcup_reference_set: str = "train",
+        label_scaling: str = "dataset",
         **kwargs: Any,
     ) -> None:
         super().__init__(train, test, val, **kwargs)
+        self._init_protocol(candidate_pool, ddcup_reference_set, label_scaling)
         self.reshape = ReshapeParams.from_config(reshape)
         self.ddcup = self.reshape.ddcup
         self.drcdown = self.reshape.drcdown
@@ -131,6 +152,39 @@ class SynDRDataModule(IQADataModule):
         self._pool = np.zeros(0, dtype=np.int64)
         self._always = np.zeros(0, dtype=np.int64)
 
+    def _init_protocol(
+        self, candidate_pool: Mapping[str, Any] | None, reference_set: str, label_scaling: str
+    ) -> None:
+        """Validate and store the paper-protocol switches (see the class docstring)."""
+        pool = dict(candidate_pool or {})
+        unknown = sorted(set(pool) - {"size", "seed"})
+        if unknown:
+            raise ConfigError(
+                f"data.candidate_pool has unknown keys {unknown}; allowed: size (refset | all "
+                f"| an integer), seed"
+            )
+        self.pool_size: Any = pool.get("size", "all")
+        self.pool_seed = int(pool.get("seed", 0))
+        if reference_set not in REFERENCE_SETS:
+            raise ConfigError(
+                f"data.ddcup_reference_set={reference_set!r} is unknown; allowed values: "
+                f"{', '.join(REFERENCE_SETS)}"
+            )
+        if label_scaling not in LABEL_SCALINGS:
+            raise ConfigError(
+                f"data.label_scaling={label_scaling!r} is unknown; allowed values: "
+                f"{', '.join(LABEL_SCALINGS)}"
+            )
+        self.ddcup_reference_set = reference_set
+        self.label_scaling = label_scaling
+        self.label_range: tuple[float, float] | None = None
+        self.n_ddcup_refs = 0
+        self.pool_names: list[str] = []
+        self.n_candidate_source = 0
+        #: Facts the training script adds (weights loaded, selection rule).
+        self.protocol_extra: dict[str, Any] = {}
+        self._all_refs_cache: dict[str, pd.DataFrame] = {}
+
     def _feature_cache_dir(self, enabled: Any) -> str | None:
         if not enabled or not self.cache_dir:
             return None
@@ -147,9 +201,12 @@ class SynDRDataModule(IQADataModule):
             )
         return UpsampleSpec.from_params(types, self.reshape.ddcup_params, self.seed)
 
-    def _training_refs(self) -> dict[str, Path]:
+    def _training_refs(self, all_refs: bool = False) -> dict[str, Path]:
         loader_cls = get_loader(str(self.train_entry["name"]))
-        loader = loader_cls(str(self.train_entry["root"]), **self.train_entry["options"])
+        options = dict(self.train_entry["options"])
+        if all_refs:
+            options["refs"] = "all"
+        loader = loader_cls(str(self.train_entry["root"]), **options)
         refs = getattr(loader, "references", None)
         if refs is None:
             raise ConfigError(
@@ -182,15 +239,74 @@ class SynDRDataModule(IQADataModule):
             )
         return {str(k): Path(v) for k, v in refs().items()}
 
+    def _all_references_manifest(self, whole_file: bool) -> pd.DataFrame:
+        """Every reference of the training dataset (``refs: all``); with ``whole_file``
+        also every distortion type (the whole label file)."""
+        name = str(self.train_entry["name"])
+        options = dict(self.train_entry["options"])
+        if "refs" not in options:
+            raise ConfigError(
+                f"data.ddcup_reference_set=all and data.label_scaling=authors need a "
+                f"training set with a `refs` option (kadid10k); {name!r} has none: use "
+                f"data.ddcup_reference_set=train data.label_scaling=dataset"
+            )
+        options["refs"] = "all"
+        if whole_file:
+            options["types"] = None
+        key = repr(sorted(options.items()))
+        if key not in self._all_refs_cache:
+            from syndr_lightning.data.datamodule import load_entry
+
+            entry = {**self.train_entry, "options": options}
+            self._all_refs_cache[key] = load_entry(entry, "data.train")
+        return self._all_refs_cache[key]
+
+    def ddcup_reference(self) -> tuple[pd.DataFrame, dict[str, Path]]:
+        """DDCUp's reference set: (manifest with the labels, ref id -> pristine image).
+
+        ``all``: every reference of the dataset except those held out for validation or
+        testing, labels of the whole label file (the authors: 81 KADID-10k references);
+        ``train``: the training manifest.
+        """
+        train = self._load_train()
+        if self.ddcup_reference_set == "train":
+            return train, self._training_refs()
+        full = self._all_references_manifest(whole_file=True)
+        held = set()
+        for part in (self.val_manifest, self._heldout):
+            if part is not None and len(part):
+                held |= set(part["ref"].dropna().astype(str))
+        manifest = full[~full["ref"].astype(str).isin(held)].reset_index(drop=True)
+        refs = {k: v for k, v in self._training_refs(all_refs=True).items() if k not in held}
+        return manifest, refs
+
+    def candidate_pool(self, n_reference_set: int) -> dict[str, Path]:
+        """DDCUp's candidate pool: a seeded draw of ``data.candidate_pool.size`` candidates."""
+        source = self._candidate_images()
+        pool = draw_pool(source, self.pool_size, n_reference_set, self.pool_seed)
+        self.n_candidate_source = len(source)
+        self.pool_names = list(pool)
+        return pool
+
     def build_upsampled(self, progress: bool = True) -> UpsampledSet:
         """Build (or reuse) the upsampled set for the current training split."""
-        train = self._load_train()
-        spec = self.upsample_spec(train)
+        spec = self.upsample_spec(self._load_train())
+        reference, refs = self.ddcup_reference()
+        used = set(reference["ref"].dropna().astype(str))
+        self.n_ddcup_refs = len(used & set(refs))
+        if self.predistorted:
+            from syndr_lightning.data.upsample import predistorted_candidates
+
+            self.pool_names = sorted(predistorted_candidates(self.predistorted)[0])
+            self.n_candidate_source = len(self.pool_names)
+            pool: dict[str, Path] = {}
+        else:
+            pool = self.candidate_pool(self.n_ddcup_refs)
         assert self.upsample_cache_dir is not None
         return build_upsampled_set(
-            train,
-            self._training_refs(),
-            self._candidate_images() if not self.predistorted else {},
+            reference,
+            refs,
+            pool,
             self.upsample_cache_dir,
             spec,
             predistorted=self.predistorted,
@@ -210,10 +326,37 @@ class SynDRDataModule(IQADataModule):
         self.n_original = len(original)
         return pd.concat(parts, ignore_index=True)
 
+    def _load_train(self) -> pd.DataFrame:
+        """The training split (after label scaling, once)."""
+        if self.original_manifest is None:
+            super()._load_train()
+            if self.label_scaling == "authors":
+                self._scale_like_the_authors()
+        assert self.original_manifest is not None
+        return self.original_manifest
+
+    def _scale_like_the_authors(self) -> None:
+        """Min-max the training set's labels (and its val / held-out parts) to 0..10 over
+        every reference x the training types, as the reference code does."""
+        every = self._all_references_manifest(whole_file=False)
+        raw = every["raw_score"].to_numpy(dtype=np.float64)
+        lo, hi = float(np.nanmin(raw)), float(np.nanmax(raw))
+        info = get_loader(str(self.train_entry["name"])).info
+        for attr in ("original_manifest", "val_manifest", "_heldout"):
+            part = getattr(self, attr)
+            if part is None:
+                continue
+            part = part.copy()
+            part["score"] = minmax_scores(part["raw_score"], lo, hi, info.higher_is_better_raw)
+            setattr(self, attr, part)
+        self.label_range = (lo, hi)
+
     # ------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
-        """Build the upsampled set once (local rank 0); other ranks read the cache."""
-        if self.ddcup:
+        """Build the upsampled set once (local rank 0); other ranks read the cache.
+
+        Nothing to do once ``setup`` attached the set (``trainer.test`` after ``fit``)."""
+        if self.ddcup and self.upsampled is None:
             self.build_upsampled()
 
     def setup(self, stage: str | None = None) -> None:
@@ -248,8 +391,11 @@ class SynDRDataModule(IQADataModule):
         if trainer is None or not trainer.is_global_zero:
             return
         info = self.protocol()
-        with atomic_open(Path(trainer.default_root_dir) / "syndr_protocol.json") as fh:
+        out = Path(trainer.default_root_dir)
+        with atomic_open(out / "syndr_protocol.json") as fh:
             json.dump(info, fh, indent=1, default=str)
+        if self.pool_names:
+            write_name_list(out / POOL_FILE, self.pool_names)
         log.info("SynDR protocol: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
     def _check_reload(self) -> None:
@@ -307,6 +453,10 @@ class SynDRDataModule(IQADataModule):
                 f"the training subset of epoch {epoch} is empty; check the training set "
                 f"and the DRCDown thresholds (reshape.T_f, reshape.T_q, reshape.T_u)"
             )
+        if self.label_scaling == "authors":
+            # the reference code scales the kept original labels again every epoch
+            originals = indices[indices < self.n_original]
+            dataset.scores = rescale_rows(dataset.scores, originals).astype(np.float32)
         return DataLoader(
             Subset(dataset, indices.tolist()),
             batch_size=self.batch_size,
@@ -353,3 +503,31 @@ class SynDRDataModule(IQADataModule):
     def protocol(self) -> dict[str, Any]:
         """What a results table must state about how this data was used (``Protocol``)."""
         return Protocol.from_datamodule(self, self.seed).to_json()
+
+    def ddcup_facts(self) -> dict[str, Any]:
+        """The paper-protocol facts of DDCUp's data and the labels (for ``Protocol``)."""
+        scaling = self.label_scaling
+        if scaling == "authors" and self.label_range is not None:
+            base = self.original_manifest
+            n_types = 0 if base is None else int(base["dist_type"].dropna().nunique())
+            scaling += (
+                f" (0..10 over all refs x {n_types} types, raw {self.label_range[0]:.4g}.."
+                f"{self.label_range[1]:.4g}; again over each epoch's kept originals)"
+            )
+        return {
+            "ddcup_reference_set": self.ddcup_reference_set if self.ddcup else None,
+            "n_ddcup_refs": self.n_ddcup_refs if self.ddcup else None,
+            "candidate_pool": (
+                {
+                    "size": len(self.pool_names),
+                    "rule": str(self.pool_size) if not self.predistorted else "predistorted",
+                    "seed": self.pool_seed,
+                    "source_size": self.n_candidate_source,
+                    "file": POOL_FILE,
+                }
+                if self.ddcup
+                else None
+            ),
+            "encoder_weights": self.reshape.ddcup_params.encoder_weights if self.ddcup else None,
+            "label_scaling": scaling,
+        }

@@ -128,9 +128,20 @@ class EvalTransform:
     """``n_crops`` random crops (fixed per sample index) or one centre crop -> ``[n,3,S,S]``."""
 
     def __init__(
-        self, crop_size: int = 224, n_crops: int = 5, mode: str = "random", seed: int = 0
+        self,
+        crop_size: int = 224,
+        n_crops: int = 5,
+        mode: str = "random",
+        seed: int = 0,
+        resize: int | None = None,
     ) -> None:
         self.crop_size = _check_crop(crop_size)
+        if resize is not None and (isinstance(resize, bool) or int(resize) < self.crop_size):
+            raise ConfigError(
+                f"a test set's resize must be an integer >= the crop size {self.crop_size} (the "
+                f"shorter side after resizing, e.g. 512 for BID_512), got {resize!r}"
+            )
+        self.resize = None if resize is None else int(resize)
         if mode not in ("random", "center"):
             raise ConfigError(f"data.eval_crop_mode must be 'random' or 'center', got {mode!r}")
         if int(n_crops) < 1:
@@ -141,7 +152,13 @@ class EvalTransform:
 
     def __call__(self, image: np.ndarray, index: int | None = None) -> torch.Tensor:
         """Return ``[n_crops, 3, crop, crop]`` for the sample at ``index``."""
-        x = to_tensor(image, self.crop_size)
+        if self.resize is not None:
+            # resize in [0, 1] (before normalisation), then crop as usual
+            raw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+            raw = resize_short_side(raw, self.resize).clamp_(0.0, 1.0)
+            x = (raw - _MEAN) / _STD
+        else:
+            x = to_tensor(image, self.crop_size)
         s = self.crop_size
         h, w = x.shape[1:]
         if self.mode == "center":
@@ -156,7 +173,8 @@ class EvalTransform:
 
     def __repr__(self) -> str:
         return (
-            f"EvalTransform(crop_size={self.crop_size}, n_crops={self.n_crops}, mode={self.mode!r})"
+            f"EvalTransform(crop_size={self.crop_size}, n_crops={self.n_crops}, "
+            f"mode={self.mode!r}, resize={self.resize})"
         )
 
 

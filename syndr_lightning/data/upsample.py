@@ -17,6 +17,7 @@ killed or fails leaves nothing that a later run trusts; a complete cache is reus
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,8 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syndr_lightning.distort.spec import GENDIST_VERSION
 from syndr_lightning.reshape.params import DDCUpParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
-from syndr_lightning.utils.io import atomic_dir, atomic_open, file_identity, git_sha
+from syndr_lightning.utils.io import atomic_open, file_identity, git_sha
+from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +217,9 @@ def cache_key(
     h.update(np.ascontiguousarray(np.round(labels, 6), dtype=np.float64).tobytes())
     for name in sorted(candidates):
         h.update(f"C|{name}|{file_identity(Path(candidates[name]))}\n".encode())
-    if predistorted is not None:
+    if predistorted is None:
+        h.update(f"G|{GENDIST_VERSION}\n".encode())  # GenDist makes the images
+    else:
         h.update(b"predistorted")
         for k in sorted(predistorted):
             h.update(f"D|{k}|{file_identity(Path(predistorted[k]))}\n".encode())
@@ -223,27 +229,62 @@ def cache_key(
 # --------------------------------------------------------------------------- cache
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _key_of(temp: Path) -> str:
+    """The cache key of a temporary build folder ``.<key>.<random>.tmp``."""
+    return temp.name[1:].split(".", 1)[0]
 
 
 def _clean_stale(parent: Path, key: str) -> None:
-    """Remove temporary build folders of ``key`` whose builder process is gone."""
-    for tmp in parent.glob(f".{key}.*.tmp"):
-        owner = tmp / "owner.json"
-        try:
-            info = json.loads(owner.read_text())
-            alive = info.get("host") == socket.gethostname() and _pid_alive(int(info["pid"]))
-        except (OSError, ValueError, KeyError):
-            alive = False
-        if not alive:
+    """Remove temporary build folders nobody is building any more (any key).
+
+    Called while holding ``key``'s lock, so every temporary of ``key`` is a dead (or
+    stopped and overtaken) builder's; a temporary of another key is kept while that
+    key's lock is live (``utils.locking``).
+    """
+    remove_stale_temporaries(
+        parent,
+        ".*.tmp",
+        lambda t: [] if _key_of(t) == key else [parent / f".{_key_of(t)}.lock"],
+    )
+
+
+@contextlib.contextmanager
+def _building(final: Path) -> Iterator[Path]:
+    """A temporary folder renamed onto ``final`` when the body succeeds.
+
+    Never deletes a complete set: when ``final`` became complete meanwhile (a builder
+    that lost its lock), the temporary is dropped and the existing set kept; an
+    incomplete ``final`` (damaged by hand) is moved aside first. The owner record stays
+    in the folder until after the final rename, so no cleaner takes it for abandoned.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        with atomic_open(tmp / "owner.json") as fh:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if final.exists() and load_cached(final) is None:
+            aside = Path(
+                tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+            )
+            os.replace(final, aside / "damaged")
+            shutil.rmtree(aside, ignore_errors=True)
+        if not final.exists():
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if load_cached(final) is None:  # not a complete set published by another run
+                    raise
+        (final / "owner.json").unlink(missing_ok=True)
+    finally:
+        if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_cached(directory: str | Path) -> UpsampledSet | None:
@@ -405,14 +446,54 @@ def build_upsampled_set(
     if cached is not None:
         log.info("DDCUp: reusing the upsampled set %s (%d samples)", final, len(cached.manifest))
         return cached
-    root.mkdir(parents=True, exist_ok=True)
-    _clean_stale(root, key)
 
+    def build() -> UpsampledSet:
+        _clean_stale(root, key)
+        _build_into(
+            final,
+            key,
+            spec,
+            refs,
+            names,
+            cands,
+            dist_files,
+            labels,
+            train_manifest,
+            predistorted,
+            workers,
+            feature_cache_dir,
+            progress,
+        )
+        result = load_cached(final)
+        if result is None:  # pragma: no cover - would be a bug in the writer
+            raise DatasetError(f"the upsampled set written to {str(final)!r} does not read back")
+        result.reused = False
+        log.info("DDCUp: upsampled set of %d samples written to %s", len(result.manifest), final)
+        return result
+
+    # One builder per key across processes and hosts; the others wait and reuse its set.
+    return build_once(root / f".{key}.lock", lambda: load_cached(final), build)
+
+
+def _build_into(
+    final: Path,
+    key: str,
+    spec: UpsampleSpec,
+    refs: Mapping[str, Path],
+    names: list[str],
+    cands: Mapping[str, Path],
+    dist_files: Mapping[tuple[str, int, int], Path] | None,
+    labels: np.ndarray,
+    train_manifest: pd.DataFrame,
+    predistorted: str | Path | None,
+    workers: int,
+    feature_cache_dir: str | Path | None,
+    progress: bool,
+) -> None:
+    """Encode, select, distort and pseudo-label into a temporary folder; publish it."""
     from syndr_lightning.reshape import ddcup_pseudo_labels, ddcup_select
 
-    with atomic_dir(final) as tmp:
-        with atomic_open(tmp / "owner.json") as fh:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+    with _building(final) as tmp:
         cand_names = list(cands)
         log.info(
             "DDCUp: encoding %d training references and %d candidates (%s)",
@@ -451,12 +532,15 @@ def build_upsampled_set(
         df = _assemble(rows, chosen, new_labels, spec, tmp, train_manifest)
         with atomic_open(tmp / "manifest.csv") as fh:
             df.to_csv(fh, index=False)
+        with atomic_open(tmp / "candidate_pool.txt") as fh:  # the pool DDCUp chose from
+            fh.write("".join(f"{n}\n" for n in cand_names))
         meta = {
             "format": UPSAMPLE_FORMAT_VERSION,
             "key": key,
             "spec": asdict(spec),
             "n_train_refs": len(names),
             "n_candidates": len(cands),
+            "candidate_pool_file": "candidate_pool.txt",
             "selected": chosen,
             "n_samples": len(df),
             "predistorted": str(predistorted) if predistorted is not None else None,
@@ -464,13 +548,6 @@ def build_upsampled_set(
         }
         with atomic_open(tmp / "meta.json") as fh:
             json.dump(meta, fh, indent=1)
-        (tmp / "owner.json").unlink()
-    result = load_cached(final)
-    if result is None:  # pragma: no cover - would be a bug in the writer above
-        raise DatasetError(f"the upsampled set written to {str(final)!r} does not read back")
-    result.reused = False
-    log.info("DDCUp: upsampled set of %d samples written to %s", len(result.manifest), final)
-    return result
 
 
 def _distorted_rows(

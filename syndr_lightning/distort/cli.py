@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
     p.add_argument(
-        "--workers", type=int, default=0, help="CPU worker processes (default 0: in-process)"
+        "--workers",
+        type=int,
+        default=None,
+        help="CPU worker processes, 0 = in-process (default: one per usable core)",
     )
     p.add_argument(
         "--device",
@@ -96,20 +99,20 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not args.out:
             raise InputError("--out is required unless --preview is given")
-        from syndr_lightning.distort.generator import MANIFEST_NAME, generate
+        from syndr_lightning.distort.generator import MANIFEST_NAME, default_workers, generate_rows
 
-        df = generate(
+        rows = generate_rows(
             _list_images(Path(args.refs)),
             args.out,
             types=types,
             levels=levels,
             seed=args.seed,
-            workers=args.workers,
+            workers=default_workers() if args.workers is None else args.workers,
             progress=not args.no_progress,
             denoiser=args.dncnn,
             device=args.device,
         )
-        print(f"{len(df)} images in {args.out} (manifest: {Path(args.out) / MANIFEST_NAME})")
+        print(f"{len(rows)} images in {args.out} (manifest: {Path(args.out) / MANIFEST_NAME})")
         return 0
     except SyndrError as exc:
         print(f"syndr distort: error: {exc}", file=sys.stderr)

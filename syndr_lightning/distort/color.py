@@ -54,17 +54,29 @@ def rgb2lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack((116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)), dim=1)
 
 
-def lab2rgb(lab: torch.Tensor) -> torch.Tensor:
-    """CIE Lab (D65) -> sRGB, clipped to [0,1] like MATLAB's ``lab2rgb`` output for doubles."""
+def lab2rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """CIE Lab (D65) -> sRGB as MATLAB's ``lab2rgb`` computes it, clipped to [0,1] by default.
+
+    MATLAB clamps nothing on the way: ``f^-1`` is the CIE inverse (cube above 6/29, the
+    linear segment below it, so X, Y or Z can be negative -- some other libraries clamp
+    Z >= 0 here), linear RGB is not clipped, and the sRGB curve is applied to ``|v|`` with
+    the sign of ``v`` (MATLAB's documented ``lab2rgb([80 -130 85])`` is
+    ``[-0.6209 0.9537 -0.1927]``). ``clip=False`` returns that out-of-gamut result; KADID
+    clips it, and the clip is the same whether it is applied before or after the curve.
+    """
     fy = (lab[:, 0] + 16) / 116
     fx = fy + lab[:, 1] / 500
     fz = fy - lab[:, 2] / 200
     f = torch.stack((fx, fy, fz), dim=1)
     t = torch.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29))
     white = torch.tensor(_WHITE_D65, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
-    lin = _matmul_channels(t * white, _XYZ2RGB).clamp(0, 1)
-    rgb = torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
-    return rgb.clamp(0, 1)
+    lin = _matmul_channels(t * white, _XYZ2RGB)
+    if clip:
+        lin = lin.clamp(0, 1)
+        return torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    mag = lin.abs()
+    enc = torch.where(mag <= 0.0031308, 12.92 * mag, 1.055 * mag ** (1 / 2.4) - 0.055)
+    return torch.copysign(enc, lin)
 
 
 def rgb2hsv(rgb: torch.Tensor) -> torch.Tensor:
@@ -105,10 +117,12 @@ def rgb2ycbcr(rgb: torch.Tensor) -> torch.Tensor:
     return _matmul_channels(rgb, _YCC_M) + off
 
 
-def ycbcr2rgb(ycc: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb2ycbcr`, unclipped."""
+def ycbcr2rgb(ycc: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """Inverse of :func:`rgb2ycbcr`; MATLAB's ``ycbcr2rgb`` clips floating-point output to
+    [0, 1], and so does this unless ``clip=False``."""
     off = _YCC_OFFSET.to(dtype=ycc.dtype, device=ycc.device).view(1, 3, 1, 1)
-    return _matmul_channels(ycc - off, _YCC_M_INV)
+    rgb = _matmul_channels(ycc - off, _YCC_M_INV)
+    return rgb.clamp(0, 1) if clip else rgb
 
 
 def rgb2gray(rgb: torch.Tensor) -> torch.Tensor:

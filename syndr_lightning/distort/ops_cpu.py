@@ -42,12 +42,24 @@ def color_quantization(
 
 
 # ----------------------------------------------------------------------------- 9, 10 codecs
-def encode_jpeg2000(img_u8: np.ndarray, ratio: float) -> bytes:
-    """JPEG 2000 codestream at compression ratio ``ratio`` (irreversible 9/7, colour transform).
+# MATLAB imwrite's JPEG 2000 defaults (its documentation): Mode 'lossy', ReductionLevels 4,
+# QualityLayers 1, ProgressionOrder 'LRCP', TileSize = the whole image.
+J2K_REDUCTION_LEVELS = 4
+J2K_PROGRESSION = "LRCP"
+J2K_CODEBLOCK = (64, 64)
 
-    Encoder settings beyond the ratio (5 resolutions, one quality layer) are unverified
-    guesses at MATLAB's ``imwrite`` defaults.
+
+def encode_jpeg2000(img_u8: np.ndarray, ratio: float) -> bytes:
+    """J2K codestream as ``imwrite(img, f, 'CompressionRatio', ratio)`` with MATLAB's defaults.
+
+    Lossy mode (irreversible 9/7 wavelet), 4 wavelet decomposition levels (5 resolutions;
+    fewer on images under 16 px, which cannot hold 4), one quality layer at the target
+    ratio (uncompressed ``H x W x 3`` bytes over codestream bytes), LRCP progression, one
+    tile, 64x64 code blocks, and the irreversible colour transform on RGB: MATLAB
+    documents no colour-transform option, and the ICT is the JPEG 2000 transform of the
+    lossy 9/7 path (and its codec's default for three equal-sized components).
     """
+    levels = max(0, min(J2K_REDUCTION_LEVELS, int(math.log2(max(1, min(img_u8.shape[:2]))))))
     buf = io.BytesIO()
     Image.fromarray(img_u8, mode="RGB").save(
         buf,
@@ -56,7 +68,9 @@ def encode_jpeg2000(img_u8: np.ndarray, ratio: float) -> bytes:
         quality_layers=[float(ratio)],
         irreversible=True,
         mct=1,
-        num_resolutions=max(1, min(5, int(math.log2(max(1, min(img_u8.shape[:2])))))),
+        num_resolutions=levels + 1,
+        progression=J2K_PROGRESSION,
+        codeblock_size=J2K_CODEBLOCK,
         no_jp2=True,
     )
     return buf.getvalue()
@@ -77,12 +91,13 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 def jpeg2000(x: np.ndarray, ratio: float, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Type 9: JPEG 2000 encode/decode at compression ratio ``ratio``."""
+    """Type 9: ``imwrite`` as JPEG 2000 at compression ratio ``ratio``, then ``imread``
+    (see :func:`encode_jpeg2000`)."""
     return _decode(encode_jpeg2000(to_uint8(x), ratio))
 
 
 def jpeg(x: np.ndarray, quality: float, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Type 10: JPEG encode/decode at quality ``quality``."""
+    """Type 10: ``imwrite(x, f, 'jpg', 'Quality', quality)``, then ``imread``."""
     return _decode(encode_jpeg(to_uint8(x), quality))
 
 
@@ -186,7 +201,8 @@ def multi_otsu_thresholds(hist: np.ndarray, n_thresholds: int) -> np.ndarray:
 def quantization(
     x: np.ndarray, n_thresholds: float, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Type 22: multi-Otsu over all RGB values pooled (256 bins); ``x <= t1 -> 0``,
+    """Type 22: MATLAB ``multithresh`` (multi-Otsu, solved exactly) over all RGB values
+    pooled (256 bins); ``x <= t1 -> 0``,
     ``t(k-1) < x <= t(k) -> t(k)``, ``x > tN -> 1`` (thresholds as values ``bin / 255``).
 
     Values are compared as bins (``round(255 x)``), so float32 and float64 inputs give

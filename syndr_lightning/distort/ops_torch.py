@@ -14,20 +14,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.interpolate import CubicSpline
 
-from syndr_lightning.distort import color
+from syndr_lightning.distort import color, ops_numpy
 
 Op = Callable[[torch.Tensor, float, Sequence[np.random.Generator]], torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- kernels
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
-    """MATLAB ``fspecial('gaussian')`` profile with ``2*ceil(2 sigma)+1`` taps (float64)."""
-    radius = math.ceil(2 * sigma)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    return g / g.sum()
+    """MATLAB ``fspecial('gaussian')`` profile; see :func:`ops_numpy.gaussian_kernel1d`."""
+    return torch.from_numpy(ops_numpy.gaussian_kernel1d(sigma))
 
 
 def disk_kernel(radius: float, supersample: int = 16) -> torch.Tensor:
@@ -43,30 +39,8 @@ def disk_kernel(radius: float, supersample: int = 16) -> torch.Tensor:
 
 
 def motion_kernel(length: float, angle_deg: float) -> torch.Tensor:
-    """Line kernel of ``length`` px at ``angle_deg`` (counter-clockwise), centred, antialiased.
-
-    The segment is sampled densely and splatted bilinearly; length 1 gives the identity.
-    Unverified against MATLAB's ``fspecial('motion')`` pixel weights (same support and
-    orientation convention; weights of partially covered pixels may differ slightly).
-    """
-    if length <= 1:
-        return torch.ones(1, 1, dtype=torch.float64)
-    half = (length - 1) / 2
-    r = math.ceil(half) + 1
-    n = 2 * r + 1
-    t = torch.linspace(-half, half, int(32 * length) + 1, dtype=torch.float64)
-    theta = math.radians(angle_deg)
-    px = t * math.cos(theta) + r
-    py = -t * math.sin(theta) + r
-    x0, y0 = torch.floor(px), torch.floor(py)
-    fx, fy = px - x0, py - y0
-    k = torch.zeros(n * n, dtype=torch.float64)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            idx = ((y0 + dy).long().clamp(0, n - 1)) * n + (x0 + dx).long().clamp(0, n - 1)
-            k.index_add_(0, idx, wy * wx)
-    k = k.reshape(n, n)
-    return k / k.sum()
+    """MATLAB ``fspecial('motion', length, angle_deg)``; see :func:`ops_numpy.motion_kernel`."""
+    return torch.from_numpy(ops_numpy.motion_kernel(length, angle_deg))
 
 
 def conv_same(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -138,37 +112,47 @@ def _noise(
 def gaussian_blur_op(
     x: torch.Tensor, sigma: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 1: Gaussian blur, kernel ``2*ceil(2 sigma)+1``."""
+    """Type 1: Gaussian filter of ``2*ceil(2 sigma)+1`` taps (MATLAB ``fspecial('gaussian')``,
+    ``imgaussfilt``'s default size), replicate border."""
     return gaussian_blur(x, sigma)
 
 
 def lens_blur_op(
     x: torch.Tensor, radius: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 2: disk (pillbox) blur."""
+    """Type 2: ``imfilter(x, fspecial('disk', radius), 'replicate')`` (pillbox; border
+    taps by covered area, see :func:`disk_kernel`)."""
     return conv_same(x, disk_kernel(radius))
 
 
 def motion_blur_op(
     x: torch.Tensor, length: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 3: line kernel of ``length`` at a uniform random angle in [0, 180) per image."""
+    """Type 3: ``imfilter(x, fspecial('motion', length, angle), 'replicate')``.
+
+    The angle is uniform in [0, 180) per image; see :func:`motion_kernel`.
+    """
     angles = [float(rng.uniform(0.0, 180.0)) for rng in rngs]
     if length <= 1:
         return x.clone()
-    kernels = torch.stack([motion_kernel(length, a) for a in angles])  # [B,n,n]
-    return conv_per_sample_sparse(x, kernels)
+    kernels = [motion_kernel(length, a) for a in angles]
+    kh = max(k.shape[0] for k in kernels)
+    kw = max(k.shape[1] for k in kernels)
+    padded = [
+        F.pad(k, ((kw - k.shape[1]) // 2,) * 2 + ((kh - k.shape[0]) // 2,) * 2) for k in kernels
+    ]
+    return conv_per_sample_sparse(x, torch.stack(padded))  # [B,kh,kw], both odd
 
 
 def conv_per_sample_sparse(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Filter sample ``b`` of ``x`` with ``kernels[b]`` (replicate padding).
+    """Filter sample ``b`` of ``x`` with ``kernels[b]`` (odd sizes, replicate padding).
 
     Sums shifted views over the taps that are non-zero in any sample: a line kernel
-    touches ~2 px per unit length, far fewer than its square support.
+    touches ~2 px per unit length, far fewer than its rectangular support.
     """
     b, _, h, w = x.shape
-    n = kernels.shape[-1]
-    xp = F.pad(x, (n // 2,) * 4, mode="replicate")
+    kh, kw = kernels.shape[-2:]
+    xp = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode="replicate")
     weights = kernels.to(dtype=x.dtype, device=x.device)
     taps = torch.nonzero(kernels.abs().amax(dim=0) > 1e-12).tolist()
     out = torch.zeros_like(x)
@@ -181,7 +165,8 @@ def conv_per_sample_sparse(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tens
 def color_diffusion_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 4: in Lab, a* and b* blurred (sigma = 1.5 a + 2) and scaled by a; L kept."""
+    """Type 4: ``rgb2lab``; a* and b* Gaussian-blurred (sigma = 1.5 a + 2) and scaled by a;
+    L kept; MATLAB's ``lab2rgb`` (no Z clamp, see :func:`color.lab2rgb`), clipped."""
     lab = color.rgb2lab(x)
     ab = gaussian_blur(lab[:, 1:], 1.5 * amount + 2) * amount
     return color.lab2rgb(torch.cat((lab[:, :1], ab), dim=1))
@@ -238,7 +223,8 @@ def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
 def saturation_hsv_op(
     x: torch.Tensor, factor: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 7: HSV saturation times ``factor`` (no clip; the final min-max handles range)."""
+    """Type 7: ``rgb2hsv``, saturation times ``factor``, ``hsv2rgb`` (no clip; the final
+    min-max handles range)."""
     hsv = color.rgb2hsv(x)
     hsv = torch.cat((hsv[:, :1], hsv[:, 1:2] * factor, hsv[:, 2:]), dim=1)
     return color.hsv2rgb(hsv)
@@ -247,7 +233,8 @@ def saturation_hsv_op(
 def saturation_lab_op(
     x: torch.Tensor, factor: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 8: Lab a*, b* times ``factor``; lab2rgb clips."""
+    """Type 8: ``rgb2lab``, a* and b* times ``factor``, MATLAB's ``lab2rgb`` (no Z clamp),
+    clipped."""
     lab = color.rgb2lab(x)
     return color.lab2rgb(torch.cat((lab[:, :1], lab[:, 1:] * factor), dim=1))
 
@@ -256,7 +243,7 @@ def saturation_lab_op(
 def white_noise_op(
     x: torch.Tensor, var: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 11: add N(0, var) to every sample, clip."""
+    """Type 11: add N(0, var) to every sample, clip (as ``imnoise(x, 'gaussian', 0, var)``)."""
     n = _noise(rngs, tuple(x.shape[1:]), x, "normal")
     return (x + n * math.sqrt(var)).clamp(0, 1)
 
@@ -264,7 +251,9 @@ def white_noise_op(
 def color_noise_op(
     x: torch.Tensor, var: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 12: N(0, var) on Y, Cb, Cr (BT.601 studio range), clip in YCbCr, back unclipped."""
+    """Type 12: N(0, var) on Y, Cb, Cr (MATLAB ``rgb2ycbcr``, BT.601 studio range), clip in
+    YCbCr, back with ``ycbcr2rgb``, which clips floating-point output to [0, 1] as MATLAB's does.
+    """
     n = _noise(rngs, tuple(x.shape[1:]), x, "normal")
     ycc = (color.rgb2ycbcr(x) + n * math.sqrt(var)).clamp(0, 1)
     return color.ycbcr2rgb(ycc)
@@ -273,7 +262,8 @@ def color_noise_op(
 def impulse_noise_op(
     x: torch.Tensor, density: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 13: salt and pepper per element: u < d/2 -> 0, d/2 <= u < d -> 1."""
+    """Type 13: salt and pepper per element (as ``imnoise(x, 'salt & pepper', d)``):
+    u < d/2 -> 0, d/2 <= u < d -> 1."""
     u = _noise(rngs, tuple(x.shape[1:]), x, "uniform")
     out = torch.where(u < density / 2, torch.zeros_like(x), x)
     return torch.where((u >= density / 2) & (u < density), torch.ones_like(x), out)
@@ -282,7 +272,8 @@ def impulse_noise_op(
 def multiplicative_noise_op(
     x: torch.Tensor, var: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 14: ``x + n x`` with n uniform, mean 0, variance ``var``; clip."""
+    """Type 14: ``x + n x`` with n uniform, mean 0, variance ``var`` (as
+    ``imnoise(x, 'speckle', var)``); clip."""
     u = _noise(rngs, tuple(x.shape[1:]), x, "uniform")
     n = (u - 0.5) * math.sqrt(12 * var)
     return (x + n * x).clamp(0, 1)
@@ -296,7 +287,8 @@ def _brighten_curve(v: torch.Tensor, amount: float) -> torch.Tensor:
 def brighten_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 16: ``(2 f(RGB) + clip(lab2rgb(100 f(L/100), a*, b*))) / 3``, f(x) = x + 2a x(1-x)."""
+    """Type 16: ``(2 f(RGB) + clip(lab2rgb(100 f(L/100), a*, b*))) / 3``, f(x) = x + 2a x(1-x)
+    (MATLAB's ``rgb2lab`` / ``lab2rgb``)."""
     lab = color.rgb2lab(x)
     lum = 100 * _brighten_curve(lab[:, :1] / 100, amount)
     via_lab = color.lab2rgb(torch.cat((lum, lab[:, 1:]), dim=1))
@@ -311,20 +303,63 @@ def darken_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator
 def mean_shift_op(
     x: torch.Tensor, shift: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 18: ``clip(x + shift)`` (the final min-max stretches it back)."""
+    """Type 18: ``clip(x + shift)`` (the final min-max stretches it back); not monotone
+    across levels, as in the original."""
     return (x + shift).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------- spatial 19, 21, 23
+def keys_weights(t: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic-convolution weights of the taps at -1, 0, 1, 2 for a fraction ``t``.
+
+    ``W(s) = (a+2)|s|^3 - (a+3)|s|^2 + 1`` for ``|s| <= 1``,
+    ``a|s|^3 - 5a|s|^2 + 8a|s| - 4a`` for ``1 < |s| < 2``, else 0. MATLAB's ``'cubic'``
+    interpolation (``interp2``, ``imresize``) uses ``a = -0.5``. Returns ``[..., 4]``.
+    """
+    s = torch.stack((1 + t, t, 1 - t, 2 - t), dim=-1).abs()
+    near = ((a + 2) * s - (a + 3)) * s * s + 1
+    far = ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
+    return torch.where(s <= 1, near, torch.where(s < 2, far, torch.zeros_like(s)))
+
+
+def cubic_sample(x: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Sample ``x`` ``[B,C,H,W]`` at pixel coordinates ``(px, py)`` ``[B,H',W']`` with Keys'
+    cubic convolution, ``a = -0.5`` (MATLAB's ``'cubic'``), replicate border.
+
+    Keys' 1-D kernel is affine in ``a``: ``W_a = W_0 + a D``, so the 2-D weight
+    ``W_a(x) W_a(y)`` is quadratic in ``a`` and follows from four samples that torch
+    computes fast: ``P(-.75,-.75)`` (bicubic ``grid_sample``), ``P(0,0)`` (``W_0`` weights
+    the two nearest taps by ``1 - S(f)``, ``S(f)``, ``S(f) = 3f^2 - 2f^3``: a bilinear
+    sample at ``floor(p) + S(frac(p))``), and ``P(0,-.75)``, ``P(-.75,0)`` (bicubic at the
+    two nearest integer columns, or rows, blended by ``S``). Then
+    ``P(-.5,-.5) = (4 P(-.75,-.75) + 2 P(0,-.75) + 2 P(-.75,0) + P(0,0)) / 9``, exactly.
+    """
+    h, w = x.shape[-2:]
+    kw = {"padding_mode": "border", "align_corners": True}
+
+    def sample(gx: torch.Tensor, gy: torch.Tensor, mode: str) -> torch.Tensor:
+        grid = torch.stack((2 * gx / max(w - 1, 1) - 1, 2 * gy / max(h - 1, 1) - 1), dim=-1)
+        return F.grid_sample(x, grid, mode=mode, **kw)
+
+    x0, y0 = torch.floor(px), torch.floor(py)
+    fx, fy = px - x0, py - y0
+    sx = (fx * fx * (3 - 2 * fx)).unsqueeze(1)
+    sy = (fy * fy * (3 - 2 * fy)).unsqueeze(1)
+    out = sample(px, py, "bicubic").mul_(4.0)
+    cols = torch.lerp(sample(x0, py, "bicubic"), sample(x0 + 1, py, "bicubic"), sx)
+    rows = torch.lerp(sample(px, y0, "bicubic"), sample(px, y0 + 1, "bicubic"), sy)
+    out.add_(cols, alpha=2.0).add_(rows, alpha=2.0)
+    out.add_(sample(x0 + sx.squeeze(1), y0 + sy.squeeze(1), "bilinear"))
+    return out.div_(9.0)
+
+
 def jitter_op(
     x: torch.Tensor, sigma_px: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 19: 5 times, every pixel resampled (bicubic) at its own N(0, s^2) px offset.
+    """Type 19: 5 times, every pixel resampled at its own N(0, s^2) px offset.
 
-    Uses torch's bicubic ``grid_sample`` (cubic convolution a = -0.75, border replicate);
-    MATLAB's 'cubic' uses a = -0.5, which overshoots a little less at strong edges. A
-    gather-based a = -0.5 sampler was 6-10x slower on CPU; intermediate passes are not
-    clipped (unverified).
+    Cubic interpolation as MATLAB's ``'cubic'`` (Keys, ``a = -0.5``; see
+    :func:`cubic_sample`), border replicate; intermediate passes are not clipped.
     """
     _b, _, h, w = x.shape
     ys = torch.arange(h, dtype=x.dtype, device=x.device)
@@ -333,10 +368,7 @@ def jitter_op(
     out = x
     for _ in range(5):
         off = _noise(rngs, (h, w, 2), x, "normal") * sigma_px  # [B,H,W,2] (dx, dy)
-        px = gx + off[..., 0]
-        py = gy + off[..., 1]
-        grid = torch.stack((2 * px / max(w - 1, 1) - 1, 2 * py / max(h - 1, 1) - 1), dim=-1)
-        out = F.grid_sample(out, grid, mode="bicubic", padding_mode="border", align_corners=True)
+        out = cubic_sample(out, gx + off[..., 0], gy + off[..., 1])
     return out
 
 
@@ -355,7 +387,7 @@ def _nearest_index(n_out: int, n_in: int, device: torch.device) -> torch.Tensor:
 def pixelate_op(
     x: torch.Tensor, strength: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 21: nearest downsize to :func:`pixelate_size`, then nearest back."""
+    """Type 21: ``imresize(x, size, 'nearest')`` down to :func:`pixelate_size`, then back."""
     _, _, h, w = x.shape
     sh, sw = pixelate_size(h, w, strength)
     # 'nearest-exact' is the pixel-centre rule src = floor((i + 0.5) n_in / n_out), the
@@ -386,36 +418,22 @@ def color_block_op(
 
 # ----------------------------------------------------------------------------- 24, 25
 def sharpen_op(x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]) -> torch.Tensor:
-    """Type 24: unsharp mask on L of Lab, ``(1 + a) L - a G_3(L)``; lab2rgb clips."""
+    """Type 24: ``rgb2lab``; unsharp mask on L, ``(1 + a) L - a G_3(L)``; MATLAB's
+    ``lab2rgb``, clipped."""
     lab = color.rgb2lab(x)
     lum = lab[:, :1]
     sharp = (1 + amount) * lum - amount * gaussian_blur(lum, 3.0)
     return color.lab2rgb(torch.cat((sharp, lab[:, 1:]), dim=1))
 
 
-def contrast_curve(amount: float) -> CubicSpline:
-    """Not-a-knot cubic spline through (0,0), (.3,c1), (.5,.5), (.7,c2), (1,1)."""
-    c1, c2 = 0.25 - amount / 4, 0.75 + amount / 4
-    return CubicSpline([0.0, 0.3, 0.5, 0.7, 1.0], [0.0, c1, 0.5, c2, 1.0], bc_type="not-a-knot")
-
-
 def contrast_op(
     x: torch.Tensor, amount: float, rngs: Sequence[np.random.Generator]
 ) -> torch.Tensor:
-    """Type 25: the contrast spline of :func:`contrast_curve` on RGB, clipped."""
-    cs = contrast_curve(amount)
-    # Truncated power form of a C2 cubic spline: the first piece's polynomial plus a
-    # (x - t_k)_+^3 term at every interior knot where the cubic coefficient jumps (for
-    # not-a-knot only the middle knot). Avoids per-element interval lookups.
-    t = cs.x.tolist()
-    c = cs.c
-    dx0 = x - t[0]
-    y = ((c[0, 0] * dx0 + c[1, 0]) * dx0 + c[2, 0]) * dx0 + c[3, 0]
-    for k in range(1, c.shape[1]):
-        jump = float(c[0, k] - c[0, k - 1])
-        if abs(jump) > 1e-12:
-            y = y + jump * (x - t[k]).clamp_min(0) ** 3
-    return y.clamp(0, 1)
+    """Type 25: MATLAB ``spline`` (not-a-knot) contrast curve of
+    :func:`ops_numpy.contrast_spline` on RGB, clipped; not monotone across levels."""
+    (p0, p1, p2, p3), k = ops_numpy.contrast_spline(amount)
+    y = ((p3 * x + p2) * x + p1) * x + p0
+    return y.add_((x - 0.5).clamp_min(0) ** 3, alpha=k).clamp_(0, 1)
 
 
 TORCH_OPS: dict[int, Op] = {

@@ -7,9 +7,15 @@ parameter that the five levels set, where the type runs (``torch`` = batched ten
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from syndr_lightning.utils.errors import InputError
+
+# Bumped whenever GenDist's output for a given (image, type, level, seed) changes on
+# purpose, so caches of generated images (DDCUp's upsampled set) are rebuilt.
+# 2: fspecial('motion') kernel, ycbcr2rgb clip, Keys a=-0.5 jitter, JPEG 2000 settings.
+GENDIST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -109,3 +115,14 @@ def describe(dist_type: int, level: int) -> str:
     v = s.value(level)
     text = f"{v:g}" if isinstance(v, float) else str(v)
     return f"{s.param}={text}"
+
+
+def derive_seed(global_seed: int, image_id: str, dist_type: int, level: int) -> int:
+    """Seed of one output, stable across processes, platforms and Python versions.
+
+    SHA-256 of ``"<global_seed>|<image_id>|<type>|<level>"``, first 8 bytes, as a
+    non-negative 63-bit integer. Every level gets its own seed (levels are not nested).
+    """
+    key = f"{int(global_seed)}|{image_id}|{check_type(dist_type)}|{check_level(level)}"
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)

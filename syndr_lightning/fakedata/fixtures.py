@@ -109,9 +109,11 @@ def _write_xlsx(path: Path, sheets: dict[str, list[list[Any]]]) -> None:
 
 def _kadid(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 2,
            types: Sequence[int] | None = None, levels: Sequence[int] = (1, 2, 3, 4, 5),
-           ref_ids: Sequence[int] | None = None) -> Path:  # fmt: skip
+           ref_ids: Sequence[int] | None = None, distinct: int | None = None) -> Path:  # fmt: skip
     ids = list(ref_ids) if ref_ids is not None else list(range(n_refs))
     type_list = list(types) if types is not None else list(range(1, 26))
+    if distinct is not None and int(distinct) < 1:
+        raise ConfigError(f"write_fixture('kadid10k'): distinct must be >= 1, got {distinct!r}")
     severity = rng.uniform(0.4, 0.9, 26)
     base: dict[str, float] = {}
 
@@ -121,8 +123,14 @@ def _kadid(root: Path, rng: np.random.Generator, size: Size, n_refs: int = 2,
             base[kadid_ref_id(i)] = rng.uniform(4.3, 4.9)
             yield kadid_ref_id(i), ref
 
-    def distort(ref_id: str, ref: np.ndarray, t: int, lev: int) -> tuple[np.ndarray, float, float]:
-        img = degrade(ref, lev, rng)
+    def distort(ref_id: str, ref: np.ndarray, t: int, lev: int) -> tuple[Any, float, float]:
+        k = type_list.index(t)
+        if distinct is not None and k >= int(distinct):
+            # the (k mod distinct)-th type's image of this level, hard-linked
+            first = type_list[k % int(distinct)]
+            img: Any = root / "images" / f"{ref_id}_{first:02d}_{lev:02d}.png"
+        else:
+            img = degrade(ref, lev, rng)
         dmos = np.clip(base[ref_id] - (lev - 1) * severity[t] + rng.normal(0, 0.1), 1.0, 5.0)
         return img, round(float(dmos), 4), round(float(rng.uniform(0.1, 1.0)), 4)
 
@@ -341,7 +349,10 @@ def write_fixture(
     ``size`` is (width, height) of every image. Options per dataset:
 
     - ``kadid10k``: ``n_refs`` (2), ``types`` (all 25), ``levels`` (1..5), ``ref_ids``
-      (0-based ids, overrides ``n_refs``; e.g. ``range(81)`` for the full reference set)
+      (0-based ids, overrides ``n_refs``; e.g. ``range(81)`` for the full reference set),
+      ``distinct`` (None: every image encoded; N: only the first N types' images of each
+      reference and level are encoded, the others are hard links to them: the full
+      81 x 25 x 5 layout in about a second)
     - ``kadis700k``: ``n_refs`` (4), ``dist_imgs`` (False), ``types`` (1, 3),
       ``levels`` (1, 3, 5)
     - ``livec`` / ``koniq10k`` / ``bid`` / ``spaq`` / ``folder``: ``n_images``

@@ -7,6 +7,7 @@ what the ``kadid10k`` loader (``data/datasets/kadid.py``) reads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -15,8 +16,20 @@ import pandas as pd
 
 from syndr_lightning.utils.io import atomic_open
 
-#: ``distort(ref_id, reference, type, level) -> (distorted image, dmos, var)``
-Distorter = Callable[[str, np.ndarray, int, int], tuple[np.ndarray, float, float]]
+#: ``distort(ref_id, reference, type, level) -> (distorted image, dmos, var)``; returning
+#: the path of an image already written instead links to it (same pixels, no encoding).
+Distorter = Callable[[str, np.ndarray, int, int], tuple[np.ndarray | Path, float, float]]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``target`` to ``source`` (a copy where links are not supported)."""
+    import shutil
+
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def kadid_ref_id(index: int) -> str:
@@ -46,7 +59,10 @@ def write_kadid(
             for lv in levels:
                 img, dmos, var = distort(ref_id, ref, int(t), int(lv))
                 name = f"{ref_id}_{int(t):02d}_{int(lv):02d}.png"
-                save(img, images / name)
+                if isinstance(img, Path):
+                    _link_or_copy(img, images / name)
+                else:
+                    save(img, images / name)
                 rows.append(
                     {"dist_img": name, "ref_img": f"{ref_id}.png", "dmos": dmos, "var": var}
                 )

@@ -15,19 +15,21 @@ are averaged, exactly as in validation.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from syndr_lightning.data.datasets.base import IMAGE_SUFFIXES
 from syndr_lightning.data.transforms import EvalTransform
+from syndr_lightning.utils.checkpoints import safe_torch_load
 from syndr_lightning.utils.device import resolve_device as _resolve_device
-from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
+from syndr_lightning.utils.images import pil_to_rgb, read_rgb
 
 __all__ = [
     "DEFAULT_CROP_SIZE",
@@ -63,16 +65,12 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image file {str(path)!r} does not exist")
-        try:
-            with Image.open(path) as img:
-                return np.array(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputError(
-                f"cannot decode {str(path)!r} as an image ({type(exc).__name__}: {exc}); "
-                f"supported formats: {', '.join(IMAGE_SUFFIXES)}"
-            ) from None
+        return read_rgb(path, error=InputError)
     if isinstance(image, Image.Image):
-        return np.array(image.convert("RGB"), dtype=np.uint8)
+        try:
+            return pil_to_rgb(image)
+        except ValueError as exc:
+            raise InputError(f"cannot convert the PIL image to RGB: {exc}") from None
     if isinstance(image, torch.Tensor):
         if image.dim() != 3 or image.shape[0] not in (1, 3):
             raise InputError(
@@ -151,7 +149,10 @@ def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Facts about a checkpoint needed for scoring: backbone, crop size (when recorded,
     in the checkpoint or in the run's ``config_resolved.yaml``)."""
-    ckpt = _load_checkpoint(path)
+    return _meta(_load_checkpoint(path), path)
+
+
+def _meta(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
     hp = dict(ckpt.get("hyper_parameters") or {})
     dm = dict(ckpt.get("datamodule_hyper_parameters") or {})
     crop = dm.get("crop_size")
@@ -194,19 +195,72 @@ def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"checkpoint {str(where)!r} does not exist; pass a .ckpt written by training "
             "(see the run's checkpoints/ folder)"
         )
-    try:
-        ckpt = torch.load(where, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt or foreign file: say so in one line
-        raise InputError(
-            f"cannot read checkpoint {str(where)!r} ({type(exc).__name__}: {exc}); is it a "
-            "Lightning checkpoint written by syndr_lightning?"
-        ) from None
+    ckpt = safe_torch_load(where, error=InputError, what="checkpoint")
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise InputError(
             f"{str(where)!r} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt "
             "written by training"
         )
     return ckpt
+
+
+def _module_from_checkpoint(cls: Any, ckpt: dict[str, Any], path: Any) -> torch.nn.Module:
+    """Build ``cls`` from the checkpoint's hyper-parameters and load its weights.
+
+    Nothing is downloaded (``weights="none"``: the tensors come from the checkpoint). A
+    state dict that does not fit the model its hyper-parameters describe is refused in one
+    line naming the missing, unexpected and differently shaped tensors.
+    """
+    import inspect
+
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    kwargs = {k: v for k, v in hp.items() if k in allowed}
+    kwargs["weights"] = "none"
+    try:
+        module = cls(**kwargs)
+    except (SyndrError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(
+            f"checkpoint {str(path)!r} describes a model that cannot be built "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); was it written by "
+            "syndr_lightning training?"
+        ) from None
+    state = ckpt["state_dict"]
+    diff = state_dict_mismatch(module.state_dict(), state)
+    if diff:
+        raise InputError(
+            f"checkpoint {str(path)!r} does not fit the model its hyper-parameters describe "
+            f"(backbone={hp.get('backbone')!r}): {diff}; was it written by another model "
+            "config or another version of syndr_lightning?"
+        )
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def state_dict_mismatch(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, Any], show: int = 3
+) -> str:
+    """'' when ``found`` fits ``expected`` (same keys and shapes), else one line saying
+    which keys are missing or unexpected and which shapes differ."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    shapes = [
+        f"{k}: model {tuple(expected[k].shape)} vs checkpoint {tuple(found[k].shape)}"
+        for k in expected
+        if k in found
+        and hasattr(found[k], "shape")
+        and tuple(found[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    for label, items in (
+        ("missing", missing),
+        ("unexpected", extra),
+        ("different shapes", shapes),
+    ):
+        if items:
+            more = f" and {len(items) - show} more" if len(items) > show else ""
+            parts.append(f"{len(items)} {label} ({'; '.join(items[:show])}{more})")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -323,15 +377,9 @@ def load_model(
     """
     from syndr_lightning.models.module import BIQAModule
 
-    meta = read_checkpoint_meta(path)
-    try:
-        module = BIQAModule.load_from_checkpoint(str(path), map_location="cpu")
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise InputError(
-            f"checkpoint {str(path)!r} does not match the BIQA model "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); was it written by "
-            "syndr_lightning training?"
-        ) from None
+    ckpt = _load_checkpoint(path)
+    meta = _meta(ckpt, path)
+    module = _module_from_checkpoint(BIQAModule, ckpt, path)
     size = int(crop_size) if crop_size is not None else (meta["crop_size"] or DEFAULT_CROP_SIZE)
     return Scorer(
         module=module,

@@ -3,8 +3,10 @@
     syndr predict --ckpt run/checkpoints/last.ckpt photos/ extra.jpg --out scores.csv
 
 One row per file (``path,score,error``): ``score`` on 0..10 (higher is better), or empty
-with the reason in ``error`` when the file cannot be decoded; the other files go on.
-The CSV is written atomically at the end.
+with the reason in ``error`` when the file cannot be decoded (or is above the pixel
+limit, ``--max-pixels``); the other files go on. The CSV is written atomically at the
+end; when no image at all could be scored an existing CSV is kept as it was (exit 1).
+Exit status: 0 something was scored, 1 nothing could be, 2 bad arguments or checkpoint.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from syndr_lightning.inference.api import Scorer, collect_images, load_model
-from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.errors import ConfigError, SyndrError, one_line
+from syndr_lightning.utils.images import set_max_image_pixels
 from syndr_lightning.utils.io import atomic_open
 from syndr_lightning.utils.progress import progress as progress_bar
 
@@ -82,6 +85,10 @@ def predict_files(
 def run(args: argparse.Namespace) -> int:
     """Body of ``syndr predict``; returns the exit code."""
     try:
+        if Path(args.out).is_dir():
+            raise ConfigError(f"--out {args.out!r} is a directory; pass the CSV file to write")
+        if args.max_pixels is not None:
+            set_max_image_pixels(args.max_pixels)
         files = collect_images(args.inputs)
         scorer = load_model(
             args.ckpt,
@@ -93,12 +100,19 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         table = predict_files(scorer, files, workers=args.workers, progress=not args.quiet)
+        failed = int((table["error"] != "").sum())
+        if failed == len(table) and Path(args.out).exists():
+            print(
+                f"syndr predict: error: none of the {len(table)} images could be scored (first: "
+                f"{table['error'].iloc[0]}); {args.out} was left as it was",
+                file=sys.stderr,
+            )
+            return 1
         with atomic_open(args.out, "w", newline="") as fh:
             table.to_csv(fh, index=False, float_format="%.4f")
     except SyndrError as exc:
-        print(f"syndr predict: error: {exc}", file=sys.stderr)
+        print(f"syndr predict: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    failed = int((table["error"] != "").sum())
     print(
         f"scored {len(table) - failed} of {len(table)} images -> {args.out}"
         + (f" ({failed} unreadable: see the error column)" if failed else "")
@@ -125,4 +139,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="largest image (width x height) to open; larger ones are reported as errors",
+    )
     p.set_defaults(func=run)

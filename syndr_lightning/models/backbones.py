@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import itertools
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ __all__ = [
     "build_backbone",
     "efficientnet_lite0_offline_state_dict",
     "load_backbone_file",
+    "weights_name",
 ]
 
 NO_WEIGHTS = ("none", "null", "")
@@ -177,6 +177,30 @@ def _resolve_torchvision_weights(spec: BackboneSpec, weights: str) -> Any:
     )
 
 
+def weights_name(name: str, weights: str | None) -> str:
+    """The weights ``build_backbone(name, weights)`` loads, spelled out without loading them.
+
+    ``imagenet`` on a torchvision backbone becomes the library's default member
+    (``ResNet50_Weights.IMAGENET1K_V2``), a member name gets its enum
+    (``ResNet50_Weights.IMAGENET1K_V1``); files, ``offline``, ``none`` and timm tags are
+    returned as given. Unknown names are returned unchanged (``build_backbone`` rejects them).
+    """
+    w = "none" if weights is None else str(weights).strip()
+    spec = BACKBONES.get(name)
+    if spec is None or spec.source != "torchvision" or w.lower() in NO_WEIGHTS:
+        return w
+    if w.lower() == "offline" or _looks_like_path(w):
+        return w
+    try:
+        import torchvision.models as tvm
+
+        enum = tvm.get_model_weights(spec.arch)
+    except (ImportError, ValueError):  # pragma: no cover - torchvision is a dependency
+        return w
+    member = enum.DEFAULT if w.lower() == "imagenet" else enum.__members__.get(w.split(".")[-1])
+    return w if member is None else f"{enum.__name__}.{member.name}"
+
+
 def build_backbone(name: str, weights: str | None = "none") -> tuple[Backbone, int]:
     """Build backbone ``name`` with ``weights`` (see module docstring); return it and its dim."""
     if name not in BACKBONES:
@@ -234,18 +258,10 @@ def _build_plain(spec: BackboneSpec) -> nn.Module:
 
 
 def _read_file(path: Path) -> Any:
-    errors = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError)
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            # Lightning checkpoints may pickle config objects; the user chose this file.
-            return torch.load(path, map_location="cpu", weights_only=False)
-    except errors as exc:
-        raise ConfigError(
-            f"model.weights={str(path)!r} is not a readable PyTorch checkpoint ({exc}); pass a "
-            f"file saved with torch.save(state_dict) or a Lightning .ckpt"
-        ) from None
+    """The file's contents, loaded with ``weights_only=True`` (never runs pickled code)."""
+    from syndr_lightning.utils.checkpoints import safe_torch_load
+
+    return safe_torch_load(path, error=ConfigError, what="model.weights file")
 
 
 def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ from torch import nn
 
 from syndr_lightning.metrics import IQAMetrics
 from syndr_lightning.models.backbones import build_backbone
-from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.errors import ConfigError, DivergenceError, InputError
 
 __all__ = ["BIQAModule"]
 
@@ -65,6 +65,8 @@ class BIQAModule(L.LightningModule):
         self.val_metrics = IQAMetrics()
         self.test_metrics = nn.ModuleDict()
         self.test_prefix = "test"
+        self._pred_range: list[Any] | None = None  # (min, max, count) of an epoch's predictions
+        self._last_loss: torch.Tensor | None = None
 
     # ------------------------------------------------------------- forward
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +95,8 @@ class BIQAModule(L.LightningModule):
         """L1 (or the configured) loss of one random crop per image."""
         pred = self(batch["image"])[0]
         loss = self.loss_fn(pred, batch["score"].to(pred.dtype))
+        self._check_loss(loss)
+        self._track_predictions(pred)
         self.log(
             "train/loss",
             loss,
@@ -103,6 +107,79 @@ class BIQAModule(L.LightningModule):
             sync_dist=True,
         )
         return loss
+
+    # ------------------------------------------------------- divergence
+    def _diverged(self, what: str) -> DivergenceError:
+        hp = self.hparams
+        return DivergenceError(
+            f"training diverged at epoch {self.current_epoch}, step {self.global_step}: "
+            f"{what}; the learning rate is too high for this model and data (model.lr="
+            f"{hp.lr:g}, head {hp.lr * hp.lr_ratio:g}): lower model.lr (e.g. 10x) and run again"
+        )
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        """Remember the loss; the decision is taken on the (DDP-synced) gradients."""
+        self._last_loss = loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop when the gradients are not finite (a non-finite loss gives such gradients).
+
+        Under DDP the gradients are already averaged over the ranks, so every rank takes
+        the same decision without another collective. With fp16 mixed precision inf
+        gradients are expected (the grad scaler skips those steps): not checked there.
+        """
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and str(trainer.precision).startswith("16"):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+            loss = float(self._last_loss) if self._last_loss is not None else float("nan")
+            raise self._diverged(f"the training loss is {loss:g} and the gradients are not finite")
+
+    def _track_predictions(self, pred: torch.Tensor) -> None:
+        p = pred.detach().float()
+        lo, hi = p.min(), p.max()
+        if self._pred_range is None:
+            self._pred_range = [lo, hi, p.numel()]
+        else:
+            r = self._pred_range
+            self._pred_range = [torch.minimum(r[0], lo), torch.maximum(r[1], hi), r[2] + p.numel()]
+
+    def on_train_epoch_start(self) -> None:
+        """Start tracking the range of this epoch's training predictions."""
+        self._pred_range = None
+
+    def on_train_epoch_end(self) -> None:
+        """Stop when every training prediction of the epoch was the same value.
+
+        Checked on a single process only (DDP ranks would each see their own share; the
+        validation check, on predictions gathered from every rank, covers DDP).
+        """
+        r = self._pred_range
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            return
+        if r is not None and r[2] >= 2 and bool(r[0] == r[1]):
+            raise self._diverged(
+                f"every training prediction of the epoch is {float(r[0]):g} (the model "
+                "collapsed to a constant)"
+            )
+
+    def _compute_checked(self, metric: IQAMetrics) -> dict[str, torch.Tensor]:
+        """``metric.compute()`` (gathered over ranks: same decision everywhere); NaN or
+        constant predictions stop the run as a divergence."""
+        try:
+            values = metric.compute()
+        except InputError:
+            if metric.pred_range is not None and not metric.pred_range[2]:
+                raise self._diverged("the validation predictions are NaN or infinite") from None
+            raise
+        lo, hi, _ = metric.pred_range or (0.0, 1.0, True)
+        if lo == hi:
+            raise self._diverged(
+                f"every validation prediction is {lo:g} (the model collapsed to a constant)"
+            )
+        return values
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``."""
@@ -125,7 +202,10 @@ class BIQAModule(L.LightningModule):
         """Log ``val/<metric>`` over the whole validation set."""
         if self.val_metrics.update_count == 0:
             return
-        values = self.val_metrics.compute()
+        if self.trainer.sanity_checking:
+            values = self.val_metrics.compute()
+        else:
+            values = self._compute_checked(self.val_metrics)
         for k, v in values.items():
             # Already gathered over ranks by torchmetrics: identical everywhere.
             self.log(f"val/{k}", v.float(), prog_bar=k == "srcc", sync_dist=True)

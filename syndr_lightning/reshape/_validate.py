@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+#: The pair-search backends of DRCDown (``reshape.backend``, ``syndr reshape down
+#: --backend``): defined with the parameter objects, the one list every validation uses.
+from syndr_lightning.reshape.params import BACKENDS  # noqa: F401  (re-exported)
 from syndr_lightning.utils.errors import InputError
 
 # Rows checked per chunk so that validating a large feature matrix never allocates a

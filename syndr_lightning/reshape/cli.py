@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from syndr_lightning.utils.errors import SyndrError
-from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.reshape._validate import BACKENDS
+from syndr_lightning.utils.errors import SyndrError, exit_code, one_line
+from syndr_lightning.utils.io import atomic_open, read_npy
 
 
 def _load(path: str, what: str) -> np.ndarray:
@@ -20,26 +21,37 @@ def _load(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{what}: file {p} not found; pass an existing .npy file")
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(
-            f"{what}: {p} is not a readable .npy array ({exc}); save it with numpy.save"
-        ) from None
+    arr = read_npy(p, what)
     if not isinstance(arr, np.ndarray):
         raise InputError(f"{what}: {p} holds an .npz archive, expected a single .npy array")
     return arr
 
 
 def _check_out(path: str) -> Path:
-    from syndr_lightning.utils.errors import InputError
+    from syndr_lightning.utils.errors import ConfigError
 
     out = Path(path)
-    if out.suffix != ".npz":
-        raise InputError(f"--out: expected a path ending in .npz, found {out}")
     if out.is_dir():
-        raise InputError(f"--out: {out} is a directory; pass a file path ending in .npz")
+        raise ConfigError(f"--out: {out} is a directory; pass a file path ending in .npz")
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out: expected a path ending in .npz, found {out}")
     return out
+
+
+def _check_label_range(labels: np.ndarray, what: str) -> None:
+    """Labels must be on the 0..10 scale: T_q and DDCUp's labels assume it."""
+    from syndr_lightning.utils.errors import InputError
+
+    arr = np.asarray(labels)
+    if not np.issubdtype(arr.dtype, np.number) or arr.size == 0:
+        return  # the algorithms explain wrong dtypes and shapes themselves
+    finite = arr[np.isfinite(arr)]
+    if finite.size and (finite.min() < -1e-6 or finite.max() > 10 + 1e-6):
+        raise InputError(
+            f"{what}: labels span {finite.min():.4g}..{finite.max():.4g} but must lie in 0..10 "
+            "(the scale T_q and the pseudo-labels assume, higher = better); rescale them, "
+            "e.g. 10 * (y - y.min()) / (y.max() - y.min())"
+        )
 
 
 def _save(out: Path, **arrays: Any) -> None:
@@ -53,6 +65,7 @@ def _run_down(args: argparse.Namespace) -> int:
     out = _check_out(args.out)
     feats = _load(args.features, "--features")
     labels = _load(args.labels, "--labels")
+    _check_label_range(labels, "--labels")
     res = drcdown(
         feats,
         labels,
@@ -77,6 +90,7 @@ def _run_up(args: argparse.Namespace) -> int:
     train = _load(args.train_refs, "--train-refs")
     cands = _load(args.candidates, "--candidates")
     labels = _load(args.labels, "--labels")
+    _check_label_range(labels, "--labels")
     k: int | str = "all" if args.k == "all" else _int_or_error(args.k)
     selected = ddcup_select(train, cands)
     if selected.size:
@@ -116,8 +130,8 @@ def _guard(func: Any) -> Any:
         try:
             return func(args)
         except SyndrError as exc:
-            print(f"syndr reshape: error: {exc}", file=sys.stderr)
-            return 1
+            print(f"syndr reshape: error: {one_line(exc)}", file=sys.stderr)
+            return exit_code(exc)
 
     return run
 
@@ -137,7 +151,7 @@ def register(subparsers: Any) -> None:
     down.add_argument("--rule", choices=("reference", "paper"), default="reference")
     down.add_argument("--seed", type=int, default=0)
     down.add_argument("--epoch", type=int, default=0)
-    down.add_argument("--backend", choices=("auto", "torch", "faiss"), default="auto")
+    down.add_argument("--backend", choices=BACKENDS, default="auto")
     down.add_argument(
         "--precision",
         choices=("auto", "float32", "bfloat16"),

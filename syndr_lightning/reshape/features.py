@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from syndr_lightning.data.cache import decode_rgb
 from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 from syndr_lightning.utils.device import resolve_device
-from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
-from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
+from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.images import read_rgb
+from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity, read_npy
+from syndr_lightning.utils.locking import BuildLock, build_once, remove_stale_temporaries
 from syndr_lightning.utils.progress import progress as progress_bar
 
 ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
@@ -37,19 +40,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Bumped when the crops change pixels (v2: the training transforms' bilinear resampler).
 CROP_CACHE_VERSION = 2
 REFERENCE_CACHE_VERSION = 2
-
-
-def _read_rgb(
-    path: str | os.PathLike[str], purpose: str, error: type[Exception] = DatasetError
-) -> np.ndarray:
-    """Decode ``path`` as uint8 RGB; ``error`` naming the file and ``purpose`` otherwise."""
-    try:
-        return decode_rgb(path)
-    except DatasetError as exc:
-        raise error(
-            f"{str(path)!r}: not a readable image for {purpose} ({exc}); check that the file "
-            f"exists and is a valid image, or remove it"
-        ) from None
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- DDCUp reference features
@@ -110,7 +101,9 @@ def cache_key(path: Path, encoder: str, weights: str | None, crop_size: int) -> 
 
 def load_centre_crop(path: Path, crop_size: int) -> torch.Tensor:
     """One ImageNet-normalised ``[3, crop, crop]`` centre crop (upscaled if smaller)."""
-    return to_tensor(centre_crop(_read_rgb(path, "reference features", InputError), crop_size))
+    return to_tensor(
+        centre_crop(read_rgb(path, error=InputError, what="reference image"), crop_size)
+    )
 
 
 def extract_reference_features(
@@ -139,16 +132,22 @@ def extract_reference_features(
     cache = Path(cache_dir) if cache_dir is not None else None
     keys = [cache_key(p, encoder, weights, crop_size) for p in files]
     feats: list[np.ndarray | None] = [None] * len(files)
-    if cache is not None:
+
+    def load_cached() -> bool | None:
+        """Fill ``feats`` from the cache; True when nothing is left to compute."""
+        if cache is None:
+            return None
         for n, key in enumerate(keys):
             f = cache / f"{key}.npy"
-            if f.is_file():
+            if feats[n] is None and f.is_file():
                 try:
-                    feats[n] = np.load(f, allow_pickle=False)
-                except (ValueError, OSError):
+                    feats[n] = read_npy(f, "reference-feature cache")
+                except InputError:
                     feats[n] = None  # unreadable cache entry: recompute and overwrite
-    todo = [n for n, f in enumerate(feats) if f is None]
-    if todo:
+        return True if all(f is not None for f in feats) else None
+
+    def compute() -> bool:
+        todo = [n for n, f in enumerate(feats) if f is None]
         dev = resolve_device(device)
         module, _ = build_encoder(encoder, weights)
         module = module.to(dev)
@@ -162,6 +161,25 @@ def extract_reference_features(
                     if cache is not None:
                         with atomic_open(cache / f"{keys[n]}.npy", "wb") as fh:
                             np.save(fh, feats[n])
+        return True
+
+    if load_cached() is None:
+        if cache is None:
+            compute()
+        else:
+            # Processes needing the same features: one computes, the others wait and read.
+            todo_key = hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()[:16]
+            lock = cache / f".features-{todo_key}.lock"
+
+            def build() -> bool:
+                remove_stale_temporaries(
+                    cache,
+                    ".*.npy.*.tmp",
+                    lambda t: [p for p in cache.glob(".features-*.lock") if p != lock],
+                )
+                return compute()
+
+            build_once(lock, load_cached, build)
     return np.stack([np.asarray(f, dtype=np.float32) for f in feats])
 
 
@@ -172,7 +190,7 @@ def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndar
     """Decode ``path`` as RGB and return its uint8 ``[size, size, 3]`` centre crop
     (``data.transforms.centre_crop``: ``resize`` scales the short side first; smaller
     images are scaled up to ``size``, as the training and evaluation transforms do)."""
-    return centre_crop(_read_rgb(path, "the DRCDown feature pass"), size, resize)
+    return centre_crop(read_rgb(path, what="DRCDown feature-pass image"), size, resize)
 
 
 class _CropDataset(torch.utils.data.Dataset):
@@ -214,7 +232,39 @@ class CropCache:
         self.size = size
         self.resize = resize
         key = _crop_cache_key(self.paths, size, resize)
+        self.key = key
         self.file = Path(cache_dir) / f"crops_{key}_{len(self.paths)}x{size}.u8"
+        self.lock_path = Path(cache_dir) / f".crops_{key}.lock"
+
+    def claim(self) -> BuildLock | None:
+        """The lock to write this cache, or None when another process is writing it, the
+        folder is not writable or the disk is too full (then crops are decoded directly).
+
+        Stale temporaries of killed builds are removed first (and their space counted).
+        """
+        lock = BuildLock(self.lock_path)
+        try:
+            if not lock.try_acquire():
+                return None
+        except ConfigError as exc:
+            log.warning("DRCDown crop cache disabled: %s", exc)
+            return None
+        folder = self.file.parent
+        remove_stale_temporaries(
+            folder,
+            ".crops_*.tmp",
+            lambda t: [] if t.name[7:31] == self.key else [folder / f".crops_{t.name[7:31]}.lock"],
+        )
+        need = len(self.paths) * self.size * self.size * 3
+        if shutil.disk_usage(folder).free < need:
+            log.warning(
+                "DRCDown crop cache disabled: %.2f GiB needed in %s but less is free",
+                need / 2**30,
+                folder,
+            )
+            lock.release()
+            return None
+        return lock
 
     @property
     def ready(self) -> bool:
@@ -324,12 +374,17 @@ def extract_features(
 
     cache = CropCache(cache_dir, paths, crop_size, resize) if cache_dir is not None else None
     full_pass = idx.size == n_all and np.array_equal(idx, np.arange(n_all))
+    claim = cache.claim() if (cache is not None and full_pass and not cache.ready) else None
+    if claim is not None and cache is not None and cache.ready:  # finished meanwhile
+        claim.release()
+        claim = None
     if cache is not None and cache.ready:
         dataset: torch.utils.data.Dataset = _MemmapCropDataset(cache, idx)
         writer = None
     else:
         dataset = _CropDataset([paths[i] for i in idx], crop_size, resize)
-        writer = cache if (cache is not None and full_pass) else None
+        # One writer per cache file across processes; the others decode directly.
+        writer = cache if claim is not None else None
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -344,6 +399,8 @@ def extract_features(
     dtype = np.float16 if half else np.float32
 
     with contextlib.ExitStack() as stack:
+        if claim is not None:
+            stack.callback(claim.release)
         mm = None
         if writer is not None:
             tmp = stack.enter_context(atomic_path(writer.file))

@@ -113,7 +113,7 @@ class DDCUpParams:
     temperature: float = 0.05
     levels: tuple[int, ...] = (1, 3, 5)
     encoder: str = "resnet50"
-    encoder_weights: str = "imagenet"
+    encoder_weights: str = "IMAGENET1K_V1"
     encoder_crop: int = 224
     select_candidates: bool = True
 

@@ -111,3 +111,49 @@ def file_identity(path: str | os.PathLike[str]) -> str:
     except OSError as exc:
         raise DatasetError(f"cannot read {str(p)!r} ({exc}); check its permissions") from None
     return f"{p.name}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def read_npy(path: str | os.PathLike[str], what: str = "array") -> Any:
+    """``numpy.load(path, allow_pickle=False)`` after checking the header against the file.
+
+    A header that claims more data than the file holds (a truncated file, or a crafted one
+    whose huge shape would make numpy allocate it) is refused before anything is
+    allocated. Raises InputError naming the file; returns an ndarray (or an NpzFile for
+    a ``.npz`` archive, which the caller refuses or uses).
+    """
+    import numpy as np
+
+    from syndr_lightning.utils.errors import InputError
+
+    where = Path(path)
+    try:
+        with open(where, "rb") as fh:
+            magic = fh.read(6)
+            fh.seek(0)
+            if magic == b"\x93NUMPY":
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _order, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, _order, dtype = np.lib.format.read_array_header_2_0(fh)
+                if dtype.hasobject:
+                    raise InputError(
+                        f"{what}: {where} holds Python objects (a pickled array); save plain "
+                        "numbers with numpy.save"
+                    )
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                have = where.stat().st_size - fh.tell()
+                if need > have:
+                    raise InputError(
+                        f"{what}: {where} is truncated or corrupt: its header claims shape "
+                        f"{tuple(shape)} ({need:,} bytes) but the file holds {have:,} bytes "
+                        "of data; re-create it with numpy.save"
+                    )
+        return np.load(where, allow_pickle=False)
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise InputError(
+            f"{what}: {where} is not a readable .npy array ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); save it with numpy.save"
+        ) from None

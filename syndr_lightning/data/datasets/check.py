@@ -6,25 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from syndr_lightning.data.datasets.base import REGISTRY
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.images import verify_image
 
 MAX_LISTED = 5
 
 
 def _unreadable(path: str, full: bool) -> str | None:
-    """Return why ``path`` cannot be read as an image, or None."""
-    try:
-        with Image.open(path) as img:
-            if full:
-                img.load()
-            elif img.size[0] < 1 or img.size[1] < 1:
-                return "empty image"
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        return type(exc).__name__ + ": " + str(exc).split("\n")[0]
-    return None
+    """Return why ``path`` cannot be read as an image, or None (``utils.images``)."""
+    return verify_image(path, full=full)
 
 
 def check_dataset(name: str, root: str | Path, *, full: bool = False, **options: Any) -> dict:
@@ -88,7 +80,11 @@ def check_dataset(name: str, root: str | Path, *, full: bool = False, **options:
     if labeled and len(df):
         n_bad = int((~np.isfinite(raw)).sum())
         if n_bad:
-            fatal.append(f"{name}: {n_bad} images have no numeric score in the label file")
+            first = int(np.flatnonzero(~np.isfinite(raw))[0])
+            fatal.append(
+                f"{name}: {n_bad} images have no numeric score in the label file (first: "
+                f"row {first + 1}, {str(df['path'].iloc[first])!r})"
+            )
     if info.raw_range is not None and report["raw_min"] is not None:
         lo, hi = info.raw_range
         margin = 0.1 * (hi - lo)

@@ -27,7 +27,8 @@ class CSVDataset(BaseDataset):
     """``root`` is a CSV file with columns ``path,score[,ref,type,level]``.
 
     Paths are relative to the CSV's folder (absolute paths are kept). Scores are taken as
-    higher-is-better unless ``higher_is_better=False`` is passed.
+    higher-is-better unless ``higher_is_better=False`` is passed. An image listed twice is
+    refused naming its rows unless ``duplicates=mean`` (average its scores) is passed.
     """
 
     info = DatasetInfo(
@@ -46,11 +47,13 @@ class CSVDataset(BaseDataset):
         root: str | Path,
         higher_is_better: bool = True,
         dataset_name: str = "csv",
+        duplicates: str = "error",
         **options: Any,
     ) -> None:
         super().__init__(root, **options)
         self.higher_is_better = higher_is_better
         self.dataset_name = str(dataset_name)
+        self.duplicates = str(duplicates)
 
     def read(self) -> pd.DataFrame:
         if self.root.is_dir():
@@ -84,6 +87,7 @@ class CSVDataset(BaseDataset):
             refs=refs,
             dist_types=types,
             levels=levels,
+            duplicates=self.duplicates,
         )
 
 

@@ -1,0 +1,75 @@
+"""Loading checkpoint files without running code: ``torch.load(weights_only=True)`` only.
+
+Our Lightning checkpoints hold tensors, ``OrderedDict``, and plain Python containers,
+numbers and strings (hyper-parameters are stored as plain dicts), which torch's
+weights-only unpickler accepts by default: :data:`CHECKPOINT_GLOBALS`, the extra
+globals we allow, is therefore empty. A file that pickles anything else (a class, a
+function, ``os.system``...) is refused in one line naming the global, and nothing in it
+runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+from syndr_lightning.utils.errors import InputError, SyndrError
+
+__all__ = ["CHECKPOINT_GLOBALS", "safe_torch_load"]
+
+#: Globals allowed beyond torch's weights-only defaults (none are needed: see the
+#: module docstring and tests/test_failures.py::test_real_checkpoints_need_no_extra_globals).
+CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
+
+_GLOBAL = re.compile(r"Unsupported global:\s*(?:GLOBAL\s+)?([\w.]+)")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why the weights-only unpickler refused the file."""
+    text = str(exc)
+    found = _GLOBAL.search(text)
+    if found:
+        return f"it pickles the Python object {found.group(1)!r}, which is never loaded"
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text.replace("\n", " "))
+    if detail:
+        return "the unpickler stops at: " + detail.group(1).split(" Check the doc")[0].strip()[:200]
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:200]}"
+
+
+def safe_torch_load(
+    path: str | os.PathLike[str],
+    *,
+    error: type[SyndrError] = InputError,
+    what: str = "checkpoint",
+) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``; failures raise ``error``.
+
+    Missing, corrupt and foreign files, and files that would run code when unpickled,
+    all raise ``error`` with one line naming the file.
+    """
+    import torch
+
+    where = Path(path).expanduser()
+    if not where.is_file():
+        raise error(f"{what} {str(where)!r} does not exist; pass an existing file")
+    try:
+        with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+            return torch.load(where, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if _GLOBAL.search(str(exc)):
+            raise error(
+                f"refusing to load {what} {str(where)!r}: {_reason(exc)} (only tensors and "
+                "plain containers are read, so nothing in the file can run); pass a "
+                "checkpoint written by syndr_lightning or a torch.save(state_dict) file"
+            ) from None
+        failure: BaseException = exc
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
+        failure = exc
+    raise error(
+        f"cannot read {what} {str(where)!r}: not a readable PyTorch file ({_reason(failure)}); "
+        "pass a file written by torch.save or by training"
+    )
