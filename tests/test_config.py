@@ -9,6 +9,7 @@ import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from syndr_lightning.reshape import BACKENDS
 from syndr_lightning.train import (
     REPO_ROOT,
     _instantiate,
@@ -161,3 +162,42 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
     assert dm.reshape["T_u"] == 7 and dm.reshape["drcdown"] is False  # type: ignore[attr-defined]
     plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_pair_search_backend_passes_validation(backend: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"reshape.backend={backend}", *_paths(tmp_path)], output_dir=tmp_path)
+    validate_config(cfg)
+    assert cfg.reshape.backend == backend
+
+
+@pytest.mark.parametrize("backend", ["numpy", "bogus"])
+def test_unknown_backend_fails_before_anything_is_built(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train()`` refuses the value with a one-line ConfigError before writing anything."""
+    from syndr_lightning import train as task
+
+    def no_build(cfg: object) -> None:
+        raise AssertionError("the data were built although reshape.backend is invalid")
+
+    monkeypatch.setattr(task, "build_datamodule", no_build)
+    out = tmp_path / "run"
+    cfg = compose_config([f"reshape.backend={backend}", *_paths(tmp_path)], output_dir=out)
+    allowed = ", ".join(BACKENDS)
+    pattern = rf"^reshape\.backend='{backend}' is unknown; allowed values: {allowed}$"
+    with pytest.raises(ConfigError, match=pattern):
+        task.train(cfg)
+    assert list(out.iterdir()) == []  # no run files: nothing was built
+    assert not (tmp_path / "cache").exists()  # no data generated
+
+
+def test_reshape_config_comment_lists_the_allowed_backends() -> None:
+    """The comment of reshape.backend in conf/reshape/syndr.yaml names exactly BACKENDS."""
+    line = next(
+        ln
+        for ln in (conf_dir() / "reshape" / "syndr.yaml").read_text().splitlines()
+        if ln.startswith("backend:")
+    )
+    listed = line.split("#", 1)[1].split(":", 1)[1]
+    assert [b.strip() for b in listed.split("|")] == list(BACKENDS)
