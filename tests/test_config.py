@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -81,12 +82,14 @@ def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
 
 
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
-def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path) -> None:
+def test_config_composes_and_instantiates(
+    experiment: str | None, tmp_path: Path, imagenet_hub: dict
+) -> None:
     """Compose the default config and every conf/experiment/*.yaml and build its objects.
 
-    Offline adaptations only: published weights become ``none`` (no download here), the
-    trainer runs on the CPU, and real datasets may be absent (then validation must say so
-    by naming the data key).
+    Offline adaptations only: published ImageNet weights come from stand-in files in
+    torch's download cache (conftest ``imagenet_hub``), the trainer runs on the CPU, and
+    real datasets may be absent (then validation must say so by naming the data key).
     """
     overrides = [f"+experiment={experiment}"] if experiment else []
     cfg = compose_config([*overrides, *_paths(tmp_path)], output_dir=tmp_path / "out")
@@ -95,13 +98,18 @@ def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path
         validate_config(cfg)
     except DatasetError as exc:
         assert "data." in str(exc) and ".root=" in str(exc)
-    if str(cfg.model.get("weights")) not in ("none", "offline", "None"):
-        cfg.model.weights = "none"
     cpu = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
     with_cpu = OmegaConf.create({**OmegaConf.to_container(cfg.trainer, resolve=True), **cpu})
     assert build_datamodule(cfg) is not None
     model = _instantiate(cfg.model, "model")
     assert model.hparams.backbone == cfg.model.backbone
+    if str(cfg.model.weights) not in ("none", "offline"):  # the paper's ImageNet ResNet-50
+        own = model.backbone.net.state_dict()
+        files = {name: torch.load(f, weights_only=True) for name, f in imagenet_hub.items()}
+        loaded = [
+            n for n, state in files.items() if all(torch.equal(v, state[k]) for k, v in own.items())
+        ]
+        assert len(loaded) == 1, loaded
     callbacks = _instantiate_mapping(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg)
     trainer = _instantiate(with_cpu, "trainer", callbacks=callbacks, logger=loggers or False)
