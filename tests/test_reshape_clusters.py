@@ -128,3 +128,17 @@ def test_bad_input_refused():
         connected_clusters(5, np.array([0, 1]), np.array([2]))
     with pytest.raises(InputError, match="kept"):
         cluster_stats(np.array([0, 0]), np.array([3]))
+
+
+def test_drcdown_defaults_are_the_papers():
+    import inspect
+
+    params = inspect.signature(drcdown).parameters
+    defaults = {k: params[k].default for k in ("t_f", "t_q", "t_u", "rule")}
+    assert defaults == {"t_f": 0.1, "t_q": 1.0, "t_u": 20, "rule": "reference"}
+    from syndr_lightning.reshape.drcdown import drcdown_from_pairs
+
+    rest = inspect.signature(drcdown_from_pairs).parameters
+    assert {k: rest[k].default for k in ("t_u", "rule", "seed", "epoch")} == {
+        k: params[k].default for k in ("t_u", "rule", "seed", "epoch")
+    }
