@@ -312,3 +312,17 @@ def test_protocol_line_states_selection_crops_seed_and_reshaping(resume_runs: di
     assert f"train: synthetic {dm.train_entry['options']} ({n_train} original);" in printed
     assert "DDCUp off;" in printed
     assert "DRCDown on (T_f=0.5, T_q=10, T_u=2, rule=reference)" in printed
+
+
+def test_selection_uses_the_val_monitored_checkpoint_whatever_the_callback_order() -> None:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from syndr_lightning.train import _val_checkpoint
+
+    last, best = ModelCheckpoint(monitor=None), ModelCheckpoint(monitor="val/srcc", mode="max")
+    for callbacks in ([last, best], [best, last]):
+        trainer = L.Trainer(callbacks=callbacks, logger=False, accelerator="cpu")
+        assert _val_checkpoint(trainer) is best
+    trainer = L.Trainer(callbacks=[last], logger=False, accelerator="cpu")
+    assert _val_checkpoint(trainer) is None
