@@ -221,7 +221,8 @@ def test_many_loggers_and_wandb_offline(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    _run(tmp_path, "logger=many", "trainer.max_epochs=1", "test=false")
+    metrics = _run(tmp_path, "logger=many", "trainer.max_epochs=1", "test=false")
+    assert "val/srcc" in metrics and not any(k.startswith("test") for k in metrics)
     out = tmp_path / "run"
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
     assert (out / "csv" / "metrics.csv").is_file()
@@ -326,3 +327,20 @@ def test_selection_uses_the_val_monitored_checkpoint_whatever_the_callback_order
         assert _val_checkpoint(trainer) is best
     trainer = L.Trainer(callbacks=[last], logger=False, accelerator="cpu")
     assert _val_checkpoint(trainer) is None
+
+
+def test_last_checkpoint_path_falls_back_to_the_val_callbacks_last_file() -> None:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from syndr_lightning.train import _last_checkpoint_path
+
+    best = ModelCheckpoint(monitor="val/srcc", mode="max", save_last=True)
+    best.last_model_path = "run/checkpoints/last.ckpt"
+    trainer = L.Trainer(callbacks=[best], logger=False, accelerator="cpu")
+    assert _last_checkpoint_path(trainer) == "run/checkpoints/last.ckpt"
+    latest = ModelCheckpoint(monitor=None)
+    latest.best_model_path = "run/checkpoints/latest.ckpt"
+    trainer = L.Trainer(callbacks=[best, latest], logger=False, accelerator="cpu")
+    assert _last_checkpoint_path(trainer) == "run/checkpoints/latest.ckpt"
+    assert _last_checkpoint_path(L.Trainer(logger=False, enable_checkpointing=False)) == ""
