@@ -142,3 +142,19 @@ def test_drcdown_defaults_are_the_papers():
     assert {k: rest[k].default for k in ("t_u", "rule", "seed", "epoch")} == {
         k: params[k].default for k in ("t_u", "rule", "seed", "epoch")
     }
+
+
+def test_no_pairs_at_all():
+    """Empty pair lists (of any dtype, e.g. np.asarray([]) is float) leave every sample alone."""
+    for empty in (np.asarray([]), np.zeros(0, dtype=np.int64)):
+        np.testing.assert_array_equal(connected_clusters(3, empty, empty), [-1, -1, -1])
+
+
+def test_pair_indices_are_checked_on_both_sides():
+    for i, j in (([-1], [2]), ([2], [-1]), ([5], [0]), ([0], [5])):
+        with pytest.raises(InputError, match=r"\[0, 5\)"):
+            connected_clusters(5, np.array(i), np.array(j))
+    with pytest.raises(InputError, match=r"found range \[-1, 7\]"):
+        connected_clusters(5, np.array([-1, 3]), np.array([7, 4]))
+    with pytest.raises(InputError, match="integer indices"):
+        connected_clusters(5, np.array([0.0]), np.array([1.0]))
