@@ -158,3 +158,29 @@ def test_pair_indices_are_checked_on_both_sides():
         connected_clusters(5, np.array([-1, 3]), np.array([7, 4]))
     with pytest.raises(InputError, match="integer indices"):
         connected_clusters(5, np.array([0.0]), np.array([1.0]))
+
+
+def test_cluster_edge_cases():
+    """Sizes 0 and 1, one cluster with id 0, t_u=1, the paper rule's boundary, ids < -1."""
+    empty = np.zeros(0, dtype=np.int64)
+    assert connected_clusters(0, empty, empty).shape == (0,)
+    np.testing.assert_array_equal(connected_clusters(1, empty, empty), [-1])
+    assert downsample(empty).shape == (0,)
+    assert downsample(np.zeros(10, dtype=np.int64), t_u=2).size == 5  # max(t_u, n // 2)
+    assert downsample(np.zeros(4, dtype=np.int64), t_u=1).size == 2
+    assert keep_count(40, 20, "paper") == 40 and keep_count(42, 20, "paper") == 21
+    assert keep_count(20, 20, "reference") == 20 and keep_count(21, 20, "reference") == 20
+    with pytest.raises(InputError, match=">= -1"):
+        downsample(np.array([-2, 0, 0]))
+    with pytest.raises(InputError, match="1-D integer"):
+        cluster_stats(np.array([0, 0]), np.zeros((1, 1), dtype=np.int64))
+    only_zero = cluster_stats(np.array([0, 0, -1]))
+    assert only_zero["n_clusters"] == 1 and only_zero["size_max"] == 2 and only_zero["m"] == 2
+    none = cluster_stats(empty)
+    assert none["m"] == 0 and none["size_max"] == 0 and none["size_mean"] == 0.0
+    # A cluster absent from `kept` is no cluster of size 0.
+    st = cluster_stats(np.array([0, 0, 1, 1]), np.array([2, 3]))
+    assert st["m"] == 1 and st["size_mean"] == 2.0 and st["n_clusters"] == 1
+    import inspect
+
+    assert inspect.signature(downsample).parameters["t_u"].default == 20  # the paper's T_u
