@@ -174,6 +174,9 @@ def test_cluster_edge_cases():
         downsample(np.array([-2, 0, 0]))
     with pytest.raises(InputError, match="1-D integer"):
         cluster_stats(np.array([0, 0]), np.zeros((1, 1), dtype=np.int64))
+    for bad in (-1, 2):
+        with pytest.raises(InputError, match=r"kept: indices must lie in \[0, 2\)"):
+            cluster_stats(np.array([0, 0]), np.array([bad]))
     only_zero = cluster_stats(np.array([0, 0, -1]))
     assert only_zero["n_clusters"] == 1 and only_zero["size_max"] == 2 and only_zero["m"] == 2
     none = cluster_stats(empty)
