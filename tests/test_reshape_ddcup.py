@@ -161,3 +161,10 @@ def test_two_training_refs_are_enough():
     thr = selection_thresholds(t)
     assert thr.min_distance == pytest.approx(thr.max_distance)  # one pair: both bounds
     assert ddcup_select(t, c).tolist() == ref_ddcup_select(t, c)
+
+
+def test_two_close_passing_candidates_keep_one():
+    t, c, rng = _data(0)
+    first = c[ddcup_select(t, c)[0]]
+    pair = np.stack([first, first + 1e-6 * rng.standard_normal(first.shape)])
+    assert ddcup_select(t, pair).tolist() == ref_ddcup_select(t, pair) == [1]
