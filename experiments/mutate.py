@@ -9,7 +9,8 @@ Mutations (one per mutant, on the AST of each function of MODULE, or of the FUNC
 comparison swaps (``<``/``<=``, ``>``/``>=``, ``==``/``!=``, ``in``/``not in``,
 ``is``/``is not``), arithmetic swaps (``+``/``-``, ``*``/``/``, ``//`` -> ``/``,
 ``**`` -> ``*``), ``and``/``or``, ``not x`` -> ``x``, integer constants ``n`` -> ``n + 1``,
-``True``/``False``, ``min``/``max``. Strings and docstrings are never mutated.
+``True``/``False``, ``min``/``max``. Strings, docstrings and default argument values are
+never mutated.
 
 Mechanics: the parent imports MODULE (and with it torch, numpy, ...) once; each mutant
 runs in a forked child that swaps the ``__code__`` of the original function object (so
@@ -73,8 +74,12 @@ class Mutant:
 
 def _candidates(tree: ast.AST) -> Iterator[tuple[ast.AST, int, str]]:
     """``(node, k, change)`` for every mutable spot in walk order (``k``: which comparison
-    operator of a chained comparison)."""
+    operator of a chained comparison). Default argument values are skipped: they live in
+    ``__defaults__``, not in the code object this tool swaps."""
+    skip = {id(n) for n in ast.walk(tree.args)} if isinstance(tree, ast.FunctionDef) else set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Compare):
             for k, op in enumerate(node.ops):
                 if type(op) in _CMP:

@@ -156,8 +156,9 @@ def test_pair_indices_are_checked_on_both_sides():
             connected_clusters(5, np.array(i), np.array(j))
     with pytest.raises(InputError, match=r"found range \[-1, 7\]"):
         connected_clusters(5, np.array([-1, 3]), np.array([7, 4]))
-    with pytest.raises(InputError, match="integer indices"):
-        connected_clusters(5, np.array([0.0]), np.array([1.0]))
+    for i, j in (([0.0], [1.0]), ([0], [1.0]), ([0.0], [1])):
+        with pytest.raises(InputError, match="integer indices"):
+            connected_clusters(5, np.array(i), np.array(j))
 
 
 def test_cluster_edge_cases():
