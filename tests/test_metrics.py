@@ -116,3 +116,14 @@ def test_five_pairs_are_fitted() -> None:
     y = logistic4(x, 8.0, 2.0, 0.1, 0.3)
     assert ss.pearsonr(x, y)[0] < 0.99
     assert logistic_plcc(x, y) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_unit_ranges_are_fitted() -> None:
+    """Predictions or targets spanning exactly 1 are fitted (only a zero range falls back)."""
+    x = np.linspace(0.0, 1.0, 30)
+    y = logistic4(x, 6.0, 2.0, 0.5, 0.05)
+    assert ss.pearsonr(x, y)[0] < 0.99
+    assert logistic_plcc(x, y) == pytest.approx(1.0, abs=1e-6)
+    unit = (y - y.min()) / np.ptp(y)
+    assert np.ptp(unit) == 1.0
+    assert logistic_plcc(6.0 * x - 3.0, unit) == pytest.approx(1.0, abs=1e-6)
