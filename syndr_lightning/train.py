@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
 from syndr_lightning.models.backbones import BACKBONES, weights_name
-from syndr_lightning.reshape._validate import BACKENDS
+from syndr_lightning.reshape import BACKENDS, RULES, WEIGHTS
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
 from syndr_lightning.utils.io import atomic_open, git_sha
 
@@ -160,11 +160,7 @@ def _validate_reshape(cfg: DictConfig) -> None:
                 f"reshape.k={r.k!r} is out of range; allowed: an integer >= 1 or 'all' (paper "
                 f"default 5)"
             )
-    choices = {
-        "weights": ("reference", "softmin"),
-        "rule": ("reference", "paper"),
-        "backend": BACKENDS,
-    }
+    choices = {"weights": WEIGHTS, "rule": RULES, "backend": BACKENDS}
     for key, allowed in choices.items():
         if key in r and r[key] not in allowed:
             raise ConfigError(
