@@ -284,12 +284,8 @@ def test_resume_through_ckpt_path_repeats_an_uninterrupted_run(resume_runs: dict
         assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resumed into a new run folder, ModelCheckpoint does not reload best_model_score "
-    "(its dirpath changed), so the val selection restarts after the interruption",
-)
 def test_resume_keeps_the_val_selected_checkpoint(resume_runs: dict) -> None:
+    """Resumed into a new run folder, the val selection still sees the epochs before it."""
     full, resumed = resume_runs["full"], resume_runs["resumed"]
     assert full["val/epoch"] == 0.0
     assert resumed["val/epoch"] == full["val/epoch"]
