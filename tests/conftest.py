@@ -42,3 +42,33 @@ def synthetic_csv(_synthetic_root: Path) -> Path:
 def authentic_csv(_authentic_root: Path) -> Path:
     """CSV (path,score) of 12 authentic-like 48x64 PNGs. Read-only, like synthetic_csv."""
     return _authentic_root
+
+
+@pytest.fixture(scope="session")
+def _imagenet_hub(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A torch hub cache holding stand-ins for torchvision's ResNet-50 ImageNet weights.
+
+    Randomly initialised state dicts (a different seed per weights version) saved under
+    the file names torchvision downloads to. torch.hub verifies the SHA-256 prefix in the
+    file name only while downloading, never for a file already in the cache, so these load
+    exactly as the published weights would, through the same code path.
+    """
+    import torchvision.models as tvm
+
+    home = tmp_path_factory.mktemp("torch_home")
+    files = {}
+    for seed, name in enumerate(("IMAGENET1K_V1", "IMAGENET1K_V2"), start=1):
+        url = tvm.ResNet50_Weights[name].url
+        path = home / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        torch.save(tvm.resnet50(weights=None).state_dict(), path)
+        files[name] = path
+    return {"TORCH_HOME": home, **files}
+
+
+@pytest.fixture()
+def imagenet_hub(_imagenet_hub: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict:
+    """TORCH_HOME set to the stand-in cache; maps each weights name to its file."""
+    monkeypatch.setenv("TORCH_HOME", str(_imagenet_hub["TORCH_HOME"]))
+    return {k: v for k, v in _imagenet_hub.items() if k != "TORCH_HOME"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -18,6 +19,7 @@ from syndr_lightning.compose import (
     validate_config,
 )
 from syndr_lightning.config import REPO_ROOT, conf_dir
+from syndr_lightning.reshape import BACKENDS
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
@@ -80,12 +82,14 @@ def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
 
 
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
-def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path) -> None:
+def test_config_composes_and_instantiates(
+    experiment: str | None, tmp_path: Path, imagenet_hub: dict
+) -> None:
     """Compose the default config and every conf/experiment/*.yaml and build its objects.
 
-    Offline adaptations only: published weights become ``none`` (no download here), the
-    trainer runs on the CPU, and real datasets may be absent (then validation must say so
-    by naming the data key).
+    Offline adaptations only: published ImageNet weights come from stand-in files in
+    torch's download cache (conftest ``imagenet_hub``), the trainer runs on the CPU, and
+    real datasets may be absent (then validation must say so by naming the data key).
     """
     overrides = [f"+experiment={experiment}"] if experiment else []
     cfg = compose_config([*overrides, *_paths(tmp_path)], output_dir=tmp_path / "out")
@@ -94,13 +98,18 @@ def test_config_composes_and_instantiates(experiment: str | None, tmp_path: Path
         validate_config(cfg)
     except DatasetError as exc:
         assert "data." in str(exc) and ".root=" in str(exc)
-    if str(cfg.model.get("weights")) not in ("none", "offline", "None"):
-        cfg.model.weights = "none"
     cpu = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
     with_cpu = OmegaConf.create({**OmegaConf.to_container(cfg.trainer, resolve=True), **cpu})
     assert build_datamodule(cfg) is not None
     model = instantiate(cfg.model, "model")
     assert model.hparams.backbone == cfg.model.backbone
+    if str(cfg.model.weights) not in ("none", "offline"):  # the paper's ImageNet ResNet-50
+        own = model.backbone.net.state_dict()
+        files = {name: torch.load(f, weights_only=True) for name, f in imagenet_hub.items()}
+        loaded = [
+            n for n, state in files.items() if all(torch.equal(v, state[k]) for k, v in own.items())
+        ]
+        assert len(loaded) == 1, loaded
     callbacks = instantiate_mapping(cfg.get("callbacks"), "callbacks")
     loggers = build_loggers(cfg)
     trainer = instantiate(with_cpu, "trainer", callbacks=callbacks, logger=loggers or False)
@@ -169,3 +178,42 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
     assert reshape.drcdown_params.T_u == 7 and reshape.drcdown is False
     plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_pair_search_backend_passes_validation(backend: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"reshape.backend={backend}", *_paths(tmp_path)], output_dir=tmp_path)
+    validate_config(cfg)
+    assert cfg.reshape.backend == backend
+
+
+@pytest.mark.parametrize("backend", ["numpy", "bogus"])
+def test_unknown_backend_fails_before_anything_is_built(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train()`` refuses the value with a one-line ConfigError before writing anything."""
+    from syndr_lightning import train as task
+
+    def no_build(cfg: object) -> None:
+        raise AssertionError("the data were built although reshape.backend is invalid")
+
+    monkeypatch.setattr(task, "build_datamodule", no_build)
+    out = tmp_path / "run"
+    cfg = compose_config([f"reshape.backend={backend}", *_paths(tmp_path)], output_dir=out)
+    allowed = ", ".join(BACKENDS)
+    pattern = rf"^reshape\.backend='{backend}' is unknown; allowed values: {allowed}$"
+    with pytest.raises(ConfigError, match=pattern):
+        task.train(cfg)
+    assert list(out.iterdir()) == []  # no run files: nothing was built
+    assert not (tmp_path / "cache").exists()  # no data generated
+
+
+def test_reshape_config_comment_lists_the_allowed_backends() -> None:
+    """The comment of reshape.backend in conf/reshape/syndr.yaml names exactly BACKENDS."""
+    line = next(
+        ln
+        for ln in (conf_dir() / "reshape" / "syndr.yaml").read_text().splitlines()
+        if ln.startswith("backend:")
+    )
+    listed = line.split("#", 1)[1].split(":", 1)[1]
+    assert [b.strip() for b in listed.split("|")] == list(BACKENDS)

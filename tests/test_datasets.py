@@ -256,7 +256,6 @@ def test_fixture_writer_rejects_unknown_names_and_options(tmp_path: Path) -> Non
         write_fixture("kadid10k", tmp_path, n_images=3)
 
 
-@pytest.mark.slow
 def test_published_layouts_match_the_published_counts(tmp_path: Path) -> None:
     live = write_fixture("live", tmp_path / "live", size=(8, 8), published=True)
     report = check_dataset("live", live)

@@ -218,6 +218,51 @@ def test_feature_pass_cache_and_batches_agree(kadid: Path, tmp_path: Path):
     assert model.training  # the mode of the model is restored
 
 
+def test_feature_pass_is_the_model_on_imagenet_normalised_centre_crops(tmp_path: Path):
+    """extract_features equals model.features run here on torchvision's centre crops
+    (after its bilinear tensor resize, rounded to uint8) normalised with ImageNet
+    constants written here; cold and warm crop caches too."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    rng = np.random.default_rng(0)
+    paths = []
+    # (h, w): every resize below is exact and every crop offset even.
+    for k, (h, w) in enumerate([(40, 48), (36, 36), (24, 36)]):
+        p = tmp_path / f"img{k}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    torch.manual_seed(0)
+    model = TinyIQA()
+
+    def expected(crop: int, resize: int | None) -> np.ndarray:
+        crops = []
+        for p in paths:
+            with Image.open(p) as im:
+                x = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+            h, w = x.shape[1:]
+            short = max(resize or min(h, w), crop)
+            if short != min(h, w):  # bilinear, aspect kept, back to uint8 (the crop cache)
+                s = short / min(h, w)
+                y = TF.resize(x.float() / 255, [round(h * s), round(w * s)], antialias=s < 1)
+                x = y.clamp(0, 1).mul(255).round().to(torch.uint8)
+            x = TF.center_crop(x, [crop, crop]).float() / 255
+            crops.append(TF.normalize(x, list(mean), list(std)))
+        with torch.no_grad():
+            return model.eval().features(torch.stack(crops)).numpy()
+
+    for crop, resize in ((16, None), (16, 20), (32, None)):  # crop, downscale, upscale
+        want = expected(crop, resize)
+        got = extract_features(model, paths, crop_size=crop, resize=resize, batch_size=2)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    cache = tmp_path / "cache"
+    for _ in ("cold", "warm"):
+        got = extract_features(model, paths, crop_size=16, resize=20, cache_dir=cache)
+        np.testing.assert_allclose(got, expected(16, 20), rtol=1e-4, atol=1e-5)
+    assert len(list(cache.glob("crops_*.u8"))) == 1
+
+
 def test_bad_drcdown_settings():
     with pytest.raises(ConfigError, match="T_f"):
         DRCDownParams(T_f=0.0)

@@ -89,3 +89,41 @@ def test_bad_inputs_raise_input_error() -> None:
         iqa_metrics([1.0, np.nan, 2.0], [1.0, 2.0, 3.0])
     with pytest.raises(InputError, match="no predictions"):
         IQAMetrics().compute()
+
+
+def test_logistic4_midpoint_and_asymptotes() -> None:
+    """``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2``: b2 far left, b1 far right, the
+    mean of both at x = b3, and the slope set by |b4|."""
+    b1, b2, b3, b4 = 9.0, 1.0, 0.5, 0.25
+    x = np.array([-100.0, b3, 100.0, b3 + b4])
+    got = logistic4(x, b1, b2, b3, b4)
+    expected = [b2, (b1 + b2) / 2, b1, b2 + (b1 - b2) / (1 + np.exp(-1.0))]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(logistic4(x, b1, b2, b3, -b4), expected, rtol=1e-12)
+
+
+def test_two_pairs_are_enough_and_small_spreads_correlate() -> None:
+    assert iqa_metrics([1.0, 2.0], [3.0, 5.0])["plcc_logistic"] == pytest.approx(1.0)
+    # A spread well below 1 (denominator of Pearson's r < 1) is still correlated.
+    x = np.array([0.01, 0.02, 0.04, 0.03])
+    y = np.array([0.02, 0.01, 0.04, 0.05])
+    assert logistic_plcc(x, y) == pytest.approx(ss.pearsonr(x, y)[0], abs=1e-12)
+
+
+def test_five_pairs_are_fitted() -> None:
+    """From 5 pairs on the logistic is fitted (fewer fall back to the plain PLCC)."""
+    x = np.array([-2.0, -0.5, 0.0, 0.4, 2.0])
+    y = logistic4(x, 8.0, 2.0, 0.1, 0.3)
+    assert ss.pearsonr(x, y)[0] < 0.99
+    assert logistic_plcc(x, y) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_unit_ranges_are_fitted() -> None:
+    """Predictions or targets spanning exactly 1 are fitted (only a zero range falls back)."""
+    x = np.linspace(0.0, 1.0, 30)
+    y = logistic4(x, 6.0, 2.0, 0.5, 0.05)
+    assert ss.pearsonr(x, y)[0] < 0.99
+    assert logistic_plcc(x, y) == pytest.approx(1.0, abs=1e-6)
+    unit = (y - y.min()) / np.ptp(y)
+    assert np.ptp(unit) == 1.0
+    assert logistic_plcc(6.0 * x - 3.0, unit) == pytest.approx(1.0, abs=1e-6)

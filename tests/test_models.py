@@ -28,12 +28,35 @@ def test_backbone_maps_images_to_pooled_features(name: str) -> None:
     assert out.shape == (2, dim)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["swin_t", "vit_b_16"])
 def test_transformer_backbones(name: str) -> None:
     net, dim = build_backbone(name, None)
     with torch.no_grad():
         assert net.eval()(torch.randn(1, 3, 224, 224)).shape == (1, dim)
+
+
+def _same_backbone_weights(net: torch.nn.Module, file: Path) -> bool:
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    own = net.state_dict()
+    assert set(own) == {k for k in state if not k.startswith("fc.")}  # classifier dropped
+    return all(torch.equal(own[k], state[k]) for k in own)
+
+
+@pytest.mark.parametrize("weights", ["IMAGENET1K_V1", "ResNet50_Weights.IMAGENET1K_V2"])
+def test_torchvision_weights_names_load_their_file(weights: str, imagenet_hub: dict) -> None:
+    """A weights name resolves through torchvision's download cache to that very file."""
+    net, dim = build_backbone("resnet50", weights)
+    assert dim == 2048
+    assert _same_backbone_weights(net.net, imagenet_hub[weights.split(".")[-1]])
+    with torch.no_grad():
+        assert net.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
+
+
+def test_imagenet_weights_load_a_published_resnet50_file(imagenet_hub: dict) -> None:
+    """``imagenet`` is one of torchvision's published ResNet-50 ImageNet weights."""
+    net, _ = build_backbone("resnet50", "imagenet")
+    matches = [name for name, f in imagenet_hub.items() if _same_backbone_weights(net.net, f)]
+    assert len(matches) == 1, matches
 
 
 def test_unknown_backbone_names_key_and_allowed_values() -> None:

@@ -128,3 +128,63 @@ def test_bad_input_refused():
         connected_clusters(5, np.array([0, 1]), np.array([2]))
     with pytest.raises(InputError, match="kept"):
         cluster_stats(np.array([0, 0]), np.array([3]))
+
+
+def test_drcdown_defaults_are_the_papers():
+    import inspect
+
+    params = inspect.signature(drcdown).parameters
+    defaults = {k: params[k].default for k in ("t_f", "t_q", "t_u", "rule")}
+    assert defaults == {"t_f": 0.1, "t_q": 1.0, "t_u": 20, "rule": "reference"}
+    from syndr_lightning.reshape.drcdown import drcdown_from_pairs
+
+    rest = inspect.signature(drcdown_from_pairs).parameters
+    assert {k: rest[k].default for k in ("t_u", "rule", "seed", "epoch")} == {
+        k: params[k].default for k in ("t_u", "rule", "seed", "epoch")
+    }
+
+
+def test_no_pairs_at_all():
+    """Empty pair lists (of any dtype, e.g. np.asarray([]) is float) leave every sample alone."""
+    for empty in (np.asarray([]), np.zeros(0, dtype=np.int64)):
+        np.testing.assert_array_equal(connected_clusters(3, empty, empty), [-1, -1, -1])
+
+
+def test_pair_indices_are_checked_on_both_sides():
+    for i, j in (([-1], [2]), ([2], [-1]), ([5], [0]), ([0], [5])):
+        with pytest.raises(InputError, match=r"\[0, 5\)"):
+            connected_clusters(5, np.array(i), np.array(j))
+    with pytest.raises(InputError, match=r"found range \[-1, 7\]"):
+        connected_clusters(5, np.array([-1, 3]), np.array([7, 4]))
+    for i, j in (([0.0], [1.0]), ([0], [1.0]), ([0.0], [1])):
+        with pytest.raises(InputError, match="integer indices"):
+            connected_clusters(5, np.array(i), np.array(j))
+
+
+def test_cluster_edge_cases():
+    """Sizes 0 and 1, one cluster with id 0, t_u=1, the paper rule's boundary, ids < -1."""
+    empty = np.zeros(0, dtype=np.int64)
+    assert connected_clusters(0, empty, empty).shape == (0,)
+    np.testing.assert_array_equal(connected_clusters(1, empty, empty), [-1])
+    assert downsample(empty).shape == (0,)
+    assert downsample(np.zeros(10, dtype=np.int64), t_u=2).size == 5  # max(t_u, n // 2)
+    assert downsample(np.zeros(4, dtype=np.int64), t_u=1).size == 2
+    assert keep_count(40, 20, "paper") == 40 and keep_count(42, 20, "paper") == 21
+    assert keep_count(20, 20, "reference") == 20 and keep_count(21, 20, "reference") == 20
+    with pytest.raises(InputError, match=">= -1"):
+        downsample(np.array([-2, 0, 0]))
+    with pytest.raises(InputError, match="1-D integer"):
+        cluster_stats(np.array([0, 0]), np.zeros((1, 1), dtype=np.int64))
+    for bad in (-1, 2):
+        with pytest.raises(InputError, match=r"kept: indices must lie in \[0, 2\)"):
+            cluster_stats(np.array([0, 0]), np.array([bad]))
+    only_zero = cluster_stats(np.array([0, 0, -1]))
+    assert only_zero["n_clusters"] == 1 and only_zero["size_max"] == 2 and only_zero["m"] == 2
+    none = cluster_stats(empty)
+    assert none["m"] == 0 and none["size_max"] == 0 and none["size_mean"] == 0.0
+    # A cluster absent from `kept` is no cluster of size 0.
+    st = cluster_stats(np.array([0, 0, 1, 1]), np.array([2, 3]))
+    assert st["m"] == 1 and st["size_mean"] == 2.0 and st["n_clusters"] == 1
+    import inspect
+
+    assert inspect.signature(downsample).parameters["t_u"].default == 20  # the paper's T_u

@@ -134,3 +134,37 @@ def test_bad_input_refused():
         ddcup_pseudo_labels(t[0], c, y)
     with pytest.raises(InputError, match="inf"):
         ddcup_pseudo_labels(t, c, np.full((30, 2, 3), np.inf))
+
+
+@pytest.mark.parametrize("block", [4, 7])
+def test_small_row_blocks_change_nothing(monkeypatch, block):
+    """Block boundaries (1024 rows by default) never show in thresholds or selections."""
+    from syndr_lightning.reshape import ddcup
+
+    t, c, _ = _data(3, n_ref=23, n_cand=90, dim=6)
+    expected = (selection_thresholds(t), ddcup_select(t, c).tolist())
+    monkeypatch.setattr(ddcup, "_BLOCK", block)
+    assert (selection_thresholds(t), ddcup_select(t, c).tolist()) == expected
+    assert expected[1] == ref_ddcup_select(t, c)
+    # The thresholds themselves, brute force: median nearest and max farthest distance.
+    tn = t / np.linalg.norm(t, axis=1, keepdims=True)
+    d = 1 - tn @ tn.T
+    np.fill_diagonal(d, np.inf)
+    near = np.median(d.min(axis=1))
+    np.fill_diagonal(d, -np.inf)
+    assert expected[0].min_distance == pytest.approx(near, abs=1e-12)
+    assert expected[0].max_distance == pytest.approx(d.max(), abs=1e-12)
+
+
+def test_two_training_refs_are_enough():
+    t, c, _ = _data(1, n_ref=2, n_cand=10)
+    thr = selection_thresholds(t)
+    assert thr.min_distance == pytest.approx(thr.max_distance)  # one pair: both bounds
+    assert ddcup_select(t, c).tolist() == ref_ddcup_select(t, c)
+
+
+def test_two_close_passing_candidates_keep_one():
+    t, c, rng = _data(0)
+    first = c[ddcup_select(t, c)[0]]
+    pair = np.stack([first, first + 1e-6 * rng.standard_normal(first.shape)])
+    assert ddcup_select(t, pair).tolist() == ref_ddcup_select(t, pair) == [1]

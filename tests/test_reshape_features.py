@@ -72,22 +72,67 @@ def test_bad_input(images, tmp_path):
         build_encoder("clip_vit_b16", str(tmp_path / "nope.pth"))
 
 
-@pytest.mark.slow
+# Constants and crops written out here, independently of the package's own.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _centre_crops(paths, crop: int, mean, std, resize: int | None = None) -> torch.Tensor:
+    """torchvision's centre crop after its bilinear tensor resize of the short side (to
+    ``resize``, and up to ``crop`` when smaller; the training transforms' resampler),
+    rounded to uint8, then ``(x - mean) / std``. The image sizes used here make every
+    resize and crop offset exact, so no rounding convention differs."""
+    from torchvision.transforms.v2 import functional as TF
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            x = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+        h, w = x.shape[1:]
+        short = max(resize or min(h, w), crop)
+        if short != min(h, w):
+            s = short / min(h, w)
+            y = TF.resize(x.float() / 255, [round(h * s), round(w * s)], antialias=s < 1)
+            x = y.clamp(0, 1).mul(255).round().to(torch.uint8)
+        x = TF.center_crop(x, [crop, crop]).float() / 255
+        out.append(TF.normalize(x, list(mean), list(std)))
+    return torch.stack(out)
+
+
+def test_reference_features_are_the_encoder_on_normalised_centre_crops(images):
+    """The features equal the same network run here on crops normalised here."""
+    _, paths, weights = images
+    feats = extract_reference_features(
+        paths, encoder="tiny_cnn", weights=weights, crop_size=32, device="cpu"
+    )
+    net = TinyCNN()
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    with torch.no_grad():
+        expected = net.eval()(_centre_crops(paths, 32, IMAGENET_MEAN, IMAGENET_STD)).numpy()
+    np.testing.assert_allclose(feats, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_clip_encoder_from_local_file(images, tmp_path):
+    """CLIP's image tower from a local file sees CLIP-normalised 224 px centre crops."""
     import timm
 
     _, paths, _ = images
+    paths = paths[1:]  # 36x36 and 20x30: exact upscaling to 224 px
     torch.manual_seed(0)
     net = timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=0)
     weights = tmp_path / "clip_vit_b16.pth"
     torch.save({"state_dict": net.state_dict()}, weights)
     feats = extract_reference_features(
-        paths[:2], encoder="clip_vit_b16", weights=str(weights), device="cpu"
+        paths, encoder="clip_vit_b16", weights=str(weights), device="cpu"
     )
     assert feats.shape == (2, 768) and np.isfinite(feats).all()
+    with torch.no_grad():
+        expected = net.eval()(_centre_crops(paths, 224, CLIP_MEAN, CLIP_STD)).numpy()
+    np.testing.assert_allclose(feats, expected, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.slow
 def test_efficientnet_lite0_offline(images):
     _, paths, _ = images
     feats = extract_reference_features(

@@ -157,3 +157,43 @@ def test_syn2auth_fits_reuses_its_upsampled_set_and_tests_two_targets(
     again = run(args, tmp_path / "second")
     assert "test/livec/srcc" in again
     assert list((tmp_path / "cache" / "upsampled" / "ddcup").iterdir()) == built
+
+
+def test_paper_model_and_encoder_run_on_imagenet_weights(
+    data_dir: Path, tmp_path: Path, imagenet_hub: dict, monkeypatch: pytest.MonkeyPatch
+):
+    """syn2auth as the paper configures it: model=biqa (ResNet-50, weights=imagenet) and
+    DDCUp's ResNet-50 encoder, both resolving their weights through torchvision's cache
+    (stand-in files, conftest ``imagenet_hub``); only the encoder crop is smaller."""
+    import torchvision.models._api as tv_api
+
+    requested: list[str] = []
+    original = tv_api.load_state_dict_from_url
+
+    def spy(url: str, *args: object, **kwargs: object) -> object:
+        requested.append(url.rsplit("/", 1)[-1])
+        return original(url, *args, **kwargs)
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", spy)
+    paper = [
+        a
+        for a in overrides(data_dir, tmp_path)
+        if not a.startswith(("model=", "reshape.encoder="))
+        and not a.startswith("reshape.encoder_weights=")
+    ]
+    args = [
+        "+experiment=syn2auth",
+        *paper,
+        f"paths.cache_dir={tmp_path / 'cache'}",  # a fresh upsampled set: the encoder runs
+        "debug=fdr",
+    ]
+    GlobalHydra.instance().clear()
+    cfg = compose_config(args, output_dir=tmp_path / "run")
+    assert (cfg.model.backbone, cfg.reshape.encoder) == ("resnet50", "resnet50")
+    # ImageNet weights by name: "imagenet" or the reference code's IMAGENET1K_V1
+    assert {cfg.model.weights, cfg.reshape.encoder_weights} <= {"imagenet", "IMAGENET1K_V1"}
+    metrics = train(cfg)
+    assert {"livec", "koniq10k", "bid"} <= {k.split("/")[1] for k in metrics if "test/" in k}
+    # The model and DDCUp's encoder (built once for the training references and once for
+    # the candidates) each loaded a stand-in file.
+    assert len(requested) >= 2 and set(requested) <= {p.name for p in imagenet_hub.values()}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,31 @@ def test_git_sha_names_a_commit_or_unknown(tmp_path: Path) -> None:
     assert git_sha(tmp_path) == "unknown"  # not a repository
     sha = git_sha()
     assert sha == "unknown" or len(sha.removesuffix("-dirty")) == 40
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_sha_is_the_head_commit_and_marks_changes(tmp_path: Path) -> None:
+    """In a temporary repository: HEAD as `git rev-parse` prints it, then `-dirty`."""
+
+    def git(*args: str) -> str:
+        env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+        ident = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+        proc = subprocess.run(
+            ["git", *ident, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "first")
+    first = git("rev-parse", "HEAD")
+    assert git_sha(tmp_path) == first
+    (tmp_path / "b.txt").write_text("untracked files do not count\n")
+    assert git_sha(tmp_path) == first
+    (tmp_path / "a.txt").write_text("two\n")
+    assert git_sha(tmp_path) == f"{first}-dirty"
+    git("commit", "-q", "-am", "second")
+    second = git("rev-parse", "HEAD")
+    assert second != first and git_sha(tmp_path) == second

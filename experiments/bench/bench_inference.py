@@ -1,6 +1,6 @@
 """Prediction throughput: ``syndr predict``'s batched path vs a per-image, per-crop loop.
 
-Usage: ``python experiments/bench/bench_inference.py [--quick]``. Writes N JPEG photos of
+Usage: ``python experiments/bench/bench_inference.py [--quick] [--n N]``. Writes N JPEG photos of
 KADID's size (512x384) to a temporary folder, then scores them with
 
 * reference: the straightforward loop -- open each file, cut the crops, run the model on
@@ -57,8 +57,9 @@ def main() -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images")
+    parser.add_argument("--n", type=int, default=None, help="number of images (default 64)")
     args = parser.parse_args()
-    n = 16 if args.quick else 64
+    n = args.n or (16 if args.quick else 64)
     torch.manual_seed(0)
     module, name = _model()
     with torch.no_grad():

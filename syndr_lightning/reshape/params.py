@@ -27,13 +27,15 @@ LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 def _number(value: Any, key: str) -> float:
+    """``value`` as a finite number (ints and floats kept as given, so reports show them
+    as written; strings converted)."""
     try:
         out = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(out):
         raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    return out
+    return value if isinstance(value, int | float) else out
 
 
 def _integer(value: Any, key: str, minimum: int, default_note: str = "") -> int:
