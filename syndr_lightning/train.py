@@ -34,6 +34,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from syndr_lightning.config import REPO_ROOT, conf_dir, register_resolvers
 from syndr_lightning.metrics import METRIC_NAMES, iqa_metrics
 from syndr_lightning.models.backbones import BACKBONES
 from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
@@ -49,30 +50,10 @@ __all__ = [
     "validate_config",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 VAL_MONITOR = "val/srcc"
 
 
 # ------------------------------------------------------------------ config plumbing
-def conf_dir() -> Path:
-    """The absolute ``conf/`` folder ($SYNDR_CONF_DIR, else ``<repo>/conf``)."""
-    env = os.environ.get("SYNDR_CONF_DIR")
-    candidate = Path(env).expanduser().resolve() if env else REPO_ROOT / "conf"
-    if not (candidate / "train.yaml").is_file():
-        raise ConfigError(
-            f"config folder {str(candidate)!r} has no train.yaml; syndr_lightning must be "
-            f"installed editable from its repository (pip install -e .) so that conf/ sits "
-            f"next to the package, or SYNDR_CONF_DIR must point to a conf/ folder"
-        )
-    return candidate
-
-
-def register_resolvers() -> None:
-    """Register ``${syndr_root:}`` (the repository folder) with OmegaConf (idempotent)."""
-    if not OmegaConf.has_resolver("syndr_root"):
-        OmegaConf.register_new_resolver("syndr_root", lambda: str(REPO_ROOT))
-
-
 register_resolvers()
 
 
@@ -313,16 +294,55 @@ def _instantiate_mapping(node: Any, key: str) -> list[Any]:
     return out
 
 
+_WANDB_NOTE_SHOWN = False
+
+
+def wandb_logged_in(env: Mapping[str, str] | None = None) -> bool:
+    """True when wandb has credentials: ``WANDB_API_KEY`` or a netrc entry for its host.
+
+    The same places ``wandb login`` writes to and wandb reads from: the netrc file
+    (``$NETRC``, else ``~/.netrc``) under the host of ``$WANDB_BASE_URL``
+    (default ``https://api.wandb.ai``).
+    """
+    import netrc
+    from urllib.parse import urlparse
+
+    env = os.environ if env is None else env
+    if env.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or ""
+    path = Path(env["NETRC"]) if env.get("NETRC") else Path.home() / ".netrc"
+    try:
+        auth = netrc.netrc(str(path)).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(auth and auth[2])
+
+
+def resolve_wandb_mode(entry: DictConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """Leave W&B's mode to wandb (login, ``WANDB_MODE``, settings, ``offline``), except that
+    a run without any login is logged offline; returns the note saying so, else None."""
+    env = os.environ if env is None else env
+    if entry.get("offline") or env.get("WANDB_MODE") or wandb_logged_in(env):
+        return None
+    with open_dict(entry):
+        entry.offline = True
+    return (
+        "W&B: not logged in (no WANDB_API_KEY, no netrc entry from `wandb login`): logging "
+        "offline; upload later with `wandb sync <run>/wandb/offline-run-*`"
+    )
+
+
 def build_loggers(cfg: DictConfig) -> list[Any]:
-    """Instantiate ``cfg.logger``; W&B runs offline when there is no ``WANDB_API_KEY``."""
+    """Instantiate ``cfg.logger``; W&B follows wandb's own login/mode, offline without login."""
+    global _WANDB_NOTE_SHOWN
     node = cfg.get("logger")
-    if node is not None and not os.environ.get("WANDB_API_KEY"):
-        for entry in node.values():
-            if isinstance(entry, DictConfig) and str(entry.get("_target_", "")).endswith(
-                "WandbLogger"
-            ):
-                with open_dict(entry):
-                    entry.offline = True
+    for entry in (node or {}).values() if isinstance(node, DictConfig) else ():
+        if isinstance(entry, DictConfig) and str(entry.get("_target_", "")).endswith("WandbLogger"):
+            note = resolve_wandb_mode(entry)
+            if note and not _WANDB_NOTE_SHOWN:
+                _WANDB_NOTE_SHOWN = True
+                print(note, file=sys.stderr)
     return _instantiate_mapping(node, "logger")
 
 
