@@ -299,8 +299,8 @@ class Scorer:
 
         table = predict_files(self, collect_images([folder]), workers=workers, progress=progress)
         return {
-            str(p): float("nan") if s is None or s != s else float(s)
-            for p, s in zip(table["path"], table["score"].astype(object), strict=True)
+            str(p): float(s)
+            for p, s in zip(table["path"], table["score"].astype("float64"), strict=True)
         }
 
     def score_batch(self, images: Sequence[ImageLike]) -> list[float]:

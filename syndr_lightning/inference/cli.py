@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         table = predict_files(scorer, files, workers=args.workers, progress=not args.no_progress)
         if args.json:
             rows = [
-                {"path": p, "score": None if s is None or s != s else float(s), "error": e}
+                {"path": p, "score": None if s != s else float(s), "error": e}
                 for p, s, e in zip(
-                    table["path"], table["score"].astype(object), table["error"], strict=True
+                    table["path"], table["score"].astype("float64"), table["error"], strict=True
                 )
             ]
             write_output(args.out, {"scores": rows}, as_json=True)

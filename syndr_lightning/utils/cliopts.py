@@ -29,11 +29,11 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     """``--no-progress`` (hides progress bars); the older ``--quiet`` is a hidden alias."""
     parser.add_argument(
         "--no-progress",
-        "--quiet",
         dest="no_progress",
         action="store_true",
         help="hide progress bars (they go to stderr)",
     )
+    parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)
 
 
 def error_exit_code(exc: BaseException) -> int:
