@@ -10,6 +10,7 @@ User mistakes (SyndrError) print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -73,9 +74,11 @@ def main() -> None:
 
     import hydra
 
-    from syndr_lightning.config import conf_dir, register_resolvers
+    from syndr_lightning.config import SWEPT_KEYS_ENV, conf_dir, register_resolvers, swept_keys
 
     register_resolvers()
+    # Sweep jobs are named after the keys this command line sweeps (config.run_name).
+    os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
 
     # Lightning 2.6 calls a deprecated torch pytree API on every batch; not actionable here.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

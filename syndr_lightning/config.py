@@ -30,6 +30,7 @@ __all__ = [
     "run_group",
     "run_name",
     "sweep_run_name",
+    "swept_keys",
 ]
 
 # Overrides that never tell two jobs of one multirun apart (or are paths).
@@ -66,14 +67,55 @@ def default_root() -> Path:
     return REPO_ROOT if is_source_checkout() else Path.cwd().resolve()
 
 
-def sweep_run_name(overrides: Sequence[str]) -> str:
-    """``T_f=0.05,seed=1`` from a job's overrides: last key component, constant groups dropped."""
+_SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(", "tag(", "shuffle(", "sort(")
+#: Environment variable through which the launching process tells its jobs the swept keys.
+SWEPT_KEYS_ENV = "SYNDR_SWEPT_KEYS"
+
+
+def _top_level_comma(value: str) -> bool:
+    """A comma outside brackets, quotes and escapes (``a,b``; not ``[1,2]`` or ``a\\,b``)."""
+    depth, quote, escaped = 0, "", False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def swept_keys(argv: Sequence[str]) -> list[str]:
+    """Keys a command line sweeps (``k=a,b`` or ``k=range(...)``), without ``+``/``~``."""
+    keys = []
+    for text in argv:
+        key, sep, value = str(text).partition("=")
+        swept = _top_level_comma(value) or value.startswith(_SWEEP_FUNCTIONS)
+        if sep and not key.startswith("-") and swept:
+            keys.append(key.lstrip("+~"))
+    return keys
+
+
+def sweep_run_name(overrides: Sequence[str], keys: Sequence[str] | None = None) -> str:
+    """``T_f=0.05,seed=1`` from a job's overrides: the swept ``keys`` (all but constant
+    groups and paths when unknown), each by its last component unless two clash."""
     items: list[tuple[str, str]] = []
     for text in overrides:
         key, sep, value = str(text).partition("=")
-        if not sep or key.startswith(_NAME_SKIP) or key.lstrip("+~").startswith("paths."):
+        bare = key.lstrip("+~")
+        if not sep or key.startswith(_NAME_SKIP) or bare.startswith("paths."):
             continue
-        items.append((key.lstrip("+~"), value))
+        if keys and bare not in keys:
+            continue
+        items.append((bare, value))
     short = [k.rsplit(".", 1)[-1] for k, _ in items]
     names = [s if short.count(s) == 1 else k for s, (k, _) in zip(short, items, strict=True)]
     return ",".join(f"{n}={v}" for n, (_, v) in zip(names, items, strict=True))
@@ -96,7 +138,10 @@ def run_name(task_name: str) -> str:
     hc = _hydra()
     if hc is None or not _is_multirun(hc):
         return str(task_name)
-    name = sweep_run_name(list(hc.overrides.task))  # type: ignore[attr-defined]
+    keys = [k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k]
+    params = hc.get("sweeper", {}).get("params") or {}  # type: ignore[attr-defined]
+    keys += [str(k).lstrip("+~") for k in params]
+    name = sweep_run_name(list(hc.overrides.task), keys)  # type: ignore[attr-defined]
     num = hc.job.get("num")  # type: ignore[attr-defined]
     return name or f"{task_name}-{num}"
 
