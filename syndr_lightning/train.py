@@ -172,6 +172,7 @@ def validate_config(cfg: DictConfig) -> None:
             f"model.backbone={backbone!r} is unknown; allowed values: {', '.join(BACKBONES)}"
         )
     _validate_reshape(cfg)
+    check_reshape_is_used(cfg)
     for key, entry in _dataset_entries(cfg.data):
         name, root = entry.get("name"), entry.get("root")
         if not name or not root:
@@ -260,17 +261,40 @@ def save_run_files(cfg: DictConfig, out_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------ object building
-def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """Instantiate ``cfg.data``; pass ``reshape=cfg.reshape`` when the target accepts it."""
+def _datamodule_class(cfg: DictConfig) -> type:
     target = cfg.data.get("_target_")
     if not target:
         raise ConfigError(
             "data._target_ is missing; e.g. syndr_lightning.data.datamodule.IQADataModule"
         )
     try:
-        cls = get_class(str(target))
+        return get_class(str(target))
     except Exception as exc:  # hydra raises plain ImportError/ValueError variants
         raise ConfigError(f"data._target_={target!r} cannot be imported: {exc}") from None
+
+
+def check_reshape_is_used(cfg: DictConfig) -> None:
+    """A reshaping switch that is on must reach a data module that can reshape.
+
+    Otherwise the run would be the baseline while its saved config says DDCUp/DRCDown.
+    """
+    r = cfg.get("reshape")
+    on = [k for k in ("ddcup", "drcdown") if r is not None and r.get(k) is True]
+    if not on or cfg.data.get("reshape") is not None:
+        return
+    cls = _datamodule_class(cfg)
+    if "reshape" not in inspect.signature(cls.__init__).parameters:
+        keys = " and ".join(f"reshape.{k}=true" for k in on)
+        raise ConfigError(
+            f"{keys} but data._target_={cfg.data._target_} cannot reshape (it ignores "
+            f"reshape.*); train the baseline with reshape=none, or use a data config with "
+            f"syndr_lightning.data.syndr.SynDRDataModule (data=synthetic, data=syn2auth)"
+        )
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """Instantiate ``cfg.data``; pass ``reshape=cfg.reshape`` when the target accepts it."""
+    cls = _datamodule_class(cfg)
     kwargs: dict[str, Any] = {}
     params = inspect.signature(cls.__init__).parameters
     if "reshape" in params and "reshape" not in cfg.data and cfg.get("reshape") is not None:
@@ -344,6 +368,16 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
                 _WANDB_NOTE_SHOWN = True
                 print(note, file=sys.stderr)
     return _instantiate_mapping(node, "logger")
+
+
+def _progress_bar_setting(cfg: DictConfig, callbacks: Sequence[Any]) -> dict[str, Any]:
+    """No progress bar callback configured (``callbacks.rich_progress_bar=null``) means no
+    bar, not Lightning's default TQDM bar; ``trainer.enable_progress_bar`` still wins."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    if "enable_progress_bar" in cfg.trainer or any(isinstance(c, ProgressBar) for c in callbacks):
+        return {}
+    return {"enable_progress_bar": False}
 
 
 def _finish_wandb(loggers: Sequence[Any]) -> None:
@@ -509,7 +543,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
         trainer: L.Trainer = _instantiate(
-            cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+            cfg.trainer,
+            "trainer",
+            callbacks=callbacks,
+            logger=loggers or False,
+            **_progress_bar_setting(cfg, callbacks),
         )
         hparams = _plain_config(cfg)
         for lg in trainer.loggers:  # loggers write on rank 0 only

@@ -71,7 +71,7 @@ def test_conf_dir_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
     from syndr_lightning.data.syndr import RESHAPE_KEYS
 
-    for name in ("syndr", "none"):
+    for name in ("syndr", "lite", "none"):
         cfg = compose_config([f"reshape={name}"])
         assert set(cfg.reshape) == set(RESHAPE_KEYS), name
         for key in ("k", "T_ref", "T_q", "T_f", "T_u"):
@@ -159,5 +159,6 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
     )
     dm = build_datamodule(cfg)
     assert dm.reshape["T_u"] == 7 and dm.reshape["drcdown"] is False  # type: ignore[attr-defined]
-    plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
+    plain_cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], tmp_path)
+    plain = build_datamodule(plain_cfg)
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
