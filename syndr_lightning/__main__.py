@@ -4,7 +4,8 @@ Also ``syndr train ...`` and ``python -m syndr_lightning ...``. The config folde
 ``syndr_lightning.config.conf_dir()`` (the wheel's packaged configs or the repository's
 ``conf/``), the primary config ``train``. The config key ``task`` (a dotted path, default
 ``syndr_lightning.train.train``) names the function that receives the composed config.
-User mistakes (SyndrError) print one line on stderr and exit with status 2.
+User mistakes (SyndrError) print one line on stderr and exit with status 2 (config) or
+1 (data).
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ def run_task(cfg: DictConfig) -> float | None:
 
         return objective(metrics, cfg.get("optimized_metric"))
     except SyndrError as exc:
+        from syndr_lightning.utils.cliopts import error_exit_code
+
         print(f"error: {exc}", file=sys.stderr)
-        # SystemExit is not caught by Hydra's error reporting: one line, non-zero status.
-        sys.exit(2)
+        # SystemExit is not caught by Hydra's error reporting: one line; status 2 for a
+        # config mistake, 1 for missing or bad data (as every `syndr` command).
+        sys.exit(error_exit_code(exc))
 
 
 def main() -> None:

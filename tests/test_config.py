@@ -142,7 +142,7 @@ def test_k_all_is_accepted(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_root_names_the_key(tmp_path: Path) -> None:
-    cfg = compose_config(["data=kadid10k", *_paths(tmp_path)], output_dir=tmp_path)
+    cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], output_dir=tmp_path)
     with pytest.raises(DatasetError, match=r"data\.train\.root=.*kadid10k' does not exist"):
         validate_config(cfg)
 
