@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dncnn", default=None, help="DnCNN state-dict file for type 15 (default: non-local means)"
     )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_progress_flag(p)
     p.set_defaults(func=run)
 
@@ -115,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
             denoiser=args.dncnn,
             device=args.device,
         )
-        print(f"{len(df)} images in {args.out} (manifest: {Path(args.out) / MANIFEST_NAME})")
+        manifest = Path(args.out) / MANIFEST_NAME
+        if args.json:
+            print(json.dumps({"images": len(df), "out": str(args.out), "manifest": str(manifest)}))
+        else:
+            print(f"{len(df)} images in {args.out} (manifest: {manifest})")
         return 0
     except SyndrError as exc:
         print(f"syndr distort: error: {exc}", file=sys.stderr)
