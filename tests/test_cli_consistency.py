@@ -137,3 +137,17 @@ def test_data_commands_progress_and_json(
     # Missing data: 1; unknown dataset (usage): 2.
     assert syndr_main(["data", "check", "livec", str(tmp_path / "none")]) == 1
     assert syndr_main(["data", "check", "nosuch", str(root)]) == 2
+
+
+def test_syndr_train_forwards_to_hydra(tmp_path: Path) -> None:
+    env_cmd = [sys.executable, "-m", "syndr_lightning.cli", "train"]
+    proc = subprocess.run(
+        [*env_cmd, "--cfg", "job", "--package", "reshape", "reshape.T_f=0.05"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "T_f: 0.05" in proc.stdout and "ddcup: true" in proc.stdout
+    proc = subprocess.run([*env_cmd, "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("syndr-train is powered by Hydra")
