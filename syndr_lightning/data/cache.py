@@ -162,14 +162,15 @@ class ImageCache:
                 f"image cache: needs {total / 2**30:.2f} GiB in {str(folder)!r} but only "
                 f"{free / 2**30:.2f} GiB are free; choose another cache_dir or disable the cache"
             )
-        from rich.progress import Progress
+        from syndr_lightning.utils.progress import progress as show_progress
 
         with (
             atomic_path(folder / data_name) as tmp,
             open(tmp, "wb") as fh,
-            Progress(disable=not progress, transient=True) as bar,
+            show_progress(
+                f"caching {len(paths)} images", len(paths), enabled=progress, transient=True
+            ) as bar,
         ):
-            task = bar.add_task(f"caching {len(paths)} images", total=len(paths))
             for i, p in enumerate(paths):
                 arr = decode_rgb(p)
                 if arr.shape[:2] != shapes[i]:
@@ -179,7 +180,7 @@ class ImageCache:
                     )
                 fh.write(np.ascontiguousarray(arr).tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
-                    bar.update(task, completed=i + 1)
+                    bar.update(completed=i + 1)
         return {
             "version": CACHE_VERSION,
             "data_file": data_name,
