@@ -73,7 +73,7 @@ def test_conf_dir_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
     from syndr_lightning.data.syndr import RESHAPE_KEYS
 
-    for name in ("syndr", "none"):
+    for name in ("syndr", "lite", "none"):
         cfg = compose_config([f"reshape={name}"])
         assert set(cfg.reshape) == set(RESHAPE_KEYS), name
         for key in ("k", "T_ref", "T_q", "T_f", "T_u"):
@@ -153,7 +153,7 @@ def test_k_all_is_accepted(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_root_names_the_key(tmp_path: Path) -> None:
-    cfg = compose_config(["data=kadid10k", *_paths(tmp_path)], output_dir=tmp_path)
+    cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], output_dir=tmp_path)
     with pytest.raises(DatasetError, match=r"data\.train\.root=.*kadid10k' does not exist"):
         validate_config(cfg)
 
@@ -170,7 +170,8 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
     )
     dm = build_datamodule(cfg)
     assert dm.reshape["T_u"] == 7 and dm.reshape["drcdown"] is False  # type: ignore[attr-defined]
-    plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
+    plain_cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], tmp_path)
+    plain = build_datamodule(plain_cfg)
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
 
 

@@ -43,6 +43,7 @@ from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path
 from syndr_lightning.utils.locking import BuildLock, remove_stale_temporaries
+from syndr_lightning.utils.progress import progress as show_progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -251,7 +252,7 @@ def extract_features(
     channels_last: bool | None = None,
     autocast: bool | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = False,
+    progress: bool | Any = False,
 ) -> np.ndarray:
     """Features of ``paths[indices]`` from ``model`` (eval mode, no grad, one centre crop).
 
@@ -316,9 +317,16 @@ def extract_features(
         stack.enter_context(torch.inference_mode())
         if autocast:
             stack.enter_context(torch.autocast(device_type=device.type))
-        bar = _progress(len(loader), "DRCDown features") if progress else None
-        if bar is not None:
-            stack.enter_context(bar[0])
+        # progress: True = a bar on stderr; a Trainer = a row of its live rich bar.
+        bar = stack.enter_context(
+            show_progress(
+                f"DRCDown features ({idx.size} images)",
+                len(loader),
+                enabled=progress is not False,
+                trainer=None if isinstance(progress, bool) else progress,
+                transient=True,
+            )
+        )
         row = 0
         for keys, crops in loader:
             if mm is not None:
@@ -335,25 +343,13 @@ def extract_features(
             f_np = f.cpu().numpy().astype(dtype, copy=False)
             out[row : row + len(f_np)] = f_np  # both datasets yield rows in idx order
             row += len(f_np)
-            if bar is not None:
-                bar[0].update(bar[1], advance=1)
+            bar.advance(1)
         if mm is not None:
             mm.flush()
             del mm
     if out is None:
         out = np.empty((0, 0), dtype=dtype)
     return out
-
-
-def _progress(total: int, label: str) -> tuple[Any, Any] | None:
-    """A rich progress bar and its task id (None when rich is unavailable)."""
-    try:
-        from rich.progress import Progress
-    except ImportError:  # pragma: no cover - rich is a dependency
-        return None
-    prog = Progress(transient=True)
-    task = prog.add_task(label, total=total)
-    return prog, task
 
 
 # --------------------------------------------------------------------------- selection
@@ -523,7 +519,7 @@ class DRCDownSelector:
         world_size: int = 1,
         gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
         broadcast: Callable[[Any], Any] | None = None,
-        progress: bool = False,
+        progress: bool | Any = False,
     ) -> EpochSubset:
         """Feature pass (this rank's shard), gather, decide on rank 0, broadcast."""
         n = len(self.paths)
@@ -592,17 +588,17 @@ class DRCDownSelector:
             if world > 1
             else None,
             broadcast=(lambda obj: strategy.broadcast(obj, src=0)) if world > 1 else None,
-            progress=_own_progress_bar(trainer),
+            progress=_progress_host(trainer),
         )
 
 
-def _own_progress_bar(trainer: Trainer) -> bool:
-    """Show a feature-pass bar on global rank 0 unless Lightning's rich bar is live (rich
-    allows one live display at a time)."""
-    from lightning.pytorch.callbacks import RichProgressBar
-
+def _progress_host(trainer: Trainer) -> Trainer | bool:
+    """Global rank 0 shows the feature pass: as a row of Lightning's live rich bar when
+    there is one (never a second live display), else as its own bar; other ranks: none."""
+    if not trainer.is_global_zero:
+        return False
     bar = getattr(trainer, "progress_bar_callback", None)
-    return bool(trainer.is_global_zero) and not isinstance(bar, RichProgressBar)
+    return trainer if bar is not None else False
 
 
 def _gather_shards(

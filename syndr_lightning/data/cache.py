@@ -182,14 +182,15 @@ class ImageCache:
                 f"{free / 2**30:.2f} GiB are free{cleaned if freed else ''}; choose another "
                 f"cache_dir or disable the cache"
             )
-        from rich.progress import Progress
+        from syndr_lightning.utils.progress import progress as show_progress
 
         with (
             atomic_path(folder / data_name) as tmp,
             open(tmp, "wb") as fh,
-            Progress(disable=not progress, transient=True) as bar,
+            show_progress(
+                f"caching {len(paths)} images", len(paths), enabled=progress, transient=True
+            ) as bar,
         ):
-            task = bar.add_task(f"caching {len(paths)} images", total=len(paths))
             for i, p in enumerate(paths):
                 arr = decode_rgb(p)
                 if arr.shape[:2] != shapes[i]:
@@ -199,7 +200,7 @@ class ImageCache:
                     )
                 fh.write(np.ascontiguousarray(arr).tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
-                    bar.update(task, completed=i + 1)
+                    bar.update(completed=i + 1)
         return {
             "version": CACHE_VERSION,
             "data_file": data_name,

@@ -346,7 +346,8 @@ class SynDRDataModule(IQADataModule):
         root = self.candidates.get("root")
         if not root:
             raise ConfigError("data.candidates.root is missing; point it at the candidate pool")
-        if not Path(str(root)).expanduser().exists():
+        # The built-in generated pool (name: synthetic) creates its folder itself.
+        if name != "synthetic" and not Path(str(root)).expanduser().exists():
             raise DatasetError(
                 f"data.candidates.root={str(root)!r} does not exist; download KADIS-700k (or "
                 f"put any pristine images) there or set data.candidates.root"

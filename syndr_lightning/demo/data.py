@@ -44,6 +44,7 @@ from PIL import Image
 
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_dir, atomic_open
+from syndr_lightning.utils.progress import progress as show_progress
 
 __all__ = [
     "DEMO_VERSION",
@@ -302,6 +303,7 @@ def _write_kadid(
     levels: Sequence[int],
     root: Path,
     seed: int,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Write ``refs`` in KADID-10k's layout under ``root``, labelled with proxy_mos.
 
@@ -310,36 +312,59 @@ def _write_kadid(
     higher is better as in KADID; ``var`` = 0). Returns the table with the source crop
     name of every reference added.
     """
-    from syndr_lightning.distort import derive_seed, distort_image
 
     if len(refs) > 81:
         raise ConfigError(f"the KADID layout holds at most 81 references; got {len(refs)}")
     images = root / "images"
     images.mkdir(parents=True)
     rows: list[dict[str, Any]] = []
-    for i, (crop_name, ref) in enumerate(refs):
-        kid = f"I{i + 1:02d}"
-        _save_png(ref, images / f"{kid}.png")
-        for t in types:
-            for lv in levels:
-                out = distort_image(
-                    ref, int(t), int(lv), seed=derive_seed(seed, crop_name, int(t), int(lv))
-                )
-                name = f"{kid}_{int(t):02d}_{int(lv):02d}.png"
-                _save_png(out, images / name)
-                rows.append(
-                    {
-                        "dist_img": name,
-                        "ref_img": f"{kid}.png",
-                        "dmos": round(proxy_mos(ref, out), 6),
-                        "var": 0.0,
-                        "crop": crop_name,
-                    }
-                )
+    n_images = len(refs) * len(types) * len(levels)
+    with show_progress(
+        f"demo data {root.name}: GenDist + SSIM labels ({n_images} images)",
+        n_images,
+        enabled=progress,
+    ) as bar:
+        for i, (crop_name, ref) in enumerate(refs):
+            _write_reference(i, crop_name, ref, types, levels, images, seed, rows, bar)
     table = pd.DataFrame(rows)
     with atomic_open(root / "dmos.csv") as fh:
         table.drop(columns=["crop"]).to_csv(fh, index=False)
     return table
+
+
+def _write_reference(
+    i: int,
+    crop_name: str,
+    ref: np.ndarray,
+    types: Sequence[int],
+    levels: Sequence[int],
+    images: Path,
+    seed: int,
+    rows: list[dict[str, Any]],
+    bar: Any,
+) -> None:
+    """One reference and its distorted images in KADID naming; rows appended."""
+    from syndr_lightning.distort import derive_seed, distort_image
+
+    kid = f"I{i + 1:02d}"
+    _save_png(ref, images / f"{kid}.png")
+    for t in types:
+        for lv in levels:
+            out = distort_image(
+                ref, int(t), int(lv), seed=derive_seed(seed, crop_name, int(t), int(lv))
+            )
+            name = f"{kid}_{int(t):02d}_{int(lv):02d}.png"
+            _save_png(out, images / name)
+            rows.append(
+                {
+                    "dist_img": name,
+                    "ref_img": f"{kid}.png",
+                    "dmos": round(proxy_mos(ref, out), 6),
+                    "var": 0.0,
+                    "crop": crop_name,
+                }
+            )
+            bar.advance(1)
 
 
 def build_demo_dataset(
