@@ -21,7 +21,7 @@ $(VENV)/.stamp-%: pyproject.toml
 install: $(VENV)/.stamp-dev,offline,cluster,export
 
 demo: $(VENV)/.stamp-dev,offline,cluster,export
-	$(VPY) -m syndr_lightning +experiment=demo
+	$(VENV)/bin/syndr-train +experiment=demo
 
 test: $(VENV)/.stamp-dev,offline,cluster,export
 	$(VPY) -m pytest -q -n 2

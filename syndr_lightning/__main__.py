@@ -1,7 +1,8 @@
-"""``python -m syndr_lightning [+experiment=NAME] [key=value ...]``: the Hydra entry point.
+"""``syndr-train [+experiment=NAME] [key=value ...]``: the Hydra entry point.
 
-The config folder is the repository's ``conf/`` (absolute path, found next to the
-package), the primary config ``train``. The config key ``task`` (a dotted path, default
+Also ``syndr train ...`` and ``python -m syndr_lightning ...``. The config folder is
+``syndr_lightning.config.conf_dir()`` (the wheel's packaged configs or the repository's
+``conf/``), the primary config ``train``. The config key ``task`` (a dotted path, default
 ``syndr_lightning.train.train``) names the function that receives the composed config.
 User mistakes (SyndrError) print one line on stderr and exit with status 2 (config and
 usage errors, found before anything is built) or 1 (data errors found later).
@@ -10,13 +11,15 @@ usage errors, found before anything is built) or 1 (data errors found later).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
-
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 DEFAULT_TASK = "syndr_lightning.train.train"
 
@@ -62,12 +65,22 @@ def run_task(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Find conf/, then hand over to Hydra."""
+    """Find conf/, then hand over to Hydra (the task module is imported only to run it)."""
     import warnings
+
+    if any(a in ("--version", "-V") for a in sys.argv[1:]):
+        from syndr_lightning import __version__
+
+        print(f"syndr-lightning {__version__}")
+        return
 
     import hydra
 
-    from syndr_lightning.train import conf_dir
+    from syndr_lightning.config import SWEPT_KEYS_ENV, conf_dir, register_resolvers, swept_keys
+
+    register_resolvers()
+    # Sweep jobs are named after the keys this command line sweeps (config.run_name).
+    os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
 
     # Lightning 2.6 calls a deprecated torch pytree API on every batch; not actionable here.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

@@ -21,17 +21,26 @@ SUBCOMMANDS: dict[str, str] = {
     "predict": "syndr_lightning.inference.cli",
     "export": "syndr_lightning.inference.export_cli",
     "umap": "syndr_lightning.viz.cli",
+    "eval": "syndr_lightning.inference.eval_cli",
 }
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser with every subcommand whose module is importable
     (only the subcommand ``only`` when given, so one command does not import the others)."""
+    from syndr_lightning import __version__
+
     parser = argparse.ArgumentParser(
         prog="syndr",
-        description="SynDR-IQA tools. Training: python -m syndr_lightning +experiment=NAME",
+        description="SynDR-IQA tools. Exit status: 0 ok, 1 bad data/input, 2 usage/config.",
     )
+    parser.add_argument("--version", action="version", version=f"syndr-lightning {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "train",
+        help="train (Hydra): syndr train [+experiment=NAME] [key=value ...]; same as syndr-train",
+        add_help=False,
+    )
     for name, module_name in SUBCOMMANDS.items():
         if only is not None and name != only:
             continue
@@ -47,14 +56,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syndr`` script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["train"]:
+        return train(args_list[1:])
+    parser = build_parser(args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None)
+    args = parser.parse_args(args_list)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
     return int(func(args) or 0)
+
+
+def train(argv: Sequence[str]) -> int:
+    """``syndr train ...``: hand the arguments to the Hydra entry point (``syndr-train``)."""
+    from syndr_lightning.__main__ import main as hydra_main
+
+    saved = sys.argv
+    sys.argv = ["syndr-train", *argv]
+    try:
+        hydra_main()
+    finally:
+        sys.argv = saved
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from hydra.utils import get_class
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from syndr_lightning.config import conf_dir
+from syndr_lightning.config import conf_dir, register_resolvers
 from syndr_lightning.evaluation import has_validation, resolve_selection
 from syndr_lightning.models.backbones import BACKBONES
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
@@ -37,6 +38,9 @@ __all__ = [
     "validate_before_building",
     "validate_config",
 ]
+
+
+register_resolvers()  # ${syndr_root:} and the run-name resolvers, before any compose
 
 
 # ------------------------------------------------------------------ config plumbing
@@ -95,6 +99,7 @@ def validate_config(cfg: DictConfig) -> None:
             f"model.backbone={backbone!r} is unknown; allowed values: {', '.join(BACKBONES)}"
         )
     _validate_reshape(cfg)
+    check_reshape_is_used(cfg)
     for key, entry in _dataset_entries(cfg.data):
         name, root = entry.get("name"), entry.get("root")
         if not name or not root:
@@ -136,16 +141,13 @@ def validate_config(cfg: DictConfig) -> None:
 def validate_before_building(cfg: DictConfig) -> None:
     """:func:`validate_config` plus the pixel limit, before anything is built.
 
-    Whatever it finds is a config error (exit 2), a missing dataset root included: the
-    config names a folder that is not there.
+    A config mistake is a ConfigError (exit 2); a dataset root that is not there is a
+    DatasetError (missing data: exit 1, as in every ``syndr`` command).
     """
-    try:
-        validate_config(cfg)
-        from syndr_lightning.utils.images import set_max_image_pixels
+    validate_config(cfg)
+    from syndr_lightning.utils.images import set_max_image_pixels
 
-        set_max_image_pixels(cfg.get("max_image_pixels"))
-    except DatasetError as exc:
-        raise ConfigError(str(exc)) from None
+    set_max_image_pixels(cfg.get("max_image_pixels"))
 
 
 # ------------------------------------------------------------------ object building
@@ -162,17 +164,40 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         raise ConfigError(f"cannot build {key}: {exc}") from exc
 
 
-def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """Instantiate ``cfg.data``; pass ``reshape=cfg.reshape`` when the target accepts it."""
+def _datamodule_class(cfg: DictConfig) -> type:
     target = cfg.data.get("_target_")
     if not target:
         raise ConfigError(
             "data._target_ is missing; e.g. syndr_lightning.data.datamodule.IQADataModule"
         )
     try:
-        cls = get_class(str(target))
+        return get_class(str(target))
     except Exception as exc:  # hydra raises plain ImportError/ValueError variants
         raise ConfigError(f"data._target_={target!r} cannot be imported: {exc}") from None
+
+
+def check_reshape_is_used(cfg: DictConfig) -> None:
+    """A reshaping switch that is on must reach a data module that can reshape.
+
+    Otherwise the run would be the baseline while its saved config says DDCUp/DRCDown.
+    """
+    r = cfg.get("reshape")
+    on = [k for k in ("ddcup", "drcdown") if r is not None and r.get(k) is True]
+    if not on or cfg.data.get("reshape") is not None:
+        return
+    cls = _datamodule_class(cfg)
+    if "reshape" not in inspect.signature(cls.__init__).parameters:
+        keys = " and ".join(f"reshape.{k}=true" for k in on)
+        raise ConfigError(
+            f"{keys} but data._target_={cfg.data._target_} cannot reshape (it ignores "
+            f"reshape.*); train the baseline with reshape=none, or use a data config with "
+            f"syndr_lightning.data.syndr.SynDRDataModule (data=synthetic, data=syn2auth)"
+        )
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """Instantiate ``cfg.data``; pass ``reshape=cfg.reshape`` when the target accepts it."""
+    cls = _datamodule_class(cfg)
     kwargs: dict[str, Any] = {}
     params = inspect.signature(cls.__init__).parameters
     if "reshape" in params and "reshape" not in cfg.data and cfg.get("reshape") is not None:
@@ -196,17 +221,66 @@ def instantiate_mapping(node: Any, key: str) -> list[Any]:
     return out
 
 
+_WANDB_NOTE_SHOWN = False
+
+
+def wandb_logged_in(env: Mapping[str, str] | None = None) -> bool:
+    """True when wandb has credentials: ``WANDB_API_KEY`` or a netrc entry for its host.
+
+    The same places ``wandb login`` writes to and wandb reads from: the netrc file
+    (``$NETRC``, else ``~/.netrc``) under the host of ``$WANDB_BASE_URL``
+    (default ``https://api.wandb.ai``).
+    """
+    import netrc
+    from urllib.parse import urlparse
+
+    env = os.environ if env is None else env
+    if env.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or ""
+    path = Path(env["NETRC"]) if env.get("NETRC") else Path.home() / ".netrc"
+    try:
+        auth = netrc.netrc(str(path)).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(auth and auth[2])
+
+
+def resolve_wandb_mode(entry: DictConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """Leave W&B's mode to wandb (login, ``WANDB_MODE``, settings, ``offline``), except that
+    a run without any login is logged offline; returns the note saying so, else None."""
+    env = os.environ if env is None else env
+    if entry.get("offline") or env.get("WANDB_MODE") or wandb_logged_in(env):
+        return None
+    with open_dict(entry):
+        entry.offline = True
+    return (
+        "W&B: not logged in (no WANDB_API_KEY, no netrc entry from `wandb login`): logging "
+        "offline; upload later with `wandb sync <run>/wandb/offline-run-*`"
+    )
+
+
 def build_loggers(cfg: DictConfig) -> list[Any]:
-    """Instantiate ``cfg.logger``; W&B runs offline when there is no ``WANDB_API_KEY``."""
+    """Instantiate ``cfg.logger``; W&B follows wandb's own login/mode, offline without login."""
+    global _WANDB_NOTE_SHOWN
     node = cfg.get("logger")
-    if node is not None and not os.environ.get("WANDB_API_KEY"):
-        for entry in node.values():
-            if isinstance(entry, DictConfig) and str(entry.get("_target_", "")).endswith(
-                "WandbLogger"
-            ):
-                with open_dict(entry):
-                    entry.offline = True
+    for entry in (node or {}).values() if isinstance(node, DictConfig) else ():
+        if isinstance(entry, DictConfig) and str(entry.get("_target_", "")).endswith("WandbLogger"):
+            note = resolve_wandb_mode(entry)
+            if note and not _WANDB_NOTE_SHOWN:
+                _WANDB_NOTE_SHOWN = True
+                print(note, file=sys.stderr)
     return instantiate_mapping(node, "logger")
+
+
+def progress_bar_setting(cfg: DictConfig, callbacks: Sequence[Any]) -> dict[str, Any]:
+    """No progress bar callback configured (``callbacks.rich_progress_bar=null``) means no
+    bar, not Lightning's default TQDM bar; ``trainer.enable_progress_bar`` still wins."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    if "enable_progress_bar" in cfg.trainer or any(isinstance(c, ProgressBar) for c in callbacks):
+        return {}
+    return {"enable_progress_bar": False}
 
 
 def finish_wandb(loggers: Sequence[Any]) -> None:

@@ -24,6 +24,7 @@ from syndr_lightning.compose import (
     finish_wandb,
     instantiate,
     instantiate_mapping,
+    progress_bar_setting,
     safety_callbacks,
     validate_before_building,
     validate_config,
@@ -74,7 +75,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     try:
         trainer: L.Trainer = instantiate(
-            cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+            cfg.trainer,
+            "trainer",
+            callbacks=callbacks,
+            logger=loggers or False,
+            **progress_bar_setting(cfg, callbacks),
         )
         for lg in trainer.loggers:  # loggers write on rank 0 only
             lg.log_hyperparams(plain_config(cfg))

@@ -7,6 +7,7 @@ here instead; results are checked where the script checks them, timings never.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -82,8 +83,15 @@ def bench_scaling(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
     assert np.all(i < j)
 
 
+def bench_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    module = _load("bench_cli")
+    cmd = [sys.executable, "-m", "syndr_lightning.cli", "--version"]
+    seconds = module.best_time(cmd, 1, dict(os.environ))
+    assert 0 < seconds < 120
+
+
 CASES = {f.__name__: f for f in (bench_loader, bench_featurepass, bench_inference, bench_distort,
-                                  bench_reshape, bench_scaling)}  # fmt: skip
+                                  bench_reshape, bench_scaling, bench_cli)}  # fmt: skip
 
 
 def test_every_bench_script_has_a_case() -> None:

@@ -73,7 +73,7 @@ def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
     from syndr_lightning.reshape.params import ReshapeParams
 
     defaults = ReshapeParams().flat()
-    for name in ("syndr", "none"):
+    for name in ("syndr", "lite", "none"):
         cfg = compose_config([f"reshape={name}"])
         assert set(cfg.reshape) == set(defaults), name
         for key in ("k", "T_ref", "T_q", "T_f", "T_u"):
@@ -139,7 +139,7 @@ def test_config_composes_and_instantiates(
             "reshape.backend=numpy",
             r"reshape\.backend='numpy' is unknown; allowed values: auto, torch, faiss",
         ),
-        ("+data.feature_pass.batch_size=0", r"data\.feature_pass\.batch_size=0"),
+        ("++data.feature_pass.batch_size=0", r"data\.feature_pass\.batch_size=0"),
         # explicit validation-based selection without a validation set (selection=auto,
         # the default, falls back to the last epoch instead)
         ("selection=val data.val_fraction=0", r"no validation set"),
@@ -158,7 +158,7 @@ def test_k_all_is_accepted(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_root_names_the_key(tmp_path: Path) -> None:
-    cfg = compose_config(["data=kadid10k", *_paths(tmp_path)], output_dir=tmp_path)
+    cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], output_dir=tmp_path)
     with pytest.raises(DatasetError, match=r"data\.train\.root=.*kadid10k' does not exist"):
         validate_config(cfg)
 
@@ -176,7 +176,8 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
     dm = build_datamodule(cfg)
     reshape = dm.reshape  # type: ignore[attr-defined]
     assert reshape.drcdown_params.T_u == 7 and reshape.drcdown is False
-    plain = build_datamodule(compose_config(_paths(tmp_path), output_dir=tmp_path))
+    plain_cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], tmp_path)
+    plain = build_datamodule(plain_cfg)
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
 
 

@@ -120,6 +120,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
             "data.batch_size=16",
             "trainer.max_epochs=1",
             "demo.umap_epochs=20",
+            "demo.seeds=[0,1]",
             "callbacks.umap.max_samples=40",
             f"paths.cache_dir={tmp_path / 'cache'}",
         ],
@@ -131,9 +132,18 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
     assert "+experiment=syn2auth" in out
     assert "baseline" in out and "syndr" in out
     for variant in ("baseline", "syndr"):
-        assert np.isfinite(metrics[f"{variant}/test/target/srcc"])
+        for seed in (0, 1):
+            assert np.isfinite(metrics[f"{variant}/seed{seed}/test/target/srcc"])
     results = json.loads((tmp_path / "run" / "demo_results.json").read_text())
-    rows = {r["variant"]: r for r in results["rows"]}
+    # Paired seeds: the difference, its interval and a verdict line.
+    cmp = results["comparison"]
+    srcc = {(r["seed"], r["variant"]): r["srcc"] for r in results["rows"]}
+    diffs = [srcc[(s, "syndr")] - srcc[(s, "baseline")] for s in (0, 1)]
+    assert cmp["n"] == 2 and cmp["mean_diff"] == pytest.approx(np.mean(diffs))
+    assert cmp["low"] <= cmp["mean_diff"] <= cmp["high"]
+    assert f"Verdict: syndr vs baseline on this proxy task: {cmp['verdict']}" in out
+    assert "Paired difference syndr - baseline" in out and "+-" in out
+    rows = {r["variant"]: r for r in results["rows"] if r["seed"] == 0}
     assert rows["baseline"]["kept_fraction"] is None
     assert 0 < rows["syndr"]["kept_fraction"] <= 1
     figures = results["figures"]
@@ -152,6 +162,27 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
         assert path in out
         with Image.open(path) as img:
             assert img.format == "PNG"
+
+
+def test_paired_comparison_verdicts() -> None:
+    from scipy import stats
+
+    from syndr_lightning.demo.run import paired_comparison
+
+    base = [0.30, 0.25, 0.40, 0.35]
+    better = paired_comparison(base, [0.41, 0.33, 0.52, 0.44])
+    assert better.verdict == "better" and better.low > 0
+    d = np.array([0.11, 0.08, 0.12, 0.09])
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert better.low == pytest.approx(d.mean() - half) and better.high == pytest.approx(
+        d.mean() + half
+    )
+    assert paired_comparison(base, [0.20, 0.18, 0.31, 0.22]).verdict == "worse"
+    mixed = paired_comparison(base, [0.35, 0.20, 0.45, 0.30])
+    assert mixed.verdict == "no significant difference" and mixed.low < 0 < mixed.high
+    assert paired_comparison([0.3], [0.5]).verdict.startswith("no significant difference")
+    with pytest.raises(ConfigError):
+        paired_comparison([0.1, 0.2], [0.3])
 
 
 def test_demo_falls_back_to_tiny_cnn_without_the_offline_wheel(tmp_path: Path, monkeypatch) -> None:

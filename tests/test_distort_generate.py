@@ -171,7 +171,8 @@ def test_cli_generate_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
         ["distort", "--refs", str(tmp_path / "nope"), "--out", str(out), "--no-progress"]
     )
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("syndr distort: error:") and "\n" not in err
+    # A missing input folder is bad input (1); a wrong option value is usage (2).
+    assert rc == 1 and err.startswith("syndr distort: error:") and "\n" not in err
     rc = syndr_main(
         ["distort", "--refs", str(tmp_path / "refs"), "--out", str(out), "--types", "30"]
     )

@@ -88,15 +88,18 @@ def test_user_error_is_one_line_and_nonzero(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("override", "needle"),
+    ("override", "needle", "code"),
     [
-        ("reshape.T_f=3", "reshape.T_f=3"),
-        ("task=syndr_lightning.nowhere.run", "task='syndr_lightning.nowhere.run'"),
-        ("data=kadid10k", "data.train.root="),
+        ("reshape.T_f=3", "reshape.T_f=3", 2),
+        ("task=syndr_lightning.nowhere.run", "task='syndr_lightning.nowhere.run'", 2),
+        # reshaping switched on for a data module that cannot reshape: a config mistake
+        ("data=kadid10k", "reshape=none", 2),
+        # missing data: exit status 1, as in every `syndr` command
+        ("data=kadid10k reshape=none", "data.train.root=", 1),
     ],
 )
 def test_run_task_reports_errors_in_one_line(
-    tmp_path: Path, override: str, needle: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, override: str, needle: str, code: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
@@ -104,9 +107,9 @@ def test_run_task_reports_errors_in_one_line(
     from syndr_lightning.train import compose_config
 
     GlobalHydra.instance().clear()
-    cfg = compose_config([override, f"paths.data_dir={tmp_path}"], output_dir=tmp_path / "out")
+    cfg = compose_config([*override.split(), f"paths.data_dir={tmp_path}"], tmp_path / "out")
     with pytest.raises(SystemExit) as info:
         run_task(cfg)
-    assert info.value.code == 2
+    assert info.value.code == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0]

@@ -31,7 +31,8 @@ from syndr_lightning.utils.images import MAX_PIXELS_ENV, image_size, read_rgb
 
 
 def _one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
+    """The one error line on stderr (progress-bar rows, drawn with '━', are not errors)."""
+    lines = [line for line in err.strip().splitlines() if line.strip() and "━" not in line]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
@@ -64,7 +65,8 @@ def test_malicious_checkpoint_runs_nothing_and_is_refused(tmp_path: Path, capsys
         build_backbone("tiny_cnn", str(evil))
     img = write_image(tmp_path / "a.png", 0)
     code = syndr_main(["predict", "--ckpt", str(evil), str(img), "--out", str(tmp_path / "o.csv")])
-    assert code == 2 and "refusing" in _one_line(capsys.readouterr().err)
+    # a refused checkpoint is bad data: exit status 1 (utils.cliopts: 1 data, 2 usage)
+    assert code == 1 and "refusing" in _one_line(capsys.readouterr().err)
     assert not marker.exists() and not (tmp_path / "o.csv").exists()
     # The payload is live: the unsafe loader this replaced would have run it.
     torch.load(evil, map_location="cpu", weights_only=False)
@@ -256,7 +258,7 @@ def test_npy_with_a_huge_header_is_refused_before_allocating(tmp_path: Path, cap
 def test_predict_checks_out_first_and_keeps_an_old_csv(
     ckpt: Path, tmp_path: Path, capsys, monkeypatch
 ):
-    import syndr_lightning.inference.cli as predict_cli
+    import syndr_lightning.inference.predict as predict_cli
 
     img = write_image(tmp_path / "a.png", 0)
     (tmp_path / "outdir").mkdir()

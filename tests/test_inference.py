@@ -126,7 +126,7 @@ def test_predict_cli_errors_are_one_line(ckpt: Path, tmp_path: Path, capsys) -> 
     img = write_image(tmp_path / "a.png", 0)
     out = tmp_path / "o.csv"
     code = syndr_main(["predict", "--ckpt", str(tmp_path / "x.ckpt"), str(img), "--out", str(out)])
-    assert code == 2
+    assert code == 1  # a missing checkpoint is bad input (usage mistakes are 2)
     err = capsys.readouterr().err.strip()
     assert err.startswith("syndr predict: error: checkpoint") and "\n" not in err
     assert not out.exists()

@@ -178,10 +178,13 @@ def test_stale_temporaries_of_every_cache_are_cleaned(tmp_path: Path) -> None:
 
     ref_cache = tmp_path / "ref"
     ref_cache.mkdir()
-    stale = ref_cache / (".%s.npy.q.tmp" % ("a" * 64))
+    from syndr_lightning.reshape.features import pool_cache_file
+
+    pool_file = pool_cache_file(ref_cache, [Path(p) for p in paths], "tiny_cnn", "none", 224)
+    stale = ref_cache / f".{pool_file.name}.q.tmp"  # one cache file per pool
     stale.write_bytes(b"x")
     extract_reference_features(paths, encoder="tiny_cnn", weights="none", cache_dir=ref_cache)
-    assert not stale.exists() and len(list(ref_cache.glob("*.npy"))) == 2
+    assert not stale.exists() and list(ref_cache.glob("*.npy")) == [pool_file]
 
 
 def test_unwritable_cache_folder_is_one_line(tmp_path: Path, monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""Reference-feature extraction: frozen encoder, centre crop, per-image cache."""
+"""Reference-feature extraction: frozen encoder, centre crop, one cache file per pool."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def images(tmp_path):
     return tmp_path, paths, str(weights)
 
 
-def test_extract_and_cache(images):
+def test_extract_and_cache(images, capsys):
     d, paths, weights = images
     cache = d / "cache"
     kw = {
@@ -40,19 +40,34 @@ def test_extract_and_cache(images):
     }
     a = extract_reference_features(paths, cache_dir=cache, **kw)
     assert a.shape == (3, 64) and a.dtype == np.float32 and np.isfinite(a).all()
-    assert len(list(cache.glob("*.npy"))) == 3
-    # Cached rows are reused: poison one cache file and it comes back as stored.
-    f = sorted(cache.glob("*.npy"))[0]
-    np.save(f, np.full(64, 7.0, dtype=np.float32))
-    b = extract_reference_features(paths, cache_dir=cache, **kw)
-    assert (b == 7.0).all(axis=1).sum() == 1
+    # One file for the whole pool (not one per image), and the encoder pass showed its
+    # progress on stderr.
+    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.tmp"))
+    err = capsys.readouterr().err
+    assert "DDCUp encoder (3 images)" in err and "3/3" in err
+    # The cached pool is reused: poison one row and it comes back as stored.
+    f = next(cache.glob("*.npy"))
+    poisoned = a.copy()
+    poisoned[1] = 7.0
+    np.save(f, poisoned)
+    b = extract_reference_features(paths, cache_dir=cache, **kw, progress=False)
+    assert (b == 7.0).all(axis=1).sum() == 1 and capsys.readouterr().err == ""
     # Without a cache the features are recomputed and equal the first run.
     np.testing.assert_allclose(extract_reference_features(paths, **kw), a, rtol=1e-5, atol=1e-6)
     # A modified image gets a new cache entry (size/mtime are in the key).
     Image.fromarray(np.zeros((40, 48, 3), dtype=np.uint8)).save(paths[0])
     os.utime(paths[0], ns=(1, 1))
     c = extract_reference_features(paths, cache_dir=cache, **kw)
-    assert len(list(cache.glob("*.npy"))) == 4 and not np.allclose(c[0], a[0])
+    assert len(list(cache.glob("*.npy"))) == 2 and not np.allclose(c[0], a[0])
+    np.testing.assert_allclose(c[1:], a[1:], rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_pass_with_loader_workers_matches(images):
+    _, paths, weights = images
+    kw = {"encoder": "tiny_cnn", "weights": weights, "crop_size": 32, "batch_size": 2}
+    a = extract_reference_features(paths, num_workers=0, progress=False, **kw)
+    b = extract_reference_features(paths, num_workers=2, progress=False, **kw)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_input(images, tmp_path):

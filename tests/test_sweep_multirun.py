@@ -32,6 +32,7 @@ PAPER_GRIDS = {
 TINY = [
     "model=tiny",
     "debug=cpu",
+    "reshape.ddcup=false",  # DRCDown (what the thresholds act on) without DDCUp's build
     "data.train.options.n_refs=4",
     "data.train.options.n_types=2",
     "data.train.options.n_levels=3",

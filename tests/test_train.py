@@ -21,6 +21,7 @@ from syndr_lightning.train import compose_config, train
 TINY = [
     "task_name=demo",
     "model=tiny",
+    "data=generated",  # the plain IQADataModule on generated data
     "reshape=none",
     "trainer=cpu",
     "trainer.max_epochs=2",

@@ -5,7 +5,7 @@ KADID's size (512x384) to a temporary folder, then scores them with
 
 * reference: the straightforward loop -- open each file, cut the crops, run the model on
   one crop at a time, average;
-* ours: :func:`syndr_lightning.inference.cli.predict_files` (all crops of a batch of
+* ours: :func:`syndr_lightning.inference.predict.predict_files` (all crops of a batch of
   images in one forward pass), with 0 and 2 decoding workers.
 
 Both use the same model (EfficientNet-Lite0 with its offline ImageNet weights when the
@@ -29,7 +29,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from syndr_lightning.inference.api import Scorer
-from syndr_lightning.inference.cli import predict_files
+from syndr_lightning.inference.predict import predict_files
 from syndr_lightning.models.module import BIQAModule
 
 

@@ -96,7 +96,10 @@ class UMAPCallback(Callback):
         out = self._out(trainer)
         was_training = pl_module.training
         try:
-            self.figures.update(self._maps(dm, pl_module, out))
+            # Progress as rows of Lightning's bar when it is live, else on stderr; none
+            # when progress bars are off.
+            shown = trainer if trainer.progress_bar_callback is not None else False
+            self.figures.update(self._maps(dm, pl_module, out, shown))
             if self.clusters and getattr(dm, "drcdown_params", None) is not None:
                 self.figures.update(self._clusters(dm, pl_module, out, "final"))
             if self.curves:
@@ -130,7 +133,9 @@ class UMAPCallback(Callback):
             device=pl_module.device,
         )
 
-    def _maps(self, dm: Any, pl_module: LightningModule, out: Path) -> dict[str, Path]:
+    def _maps(
+        self, dm: Any, pl_module: LightningModule, out: Path, progress: Any = False
+    ) -> dict[str, Path]:
         from syndr_lightning.viz.maps import feature_maps
 
         train = getattr(dm, "original_manifest", None)
@@ -148,6 +153,7 @@ class UMAPCallback(Callback):
             max_samples=self.max_samples,
             seed=self.seed,
             n_epochs=self.n_epochs,
+            progress=progress,
         )
         # A joint map with several test sets also exists; the per-set maps are enough.
         return figures

@@ -32,7 +32,6 @@ from syndr_lightning.utils.errors import DatasetError, InputError
 from syndr_lightning.utils.images import image_size, read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
-from syndr_lightning.utils.progress import progress as progress_bar
 
 CACHE_VERSION = 2  # 2: file identities are utils.io.file_identity strings
 _CHUNK = 64
@@ -177,10 +176,12 @@ class ImageCache:
                 f"{free / 2**30:.2f} GiB are free{cleaned if freed else ''}; choose another "
                 f"cache_dir or disable the cache"
             )
+        from syndr_lightning.utils.progress import progress as show_progress
+
         with (
             atomic_path(folder / data_name) as tmp,
             open(tmp, "wb") as fh,
-            progress_bar(
+            show_progress(
                 f"caching {len(paths)} images", len(paths), enabled=progress, transient=True
             ) as bar,
         ):
@@ -193,7 +194,7 @@ class ImageCache:
                     )
                 fh.write(np.ascontiguousarray(arr).tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
-                    bar.advance(i % _CHUNK + 1)
+                    bar.update(completed=i + 1)
         return {
             "version": CACHE_VERSION,
             "data_file": data_name,

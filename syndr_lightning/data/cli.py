@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
 from syndr_lightning.utils.errors import SyndrError
 
 
@@ -37,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--full",
         action="store_true",
-        default=True,
-        help="decode every image fully (the default: finds truncated and corrupt files)",
+        default=None,
+        help="decode every image fully (the default: finds truncated and corrupt files); "
+        "given explicitly, the decoding progress is shown",
     )
     check.add_argument(
         "--headers-only",
@@ -49,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--max-pixels", type=int, default=None, help="largest image (width x height) to accept"
     )
+    add_progress_flag(check)
     check.add_argument(
         "-o",
         "--option",
@@ -73,8 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--by", choices=("auto", "reference", "image"), default="auto")
     split.add_argument("-o", "--option", action="append", default=[], type=_parse_option)
+    split.add_argument("--json", action="store_true", help="print the split counts as JSON")
     split.set_defaults(func=_split)
     listing = sub.add_parser("list", help="list dataset names and published facts")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
     listing.set_defaults(func=_list)
     parser.set_defaults(func=lambda args: _help(parser))
 
@@ -92,10 +97,16 @@ def _check(args: argparse.Namespace) -> int:
             from syndr_lightning.utils.images import set_max_image_pixels
 
             set_max_image_pixels(args.max_pixels)
-        report = check_dataset(args.name, args.root, full=args.full, **dict(args.option))
+        report = check_dataset(
+            args.name,
+            args.root,
+            full=args.full is not False,  # decoding is the default; --headers-only skips it
+            progress=args.full is True and not args.no_progress,
+            **dict(args.option),
+        )
     except SyndrError as exc:
         print(f"syndr data check: {exc}", file=sys.stderr)
-        return 2
+        return error_exit_code(exc)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -124,8 +135,11 @@ def _split(args: argparse.Namespace) -> int:
         path = splits.save_split(marked, args.out)
     except SyndrError as exc:
         print(f"syndr data split: {exc}", file=sys.stderr)
-        return 1
-    counts = marked["split"].value_counts().to_dict()
+        return error_exit_code(exc)
+    counts = {str(k): int(v) for k, v in marked["split"].value_counts().items()}
+    if args.json:
+        print(json.dumps({"path": str(path), "by": by, "counts": counts}, indent=2))
+        return 0
     print(f"wrote {path} (by {by}): " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
 
@@ -133,6 +147,23 @@ def _split(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from syndr_lightning.data.datasets import REGISTRY
 
+    if getattr(args, "json", False):
+        rows = []
+        for name in sorted(REGISTRY):
+            info = REGISTRY[name].info
+            rows.append(
+                {
+                    "name": name,
+                    "kind": info.kind,
+                    "published_images": info.published_images,
+                    "published_references": info.published_references,
+                    "raw_range": list(info.raw_range) if info.raw_range else None,
+                    "higher_is_better_raw": info.higher_is_better_raw,
+                    "label_file": info.label_file,
+                }
+            )
+        print(json.dumps(rows, indent=2))
+        return 0
     for name in sorted(REGISTRY):
         info = REGISTRY[name].info
         direction = "higher" if info.higher_is_better_raw else "LOWER"

@@ -59,13 +59,13 @@ log = logging.getLogger(__name__)
 __all__ = ["SynDRDataModule", "build_upsampled_set"]
 
 
-def _own_progress_bar(trainer: Any) -> bool:
-    """Show a feature-pass bar on global rank 0 unless Lightning's rich bar is live (rich
-    allows one live display at a time)."""
-    from lightning.pytorch.callbacks import RichProgressBar
-
+def _progress_host(trainer: Any) -> Any:
+    """Global rank 0 shows the feature pass: as a row of Lightning's live rich bar when
+    there is one (never a second live display), else as its own bar; other ranks: none."""
+    if not trainer.is_global_zero:
+        return False
     bar = getattr(trainer, "progress_bar_callback", None)
-    return bool(trainer.is_global_zero) and not isinstance(bar, RichProgressBar)
+    return trainer if bar is not None else False
 
 
 class SynDRDataModule(IQADataModule):
@@ -222,7 +222,8 @@ class SynDRDataModule(IQADataModule):
         root = self.candidates.get("root")
         if not root:
             raise ConfigError("data.candidates.root is missing; point it at the candidate pool")
-        if not Path(str(root)).expanduser().exists():
+        # The built-in generated pool (name: synthetic) creates its folder itself.
+        if name != "synthetic" and not Path(str(root)).expanduser().exists():
             raise DatasetError(
                 f"data.candidates.root={str(root)!r} does not exist; download KADIS-700k (or "
                 f"put any pristine images) there or set data.candidates.root"
@@ -425,7 +426,7 @@ class SynDRDataModule(IQADataModule):
         assert selector is not None
         epoch = int(epoch)
         if epoch not in selector.results:
-            selector.compute(trainer.lightning_module, epoch, progress=_own_progress_bar(trainer))
+            selector.compute(trainer.lightning_module, epoch, progress=_progress_host(trainer))
         return selector.results[epoch]
 
     def train_indices(self, epoch: int) -> np.ndarray:

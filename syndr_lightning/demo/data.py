@@ -45,6 +45,7 @@ from PIL import Image
 from syndr_lightning.fakedata.kadid import kadid_ref_id, write_kadid
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_dir, atomic_open
+from syndr_lightning.utils.progress import progress as show_progress
 
 __all__ = [
     "DEMO_VERSION",
@@ -303,6 +304,7 @@ def _write_kadid(
     levels: Sequence[int],
     root: Path,
     seed: int,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Write ``refs`` in KADID-10k's layout under ``root`` (``fakedata.kadid``), labelled
     with proxy_mos (``dmos`` 1..5, higher is better as in KADID; ``var`` = 0). Returns the
@@ -314,13 +316,22 @@ def _write_kadid(
         raise ConfigError(f"the KADID layout holds at most 81 references; got {len(refs)}")
     (root / "images").mkdir(parents=True)
     crop_of = {kadid_ref_id(i): crop_name for i, (crop_name, _) in enumerate(refs)}
+    n_images = len(refs) * len(types) * len(levels)
+    with show_progress(
+        f"demo data {root.name}: GenDist + SSIM labels ({n_images} images)",
+        n_images,
+        enabled=progress,
+    ) as bar:
 
-    def distort(ref_id: str, ref: np.ndarray, t: int, lv: int) -> tuple[np.ndarray, float, float]:
-        out = distort_image(ref, t, lv, seed=derive_seed(seed, crop_of[ref_id], t, lv))
-        return out, round(proxy_mos(ref, out), 6), 0.0
+        def distort(
+            ref_id: str, ref: np.ndarray, t: int, lv: int
+        ) -> tuple[np.ndarray, float, float]:
+            out = distort_image(ref, t, lv, seed=derive_seed(seed, crop_of[ref_id], t, lv))
+            bar.advance(1)
+            return out, round(proxy_mos(ref, out), 6), 0.0
 
-    ids = ((kadid_ref_id(i), ref) for i, (_, ref) in enumerate(refs))
-    table = write_kadid(root, ids, types, levels, distort, _save_png)
+        ids = ((kadid_ref_id(i), ref) for i, (_, ref) in enumerate(refs))
+        table = write_kadid(root, ids, types, levels, distort, _save_png)
     return table.assign(crop=table["ref_img"].str[:-4].map(crop_of))
 
 

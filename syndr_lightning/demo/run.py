@@ -5,11 +5,14 @@ with conf/experiment/demo.yaml:
 
 1. builds (or reuses from ``paths.cache_dir``) the demo dataset of
    :mod:`syndr_lightning.demo.data` from photographs shipped in installed packages;
-2. trains every variant of ``demo.variants`` (default: the baseline, and SynDR-IQA =
-   DDCUp + DRCDown) with the same seed and settings through the regular
-   :func:`syndr_lightning.train.train`, each in ``<run dir>/<variant>/``;
-3. writes the figures (UMAP maps, cluster sizes, curves per variant; DDCUp's reference
-   selection) and prints a side-by-side table, the protocol, and the figure paths.
+2. for every seed of ``demo.seeds``, trains every variant of ``demo.variants`` (default:
+   the baseline, and SynDR-IQA = DDCUp + DRCDown) with that seed and otherwise identical
+   settings through the regular :func:`syndr_lightning.train.train`, each in
+   ``<run dir>/seed<S>/<variant>/`` (paired seeds: same data order, crops and init);
+3. writes the figures (UMAP maps, cluster sizes, curves per variant, for the first seed;
+   DDCUp's reference selection) and prints mean +- std per variant, every seed's pair,
+   the paired difference with a t confidence interval, and a verdict line (better / no
+   significant difference / worse), the protocol and the figure paths.
 
 This is a proxy task (SSIM-labelled photographs, seconds of CPU training), not the
 paper's benchmark; the output says so and shows the command for the real one.
@@ -21,6 +24,8 @@ import copy
 import importlib.util
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ from syndr_lightning.demo.data import DemoData, DemoSpec, build_demo_dataset
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.io import atomic_open
 
-__all__ = ["REAL_COMMAND", "run_demo", "summarise_variant"]
+__all__ = ["REAL_COMMAND", "PairedComparison", "paired_comparison", "run_demo", "summarise_variant"]
 
 REAL_COMMAND = (
     "python -m syndr_lightning +experiment=syn2auth paths.data_dir=/path/to/datasets  "
@@ -80,11 +85,70 @@ def _backbone_note(cfg: DictConfig) -> str:
     )
 
 
-def _variant_config(cfg: DictConfig, name: str, switches: Any, out_dir: Path) -> DictConfig:
+@dataclass(frozen=True)
+class PairedComparison:
+    """``treatment - baseline`` over paired seeds, with a two-sided t interval."""
+
+    n: int
+    mean_diff: float
+    std_diff: float
+    low: float
+    high: float
+    confidence: float
+    p_value: float
+    verdict: str
+
+
+def paired_comparison(
+    baseline: Sequence[float], treatment: Sequence[float], confidence: float = 0.95
+) -> PairedComparison:
+    """Paired t analysis of per-seed differences; the verdict reads the interval.
+
+    ``better`` when the whole interval is above 0, ``worse`` when below, else ``no
+    significant difference`` (always so with fewer than two pairs: no interval).
+    """
+    from scipy import stats
+
+    a = np.asarray(baseline, dtype=np.float64)
+    b = np.asarray(treatment, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ConfigError(f"paired comparison needs equal, non-empty lists; got {a.size}, {b.size}")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"demo.confidence must be in (0, 1); got {confidence}")
+    d = b - a
+    n = int(d.size)
+    mean = float(d.mean())
+    if n < 2:
+        return PairedComparison(
+            n,
+            mean,
+            float("nan"),
+            -np.inf,
+            np.inf,
+            confidence,
+            1.0,
+            "no significant difference (one seed: no interval)",
+        )
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / np.sqrt(n)
+    p = 1.0 if sd == 0.0 and mean == 0.0 else float(stats.ttest_rel(b, a).pvalue)
+    if sd == 0.0 and mean != 0.0:
+        p = 0.0
+    low, high = mean - half, mean + half
+    verdict = "better" if low > 0 else "worse" if high < 0 else "no significant difference"
+    return PairedComparison(n, mean, sd, low, high, confidence, p, verdict)
+
+
+def _variant_config(
+    cfg: DictConfig, name: str, switches: Any, out_dir: Path, seed: int, figures: bool
+) -> DictConfig:
     vcfg = copy.deepcopy(cfg)
     with open_dict(vcfg):
+        vcfg.seed = int(seed)
         vcfg.paths.output_dir = str(out_dir / name)
-        vcfg.task_name = f"{cfg.get('task_name', 'demo')}-{name}"
+        vcfg.task_name = f"{cfg.get('task_name', 'demo')}-{name}-seed{seed}"
+        if not figures and vcfg.get("callbacks") is not None and "umap" in vcfg.callbacks:
+            vcfg.callbacks.umap = None  # figures for the first seed only (time)
         for key, value in (switches or {}).items():
             if key not in vcfg.reshape:
                 raise ConfigError(
@@ -148,38 +212,86 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _print_table(rows: list[dict[str, Any]], caption: str) -> None:
-    from rich.console import Console
+def _mean_std(values: Sequence[Any]) -> str:
+    vals = np.array([v for v in values if v is not None], dtype=np.float64)
+    if vals.size == 0:
+        return "-"
+    if vals.size == 1:
+        return f"{vals[0]:.3f}"
+    return f"{vals.mean():.3f} +- {vals.std(ddof=1):.3f}"
+
+
+def _print_table(rows: list[dict[str, Any]], caption: str, console: Any) -> None:
+    """Mean +- std over the seeds, one row per variant."""
     from rich.table import Table
 
-    table = Table(title="Demo: baseline vs SynDR-IQA (proxy task)", caption=caption)
+    n_seeds = len({r["seed"] for r in rows})
+    table = Table(
+        title=f"Demo: baseline vs SynDR-IQA (proxy task), mean +- std over {n_seeds} seeds",
+        caption=caption,
+    )
     for col in (
         "variant",
-        "SRCC (val-sel.)",
-        "PLCC (val-sel.)",
-        "SRCC (last)",
-        "PLCC (last)",
+        "test SRCC (val-sel.)",
+        "test PLCC (val-sel.)",
+        "test SRCC (last)",
         "val SRCC",
         "kept fraction",
         "clusters/epoch",
-        "clusters (final)",
         "time",
     ):
         table.add_column(col, justify="left" if col == "variant" else "right")
-    for r in rows:
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        kept = [r["kept_fraction"] for r in mine]
         table.add_row(
-            r["variant"],
-            _fmt(r["srcc"]),
-            _fmt(r["plcc"]),
-            _fmt(r["srcc_last"]),
-            _fmt(r["plcc_last"]),
-            _fmt(r["val_srcc"]),
-            _fmt(r["kept_fraction"], 2) if r["kept_fraction"] is not None else "1 (off)",
-            _fmt(r["clusters"], 1),
-            _fmt(r["final_clusters"]),
-            f"{r['seconds']:.0f} s",
+            name,
+            _mean_std([r["srcc"] for r in mine]),
+            _mean_std([r["plcc"] for r in mine]),
+            _mean_std([r["srcc_last"] for r in mine]),
+            _mean_std([r["val_srcc"] for r in mine]),
+            "1 (off)" if all(k is None for k in kept) else _mean_std(kept),
+            _mean_std([r["clusters"] for r in mine]),
+            f"{sum(r['seconds'] for r in mine):.0f} s",
         )
-    Console(width=160).print(table)
+    console.print(table)
+
+
+def _print_pairs(
+    rows: list[dict[str, Any]], base: str, treat: str, console: Any, confidence: float
+) -> PairedComparison:
+    """Every seed's pair, the paired difference with its interval, and the verdict."""
+    from rich.table import Table
+
+    by = {(r["seed"], r["variant"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    pairs = Table(title="Paired seeds: test SRCC of the val-selected checkpoint")
+    for col in ("seed", base, treat, f"{treat} - {base}"):
+        pairs.add_column(col, justify="right")
+    a, b = [], []
+    for seed in seeds:
+        x, y = by[(seed, base)]["srcc"], by[(seed, treat)]["srcc"]
+        a.append(x)
+        b.append(y)
+        pairs.add_row(str(seed), _fmt(x), _fmt(y), f"{y - x:+.3f}")
+    console.print(pairs)
+    cmp = paired_comparison(a, b, confidence)
+    pct = f"{100 * cmp.confidence:.0f}%"
+    if cmp.n >= 2:
+        console.print(
+            f"Paired difference {treat} - {base} (test SRCC, val-selected), {cmp.n} seeds: "
+            f"{cmp.mean_diff:+.3f} +- {cmp.std_diff:.3f} (std); {pct} t-interval "
+            f"[{cmp.low:+.3f}, {cmp.high:+.3f}], paired t-test p = {cmp.p_value:.3f}"
+        )
+    console.print(
+        f"[bold]Verdict: {treat} vs {base} on this proxy task: {cmp.verdict}[/bold]"
+        + (
+            ""
+            if cmp.verdict != "no significant difference" or cmp.n < 2
+            else f" (the {pct} interval contains 0)"
+        )
+    )
+    return cmp
 
 
 def _reference_selection(cfg: DictConfig, data: DemoData, out_dir: Path) -> dict[str, Path]:
@@ -238,19 +350,31 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
         cfg.demo.val_refs = list(data.val_refs)
     target = str(cfg.data.test[0].get("label") or cfg.data.test[0].name)
 
+    seeds = [int(x) for x in (cfg.demo.get("seeds") or [cfg.get("seed", 0)])]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"demo.seeds must be distinct; got {seeds}")
+    variants = list(cfg.demo.variants)
+    if len(variants) < 2:
+        raise ConfigError("demo.variants needs a baseline and a treatment (two entries)")
     rows: list[dict[str, Any]] = []
     flat: dict[str, float] = {}
     syndr_cfg: DictConfig | None = None
-    for name, switches in cfg.demo.variants.items():
-        vcfg = _variant_config(cfg, str(name), switches, out_dir)
-        console.rule(f"training variant {name!r}: reshape {OmegaConf.to_container(switches)}")
-        t0 = time.perf_counter()
-        metrics = train(vcfg)
-        seconds = time.perf_counter() - t0
-        rows.append(summarise_variant(str(name), metrics, out_dir / str(name), seconds, target))
-        flat.update({f"{name}/{k}": float(v) for k, v in metrics.items()})
-        if vcfg.reshape.get("ddcup"):
-            syndr_cfg = vcfg
+    for i, seed in enumerate(seeds):
+        seed_dir = out_dir / f"seed{seed}"
+        for name, switches in cfg.demo.variants.items():
+            vcfg = _variant_config(cfg, str(name), switches, seed_dir, seed, figures=i == 0)
+            console.rule(
+                f"seed {seed} ({i + 1}/{len(seeds)}): variant {name!r}, reshape "
+                f"{OmegaConf.to_container(switches)}"
+            )
+            t0 = time.perf_counter()
+            metrics = train(vcfg)
+            seconds = time.perf_counter() - t0
+            row = summarise_variant(str(name), metrics, seed_dir / str(name), seconds, target)
+            rows.append({**row, "seed": seed})
+            flat.update({f"{name}/seed{seed}/{k}": float(v) for k, v in metrics.items()})
+            if vcfg.reshape.get("ddcup") and syndr_cfg is None:
+                syndr_cfg = vcfg
 
     figures: dict[str, str] = {}
     for r in rows:
@@ -269,10 +393,12 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
         f"refs (model selection: best val SRCC); test '{target}': {counts['test_refs']} refs "
         f"of unseen photographs x UNSEEN types {spec['test_types']} ({counts['test_images']} "
         f"images); DDCUp pool {counts['candidate_refs']} crops; {note}; "
-        f"{cfg.trainer.max_epochs} epochs, crop {cfg.data.crop_size}, seed {cfg.seed}. "
+        f"{cfg.trainer.max_epochs} epochs, crop {cfg.data.crop_size}, paired seeds {seeds}. "
         f"Labels: {data.meta['label']}."
     )
-    _print_table(rows, protocol)
+    _print_table(rows, protocol, console)
+    confidence = float(cfg.demo.get("confidence", 0.95))
+    cmp = _print_pairs(rows, str(variants[0]), str(variants[-1]), console, confidence)
     console.print(
         "[bold]This is a proxy task[/bold]: SSIM-derived labels on a few shipped photographs "
         "and minutes of CPU training. Its numbers do not reproduce or predict the paper's. "
@@ -290,6 +416,13 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
             {
                 "proxy_task": True,
                 "rows": rows,
+                "seeds": seeds,
+                "comparison": {
+                    "baseline": str(variants[0]),
+                    "treatment": str(variants[-1]),
+                    "metric": f"test/{target}/srcc (val-selected checkpoint)",
+                    **asdict(cmp),
+                },
                 "figures": figures,
                 "protocol": protocol,
                 "real_command": REAL_COMMAND,
@@ -301,4 +434,7 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
             default=str,
         )
     flat["demo/seconds"] = total
+    flat["demo/diff_mean"] = cmp.mean_diff
+    flat["demo/diff_low"] = cmp.low
+    flat["demo/diff_high"] = cmp.high
     return flat

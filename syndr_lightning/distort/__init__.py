@@ -6,27 +6,21 @@ without torch; ``from syndr_lightning.distort import distort_image`` works as be
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from syndr_lightning.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "ALL_LEVELS": "spec",
-    "ALL_TYPES": "spec",
-    "GENDIST_VERSION": "spec",
-    "SPECS": "spec",
-    "DistortionSpec": "spec",
-    "derive_seed": "spec",
-    "describe": "spec",
-    "distort_batch": "core",
-    "distort_image": "core",
-    "generate": "generator",
+    "distort_batch": "syndr_lightning.distort.core",
+    "distort_image": "syndr_lightning.distort.core",
+    "generate": "syndr_lightning.distort.generator",
+    "ALL_LEVELS": "syndr_lightning.distort.spec",
+    "ALL_TYPES": "syndr_lightning.distort.spec",
+    "GENDIST_VERSION": "syndr_lightning.distort.spec",
+    "derive_seed": "syndr_lightning.distort.spec",
+    "SPECS": "syndr_lightning.distort.spec",
+    "DistortionSpec": "syndr_lightning.distort.spec",
+    "describe": "syndr_lightning.distort.spec",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(__name__, _EXPORTS)

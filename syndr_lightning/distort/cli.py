@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from syndr_lightning.utils.errors import InputError, SyndrError
+from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
@@ -58,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dncnn", default=None, help="DnCNN state-dict file for type 15 (default: non-local means)"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -74,12 +77,17 @@ def _list_images(folder: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``syndr distort``; user errors print one line on stderr and return 2."""
+    """Execute ``syndr distort``; errors print one line on stderr (exit 2 usage, 1 input)."""
     from syndr_lightning.distort.spec import ALL_LEVELS, ALL_TYPES
 
     types = args.types or list(ALL_TYPES)
     levels = args.levels or list(ALL_LEVELS)
     try:
+        bad = [t for t in types if t not in ALL_TYPES] + [v for v in levels if v not in ALL_LEVELS]
+        if bad:
+            raise ConfigError(
+                f"--types must be 1..25 and --levels 1..5 (KADID numbering); got {bad}"
+            )
         if args.preview:
             from syndr_lightning.distort.generator import load_rgb
             from syndr_lightning.distort.preview import render_preview
@@ -98,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.preview}")
             return 0
         if not args.out:
-            raise InputError("--out is required unless --preview is given")
+            raise ConfigError("--out is required unless --preview is given")
         from syndr_lightning.distort.generator import MANIFEST_NAME, default_workers, generate_rows
 
         rows = generate_rows(
@@ -112,8 +120,14 @@ def run(args: argparse.Namespace) -> int:
             denoiser=args.dncnn,
             device=args.device,
         )
-        print(f"{len(rows)} images in {args.out} (manifest: {Path(args.out) / MANIFEST_NAME})")
+        manifest = Path(args.out) / MANIFEST_NAME
+        if args.json:
+            print(
+                json.dumps({"images": len(rows), "out": str(args.out), "manifest": str(manifest)})
+            )
+        else:
+            print(f"{len(rows)} images in {args.out} (manifest: {manifest})")
         return 0
     except SyndrError as exc:
         print(f"syndr distort: error: {exc}", file=sys.stderr)
-        return 2
+        return error_exit_code(exc)

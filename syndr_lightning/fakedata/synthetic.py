@@ -164,6 +164,11 @@ def _write_table(out_dir: Path, rows: list[dict[str, object]], meta: dict[str, o
     return csv_path
 
 
+#: KADID-10k's number of each built-in distortion (``kadid_types=True``): Gaussian blur,
+#: white noise, darken, JPEG, pixelate. GenDist applies these to DDCUp's new references.
+KADID_TYPE_IDS: dict[int, int] = {1: 1, 2: 11, 3: 17, 4: 10, 5: 21}
+
+
 def generate_synthetic_iqa(
     out_dir: str | Path,
     n_refs: int = 6,
@@ -171,6 +176,8 @@ def generate_synthetic_iqa(
     n_levels: int = 3,
     size: tuple[int, int] = (48, 64),
     seed: int = 0,
+    kadid_types: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Write a tiny KADID-like dataset under ``out_dir`` and return its CSV path.
 
@@ -178,7 +185,9 @@ def generate_synthetic_iqa(
     JPEG, pixelation) x ``n_levels`` levels. The score is a MOS-like value on 1..5 that
     falls with the level (faster for more severe types), plus a small per-reference offset
     and rater noise. Reference ids are ``ref_000``... Calling again with the same
-    arguments reuses the files.
+    arguments reuses the files. ``kadid_types`` writes each type under its KADID-10k
+    number (:data:`KADID_TYPE_IDS`), so DDCUp's GenDist can distort new references the
+    same way; ``progress`` shows the generation on stderr.
     """
     h, w = _check_args(size, n_refs=n_refs, n_types=n_types, n_levels=n_levels)
     if n_types > len(DISTORTIONS):
@@ -196,35 +205,58 @@ def generate_synthetic_iqa(
         "seed": int(seed),
         "version": 1,
     }
+    if kadid_types:
+        meta["kadid_types"] = True
     reused = _reuse(out, meta)
     if reused is not None:
         return reused
+    from syndr_lightning.utils.progress import progress as show_progress
+
     rows: list[dict[str, object]] = []
-    for r in range(n_refs):
-        ref_id = f"ref_{r:03d}"
-        rng = np.random.default_rng([seed, r])
-        ref_img = make_reference(rng, (h, w))
-        _save_png(ref_img, out / "refs" / f"{ref_id}.png")
-        ref_offset = rng.normal(0.0, 0.15)
-        for t in range(1, n_types + 1):
-            _, func, severity = DISTORTIONS[t]
-            for lev in range(1, n_levels + 1):
-                strength = lev / n_levels
-                drng = np.random.default_rng([seed, r, t, lev])
-                img = func(ref_img, strength, drng)
-                rel = f"images/{ref_id}_{t:02d}_{lev:02d}.png"
-                _save_png(img, out / rel)
-                mos = 4.7 - 3.4 * severity * strength + ref_offset + drng.normal(0.0, 0.08)
-                rows.append(
-                    {
-                        "path": rel,
-                        "score": round(float(np.clip(mos, 1.0, 5.0)), 4),
-                        "ref": ref_id,
-                        "type": t,
-                        "level": lev,
-                    }
-                )
+    total = n_refs * n_types * n_levels
+    with show_progress(f"generating {total} synthetic images", n_refs, enabled=progress) as bar:
+        for r in range(n_refs):
+            _synthetic_reference(out, r, n_types, n_levels, (h, w), seed, kadid_types, rows)
+            bar.advance(1)
     return _write_table(out, rows, meta)
+
+
+def _synthetic_reference(
+    out: Path,
+    r: int,
+    n_types: int,
+    n_levels: int,
+    hw: tuple[int, int],
+    seed: int,
+    kadid_types: bool,
+    rows: list[dict[str, object]],
+) -> None:
+    """Write reference ``r`` and its distorted images; append their table rows."""
+    h, w = hw
+    ref_id = f"ref_{r:03d}"
+    rng = np.random.default_rng([seed, r])
+    ref_img = make_reference(rng, (h, w))
+    _save_png(ref_img, out / "refs" / f"{ref_id}.png")
+    ref_offset = rng.normal(0.0, 0.15)
+    for t in range(1, n_types + 1):
+        _, func, severity = DISTORTIONS[t]
+        for lev in range(1, n_levels + 1):
+            strength = lev / n_levels
+            drng = np.random.default_rng([seed, r, t, lev])
+            img = func(ref_img, strength, drng)
+            tid = KADID_TYPE_IDS[t] if kadid_types else t
+            rel = f"images/{ref_id}_{tid:02d}_{lev:02d}.png"
+            _save_png(img, out / rel)
+            mos = 4.7 - 3.4 * severity * strength + ref_offset + drng.normal(0.0, 0.08)
+            rows.append(
+                {
+                    "path": rel,
+                    "score": round(float(np.clip(mos, 1.0, 5.0)), 4),
+                    "ref": ref_id,
+                    "type": tid,
+                    "level": lev,
+                }
+            )
 
 
 def generate_authentic_like(
@@ -289,9 +321,11 @@ def generate_references(
 class SyntheticDataset(BaseDataset):
     """Loader ``synthetic``: generates (or reuses) a tiny dataset under ``root``, then reads it.
 
-    Options: ``kind`` (``synthetic``, KADID-like; or ``authentic``), ``seed``, ``size``, and
-    ``n_refs``/``n_types``/``n_levels`` (synthetic) or ``n`` (authentic). The built-in,
-    offline default training data of ``conf/data/synthetic.yaml``.
+    Options: ``kind`` (``synthetic``, KADID-like; ``authentic``; or ``references``, an
+    unlabeled pool of pristine images for DDCUp's ``data.candidates``), ``seed``,
+    ``size``, and ``n_refs``/``n_types``/``n_levels``/``kadid_types`` (synthetic) or ``n``
+    (authentic, references). The built-in, offline default data of
+    ``conf/data/synthetic.yaml``; :meth:`references` gives DDCUp the pristine images.
     """
 
     info = DatasetInfo(
@@ -307,17 +341,39 @@ class SyntheticDataset(BaseDataset):
     def __init__(self, root: str | Path, kind: str = "synthetic", **options: Any) -> None:
         Path(root).expanduser().mkdir(parents=True, exist_ok=True)
         super().__init__(root)
-        if kind not in ("synthetic", "authentic"):
+        if kind not in ("synthetic", "authentic", "references"):
             raise ConfigError(
-                f"synthetic loader: kind must be synthetic or authentic, got {kind!r}"
+                f"synthetic loader: kind must be synthetic, authentic or references, got {kind!r}"
             )
         self.kind = kind
         self.gen_options = {k: (tuple(v) if k == "size" else v) for k, v in options.items()}
+        if kind == "synthetic":
+            self.gen_options.setdefault("progress", True)
 
-    def load(self) -> pd.DataFrame:
-        gen = generate_synthetic_iqa if self.kind == "synthetic" else generate_authentic_like
+    def _generate(self) -> Any:
+        gen = {
+            "synthetic": generate_synthetic_iqa,
+            "authentic": generate_authentic_like,
+            "references": generate_references,
+        }[self.kind]
         try:
-            csv_path = gen(self.root, **self.gen_options)
+            return gen(self.root, **self.gen_options)
         except TypeError as exc:
             raise ConfigError(f"synthetic loader ({self.kind}): bad options: {exc}") from None
-        return CSVDataset(csv_path, dataset_name=f"synthetic_{self.kind}").load()
+
+    def load(self) -> pd.DataFrame:
+        if self.kind == "references":
+            raise ConfigError(
+                "synthetic loader: kind=references is an unlabeled pool; use it as "
+                "data.candidates (DDCUp), not as a labelled train/val/test set"
+            )
+        return CSVDataset(self._generate(), dataset_name=f"synthetic_{self.kind}").load()
+
+    def references(self) -> dict[str, Path]:
+        """Pristine images by id: the generated references (synthetic) or the pool."""
+        if self.kind == "authentic":
+            raise ConfigError("synthetic loader: kind=authentic has no reference images")
+        if self.kind == "references":
+            return {p.stem: p for p in self._generate()}
+        table = pd.read_csv(self._generate())
+        return {str(r): self.root / "refs" / f"{r}.png" for r in sorted(set(table["ref"]))}

@@ -325,16 +325,37 @@ class Scorer:
             feats.append(f)
         return torch.cat(scores), torch.cat(feats)
 
-    def score(self, image: ImageLike | Sequence[ImageLike]) -> float | list[float]:
+    def score(
+        self, image: ImageLike | Sequence[ImageLike]
+    ) -> float | list[float] | dict[str, float]:
         """Score one image (path, PIL image, array or tensor ``[3,H,W]``) or a list of them.
 
-        A tensor ``[B,3,H,W]`` is scored as a batch of B images (returns a list).
+        A tensor ``[B,3,H,W]`` is scored as a batch of B images (returns a list); a folder
+        path is scored image by image (returns ``{path: score}``, see :meth:`score_folder`).
         """
+        if isinstance(image, str | os.PathLike) and Path(image).is_dir():
+            return self.score_folder(image)
         if isinstance(image, torch.Tensor) and image.dim() == 4:
             return self.score_batch(list(image))
         if isinstance(image, list | tuple):
             return self.score_batch(image)
         return self.score_batch([image])[0]
+
+    def score_folder(
+        self, folder: str | os.PathLike[str], *, workers: int = 0, progress: bool = False
+    ) -> dict[str, float]:
+        """``{path: score}`` of every image under ``folder`` (recursively, sorted).
+
+        An unreadable file scores NaN (as an empty score in ``syndr predict``); a folder
+        without images raises InputError.
+        """
+        from syndr_lightning.inference.predict import predict_files
+
+        table = predict_files(self, collect_images([folder]), workers=workers, progress=progress)
+        return {
+            str(p): float(s)
+            for p, s in zip(table["path"], table["score"].astype("float64"), strict=True)
+        }
 
     def score_batch(self, images: Sequence[ImageLike]) -> list[float]:
         """Scores of ``images`` in order, ``batch_size`` images per forward pass."""

@@ -5,8 +5,12 @@
 One row per file (``path,score,error``): ``score`` on 0..10 (higher is better), or empty
 with the reason in ``error`` when the file cannot be decoded (or is above the pixel
 limit, ``--max-pixels``); the other files go on. The CSV is written atomically at the
-end; when no image at all could be scored an existing CSV is kept as it was (exit 1).
-Exit status: 0 something was scored, 1 nothing could be, 2 bad arguments or checkpoint.
+end; ``--out -`` writes it to stdout (progress goes to stderr), ``--json`` prints the rows
+as JSON. When no image at all could be scored an existing output file is kept as it was
+(exit 1). Exit status: 0 ok, 1 bad input (no readable image, unreadable checkpoint),
+2 usage or config.
+
+This module imports only argparse at the top (``syndr predict --help`` is instant).
 """
 
 from __future__ import annotations
@@ -16,76 +20,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import torch
-from torch.utils.data import DataLoader, Dataset
+from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code, write_output
 
-from syndr_lightning.inference.api import Scorer, collect_images, load_model
-from syndr_lightning.utils.errors import ConfigError, SyndrError, one_line
-from syndr_lightning.utils.images import set_max_image_pixels
-from syndr_lightning.utils.io import atomic_open
-from syndr_lightning.utils.progress import progress as progress_bar
-
-__all__ = ["predict_files", "register", "run"]
-
-
-class _FileDataset(Dataset):
-    """Decodes one file into crops; a failure becomes an error string, not an exception."""
-
-    def __init__(self, files: list[Path], scorer: Scorer) -> None:
-        self.files = files
-        self.scorer = scorer
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
-        try:
-            return i, self.scorer.preprocess(self.files[i]), ""
-        except (SyndrError, OSError, ValueError) as exc:
-            return i, None, str(exc)
-
-
-def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> list[Any]:
-    return items
-
-
-def predict_files(
-    scorer: Scorer, files: list[Path], *, workers: int = 0, progress: bool = True
-) -> pd.DataFrame:
-    """Score ``files``; returns ``path, score, error`` in input order (errors per file)."""
-    scores: list[float | None] = [None] * len(files)
-    errors: list[str] = [""] * len(files)
-    loader = DataLoader(
-        _FileDataset(files, scorer),
-        batch_size=scorer.batch_size,
-        num_workers=int(workers),
-        collate_fn=_collate,
-    )
-    with progress_bar("scoring", len(files), enabled=progress) as bar:
-        for items in loader:
-            good = [(i, x) for i, x, _ in items if x is not None]
-            for i, x, err in items:
-                if x is None:
-                    errors[i] = err
-            if good:
-                preds = scorer.score_crops(torch.stack([x for _, x in good]))
-                for (i, _), s in zip(good, preds.tolist(), strict=True):
-                    scores[i] = float(s)
-            bar.advance(len(items))
-    return pd.DataFrame(
-        {
-            "path": [str(f) for f in files],
-            "score": pd.array(scores, dtype="Float64"),
-            "error": errors,
-        }
-    )
+__all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Body of ``syndr predict``; returns the exit code."""
+    from syndr_lightning.inference.api import collect_images, load_model
+    from syndr_lightning.inference.predict import predict_files
+    from syndr_lightning.utils.errors import ConfigError, SyndrError, one_line
+    from syndr_lightning.utils.images import set_max_image_pixels
+
     try:
-        if Path(args.out).is_dir():
+        if args.out != "-" and Path(args.out).is_dir():
             raise ConfigError(f"--out {args.out!r} is a directory; pass the CSV file to write")
         if args.max_pixels is not None:
             set_max_image_pixels(args.max_pixels)
@@ -99,23 +47,32 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
         )
-        table = predict_files(scorer, files, workers=args.workers, progress=not args.quiet)
+        table = predict_files(scorer, files, workers=args.workers, progress=not args.no_progress)
         failed = int((table["error"] != "").sum())
-        if failed == len(table) and Path(args.out).exists():
+        if failed == len(table) and args.out != "-" and Path(args.out).exists():
             print(
                 f"syndr predict: error: none of the {len(table)} images could be scored (first: "
                 f"{table['error'].iloc[0]}); {args.out} was left as it was",
                 file=sys.stderr,
             )
             return 1
-        with atomic_open(args.out, "w", newline="") as fh:
-            table.to_csv(fh, index=False, float_format="%.4f")
+        if args.json:
+            rows = [
+                {"path": p, "score": None if s != s else float(s), "error": e}
+                for p, s, e in zip(
+                    table["path"], table["score"].astype("float64"), table["error"], strict=True
+                )
+            ]
+            write_output(args.out, {"scores": rows}, as_json=True)
+        else:
+            write_output(args.out, table.to_csv(index=False, float_format="%.4f"))
     except SyndrError as exc:
         print(f"syndr predict: error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return error_exit_code(exc)
     print(
         f"scored {len(table) - failed} of {len(table)} images -> {args.out}"
-        + (f" ({failed} unreadable: see the error column)" if failed else "")
+        + (f" ({failed} unreadable: see the error column)" if failed else ""),
+        file=sys.stderr if args.out == "-" else sys.stdout,
     )
     return 1 if failed == len(table) else 0
 
@@ -130,7 +87,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders")
     p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by training")
-    p.add_argument("--out", required=True, help="CSV to write (path,score,error)")
+    p.add_argument("--out", required=True, help="CSV (or with --json: JSON) to write; - for stdout")
+    p.add_argument("--json", action="store_true", help="write JSON rows instead of CSV")
     p.add_argument("--crops", type=int, default=5, help="random crops averaged per image")
     p.add_argument("--center", action="store_true", help="one centre crop instead")
     p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
@@ -138,7 +96,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p)
     p.add_argument(
         "--max-pixels",
         type=int,

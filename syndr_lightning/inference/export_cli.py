@@ -9,9 +9,11 @@ see ``syndr_lightning.inference.export`` for the contract.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
+from syndr_lightning.utils.cliopts import error_exit_code
 from syndr_lightning.utils.errors import SyndrError
 
 __all__ = ["register", "run"]
@@ -34,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except SyndrError as exc:
         print(f"syndr export: error: {exc}", file=sys.stderr)
-        return 2
+        return error_exit_code(exc)
+    if args.json:
+        print(json.dumps({"format": args.format, "out": str(out), "crop_size": scorer.crop_size}))
+        return 0
     print(
         f"exported {args.format} model (input [B,3,{scorer.crop_size},{scorer.crop_size}]) -> {out}"
     )
@@ -54,4 +59,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)

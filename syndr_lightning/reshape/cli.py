@@ -6,16 +6,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.reshape._validate import BACKENDS
 from syndr_lightning.utils.errors import SyndrError, exit_code, one_line
 from syndr_lightning.utils.io import atomic_open, read_npy
 
+if TYPE_CHECKING:  # numpy is imported when a command runs: `--help` stays instant
+    import numpy as np
+
 
 def _load(path: str, what: str) -> np.ndarray:
+    import numpy as np
+
     from syndr_lightning.utils.errors import InputError
 
     p = Path(path)
@@ -40,6 +43,8 @@ def _check_out(path: str) -> Path:
 
 def _check_label_range(labels: np.ndarray, what: str) -> None:
     """Labels must be on the 0..10 scale: T_q and DDCUp's labels assume it."""
+    import numpy as np
+
     from syndr_lightning.utils.errors import InputError
 
     arr = np.asarray(labels)
@@ -55,11 +60,15 @@ def _check_label_range(labels: np.ndarray, what: str) -> None:
 
 
 def _save(out: Path, **arrays: Any) -> None:
+    import numpy as np
+
     with atomic_open(out, "wb") as fh:
         np.savez(fh, **arrays)
 
 
 def _run_down(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from syndr_lightning.reshape.drcdown import drcdown
 
     out = _check_out(args.out)
@@ -84,6 +93,8 @@ def _run_down(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from syndr_lightning.reshape.ddcup import ddcup_pseudo_labels, ddcup_select
 
     out = _check_out(args.out)

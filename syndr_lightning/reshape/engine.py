@@ -192,7 +192,7 @@ class DRCDownSelector:
         model: torch.nn.Module,
         epoch: int,
         *,
-        progress: bool = False,
+        progress: bool | Any = False,
         group: dist.ProcessGroup | None = None,
     ) -> EpochSubset:
         """Feature pass (this rank's shard), gather, decide (rank 0), broadcast; memoised.

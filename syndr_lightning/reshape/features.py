@@ -5,7 +5,8 @@ DRCDown's per-epoch feature pass of the model being trained.
   ``tiny_cnn`` from the backbone registry (``models.backbones.build_backbone``), and
   ``clip_vit_b16``: the CLIP ViT-B/16 image tower as timm's ``vit_base_patch16_clip_224``,
   whose weights the user supplies as a local file (a timm or open_clip-converted state
-  dict), since nothing is downloaded at run time. One feature per image, cached per image.
+  dict), since nothing is downloaded at run time. One centre crop per image, one cache
+  file per pool.
 * :func:`extract_features`: the current model's pooled features over the training pool
   (eval mode, no grad, one centre crop, large batches, channels_last and autocast on
   GPU, an optional uint8 crop cache so later epochs do not decode images).
@@ -22,6 +23,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,6 +108,37 @@ def load_centre_crop(path: Path, crop_size: int) -> torch.Tensor:
     )
 
 
+class _ReferenceCrops(torch.utils.data.Dataset):
+    """Centre crops of image files, decoded in DataLoader workers."""
+
+    def __init__(self, files: Sequence[Path], crop_size: int) -> None:
+        self.files = list(files)
+        self.crop_size = int(crop_size)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return load_centre_crop(self.files[i], self.crop_size)
+
+
+def pool_cache_file(
+    cache_dir: Path, files: Sequence[Path], encoder: str, weights: str | None, crop_size: int
+) -> Path:
+    """The one cache file of a pool: keyed by every image's key, in order."""
+    digest = hashlib.sha256()
+    for p in files:
+        digest.update(cache_key(p, encoder, weights, crop_size).encode())
+    return cache_dir / f"features-{encoder}-{len(files)}-{digest.hexdigest()[:24]}.npy"
+
+
+def _auto_workers(n: int, batch_size: int) -> int:
+    """Decoding workers: none for a few batches (start-up costs more), else up to 4."""
+    if n < 4 * batch_size:
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
 def extract_reference_features(
     paths: Sequence[str | os.PathLike[str]],
     encoder: str = "resnet50",
@@ -114,13 +147,20 @@ def extract_reference_features(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     crop_size: int = 224,
+    num_workers: int | None = None,
+    progress: bool = True,
+    description: str = "DDCUp encoder",
 ) -> np.ndarray:
     """Features float32 ``[n, d]`` of the images at ``paths`` with a frozen encoder.
 
-    Each image is seen once through a centre crop of ``crop_size``. With ``cache_dir``,
-    each image's feature is stored as ``<sha256>.npy`` (atomic write) keyed by path, file
-    size, mtime, encoder, weights and crop, and reused when all of them match.
+    Each image is seen once through a centre crop of ``crop_size``, decoded by
+    ``num_workers`` DataLoader workers (None: 0 for small pools, else up to 4) and
+    encoded ``batch_size`` at a time, with a progress bar on stderr. With ``cache_dir``
+    the pool's features are ONE ``.npy`` file (written atomically), keyed by every
+    image's path, size and mtime, the encoder, weights and crop, and reused when all match.
     """
+    from syndr_lightning.utils.progress import progress as show_progress
+
     files = [Path(p) for p in paths]
     if not files:
         raise InputError("paths: expected at least one image path, found none")
@@ -129,58 +169,64 @@ def extract_reference_features(
         raise InputError(f"{len(missing)} image(s) not found, e.g. {missing[0]}; check the paths")
     if batch_size < 1 or crop_size < 1:
         raise InputError(f"batch_size and crop_size must be >= 1, found {batch_size}, {crop_size}")
-    cache = Path(cache_dir) if cache_dir is not None else None
-    keys = [cache_key(p, encoder, weights, crop_size) for p in files]
-    feats: list[np.ndarray | None] = [None] * len(files)
+    cached = (
+        pool_cache_file(Path(cache_dir), files, encoder, weights, crop_size)
+        if cache_dir is not None
+        else None
+    )
 
-    def load_cached() -> bool | None:
-        """Fill ``feats`` from the cache; True when nothing is left to compute."""
-        if cache is None:
+    def load_cached() -> np.ndarray | None:
+        """The pool's cached features, or None when absent or unreadable (recomputed)."""
+        if cached is None or not cached.is_file():
             return None
-        for n, key in enumerate(keys):
-            f = cache / f"{key}.npy"
-            if feats[n] is None and f.is_file():
-                try:
-                    feats[n] = read_npy(f, "reference-feature cache")
-                except InputError:
-                    feats[n] = None  # unreadable cache entry: recompute and overwrite
-        return True if all(f is not None for f in feats) else None
+        try:
+            feats = read_npy(cached, "reference-feature cache")
+        except InputError:
+            return None
+        if feats.ndim == 2 and len(feats) == len(files):
+            return feats.astype(np.float32, copy=False)
+        return None
 
-    def compute() -> bool:
-        todo = [n for n, f in enumerate(feats) if f is None]
+    def compute() -> np.ndarray:
         dev = resolve_device(device)
         module, _ = build_encoder(encoder, weights)
         module = module.to(dev)
-        with torch.inference_mode():
-            for a in range(0, len(todo), batch_size):
-                chunk = todo[a : a + batch_size]
-                batch = torch.stack([load_centre_crop(files[n], crop_size) for n in chunk])
-                out = module(batch.to(dev)).float().cpu().numpy()
-                for n, row in zip(chunk, out, strict=True):
-                    feats[n] = row.astype(np.float32)
-                    if cache is not None:
-                        with atomic_open(cache / f"{keys[n]}.npy", "wb") as fh:
-                            np.save(fh, feats[n])
-        return True
+        workers = _auto_workers(len(files), batch_size) if num_workers is None else int(num_workers)
+        loader = torch.utils.data.DataLoader(
+            _ReferenceCrops(files, crop_size),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=workers,
+            pin_memory=dev.type == "cuda",
+        )
+        rows: list[np.ndarray] = []
+        with (
+            torch.inference_mode(),
+            show_progress(
+                f"{description} ({len(files)} images)", len(files), enabled=progress
+            ) as bar,
+        ):
+            for batch in loader:
+                rows.append(module(batch.to(dev)).float().cpu().numpy())
+                bar.advance(len(batch))
+        feats = np.concatenate(rows).astype(np.float32, copy=False)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(cached, "wb") as fh:
+                np.save(fh, feats)
+        return feats
 
-    if load_cached() is None:
-        if cache is None:
-            compute()
-        else:
-            # Processes needing the same features: one computes, the others wait and read.
-            todo_key = hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()[:16]
-            lock = cache / f".features-{todo_key}.lock"
+    if cached is None:
+        return compute()
+    # Processes needing the same pool's features: one computes, the others wait and read.
+    lock = cached.parent / f".{cached.stem}.lock"
 
-            def build() -> bool:
-                remove_stale_temporaries(
-                    cache,
-                    ".*.npy.*.tmp",
-                    lambda t: [p for p in cache.glob(".features-*.lock") if p != lock],
-                )
-                return compute()
+    def build() -> np.ndarray:
+        # We hold the pool's lock: no live builder can own this pool's temporaries.
+        remove_stale_temporaries(cached.parent, f".{cached.name}.*.tmp", lambda t: [])
+        return compute()
 
-            build_once(lock, load_cached, build)
-    return np.stack([np.asarray(f, dtype=np.float32) for f in feats])
+    return build_once(lock, load_cached, build)
 
 
 # --------------------------------------------------------------------------- DRCDown feature pass
@@ -344,7 +390,7 @@ def extract_features(
     channels_last: bool | None = None,
     autocast: bool | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = False,
+    progress: bool | Any = False,
 ) -> np.ndarray:
     """Features of ``paths[indices]`` from ``model`` (eval mode, no grad, one centre crop).
 
@@ -409,8 +455,15 @@ def extract_features(
         stack.enter_context(torch.inference_mode())
         if autocast:
             stack.enter_context(torch.autocast(device_type=device.type))
+        # progress: True = a bar on stderr; a Trainer = a row of its live rich bar.
         bar = stack.enter_context(
-            progress_bar("DRCDown features", len(loader), enabled=progress, transient=True)
+            progress_bar(
+                f"DRCDown features ({idx.size} images)",
+                len(loader),
+                enabled=progress is not False,
+                trainer=None if isinstance(progress, bool) else progress,
+                transient=True,
+            )
         )
         row = 0
         for keys, crops in loader:

@@ -1,21 +1,19 @@
 """Figures: UMAP feature maps (paper Figs. 1, 3, 9), DRCDown cluster sizes, curves."""
 
-from syndr_lightning.viz.figures import (
-    embed_umap,
-    plot_cluster_histogram,
-    plot_feature_map,
-    plot_reference_selection,
-    plot_training_curves,
-    save_figure,
-)
-from syndr_lightning.viz.logging import log_figures
+from __future__ import annotations
 
-__all__ = [
-    "embed_umap",
-    "log_figures",
-    "plot_cluster_histogram",
-    "plot_feature_map",
-    "plot_reference_selection",
-    "plot_training_curves",
-    "save_figure",
-]
+from syndr_lightning.utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "embed_umap": "syndr_lightning.viz.figures",
+    "plot_cluster_histogram": "syndr_lightning.viz.figures",
+    "plot_feature_map": "syndr_lightning.viz.figures",
+    "plot_reference_selection": "syndr_lightning.viz.figures",
+    "plot_training_curves": "syndr_lightning.viz.figures",
+    "save_figure": "syndr_lightning.viz.figures",
+    "log_figures": "syndr_lightning.viz.logging",
+}
+
+__all__ = sorted(_EXPORTS)
+
+lazy_exports(__name__, _EXPORTS)

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from syndr_lightning.utils.errors import InputError, SyndrError
+from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
 
 __all__ = ["register", "run"]
 
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         if bool(args.candidates) != bool(args.upsampled):
-            raise InputError("--candidates and --upsampled go together (both or neither)")
+            raise ConfigError("--candidates and --upsampled go together (both or neither)")
         options = dict(args.option or [])
         manifests = {}
         for name, root in args.data:
@@ -99,13 +100,17 @@ def run(args: argparse.Namespace) -> int:
             max_samples=args.max_images,
             seed=args.seed,
             n_epochs=args.n_epochs,
+            progress=not args.no_progress,
         )
         if args.upsampled:
             name, root = args.data[0]
             figures["ddcup/reference_selection"] = _selection_figure(args, name, root, out)
     except SyndrError as exc:
         print(f"syndr umap: error: {exc}", file=sys.stderr)
-        return 2
+        return error_exit_code(exc)
+    if args.json:
+        print(json.dumps({key: str(path) for key, path in figures.items()}, indent=2))
+        return 0
     for key, path in figures.items():
         print(f"{key}: {path}")
     return 0
@@ -145,4 +150,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--candidates", default=None, help="DDCUp candidate folder (Fig. 9)")
     p.add_argument("--upsampled", default=None, help="DDCUp build folder with meta.json")
+    p.add_argument("--json", action="store_true", help="print the figure paths as JSON")
+    add_progress_flag(p)
     p.set_defaults(func=run)

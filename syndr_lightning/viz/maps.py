@@ -21,6 +21,7 @@ import torch
 from syndr_lightning.reshape.params import DRCDownParams
 from syndr_lightning.utils.errors import InputError
 from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.progress import progress as show_progress
 from syndr_lightning.viz.figures import (
     embed_umap,
     plot_cluster_histogram,
@@ -48,11 +49,14 @@ def subsample(manifest: pd.DataFrame, max_samples: int, seed: int = 0) -> pd.Dat
     return manifest.iloc[rows].reset_index(drop=True)
 
 
-def manifest_features(scorer: Any, manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def manifest_features(
+    scorer: Any, manifest: pd.DataFrame, bar: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(features [N,d], predicted scores [N])`` of a manifest's images with ``scorer``.
 
     ``scorer`` is an :class:`~syndr_lightning.inference.api.Scorer` (its crops and crop
-    size apply); images are decoded in batches of ``scorer.batch_size``.
+    size apply); images are decoded in batches of ``scorer.batch_size``. ``bar``: a
+    :class:`~syndr_lightning.utils.progress.ProgressTask` advanced per image.
     """
     paths = list(manifest["path"].astype(str))
     if not paths:
@@ -66,6 +70,8 @@ def manifest_features(scorer: Any, manifest: pd.DataFrame) -> tuple[np.ndarray, 
         score, f = scorer.crops_outputs(crops)
         feats.append(f)
         preds.append(score)
+        if bar is not None:
+            bar.advance(len(crops))
     return torch.cat(feats).numpy(), torch.cat(preds).numpy()
 
 
@@ -94,6 +100,7 @@ def feature_maps(
     n_epochs: int | None = None,
     prefix: str = "umap",
     title: str = "",
+    progress: bool | Any = False,
 ) -> dict[str, Path]:
     """UMAP figures of the model's features for each dataset and, with several, jointly.
 
@@ -108,16 +115,33 @@ def feature_maps(
     out = Path(out_dir)
     tables: dict[str, pd.DataFrame] = {}
     feats: dict[str, np.ndarray] = {}
-    for name, manifest in manifests.items():
-        table = subsample(manifest, max_samples, seed).copy()
-        f, pred = manifest_features(scorer, table)
-        table["pred"] = pred
-        table["dataset"] = name
-        tables[name], feats[name] = table, f
+    show = {
+        "enabled": progress is not False,
+        "trainer": None if isinstance(progress, bool) else progress,
+    }
+    picked = {name: subsample(m, max_samples, seed).copy() for name, m in manifests.items()}
+    n_images = sum(len(t) for t in picked.values())
+    with show_progress(f"UMAP features ({n_images} images)", n_images, **show) as bar:
+        for name, table in picked.items():
+            f, pred = manifest_features(scorer, table, bar)
+            table["pred"] = pred
+            table["dataset"] = name
+            tables[name], feats[name] = table, f
+    joint_feats = np.concatenate(list(feats.values())) if len(tables) > 1 else None
+    embs: dict[str, np.ndarray] = {}
+    joint_emb: np.ndarray | None = None
+    n_maps = len(tables) + (joint_feats is not None)
+    with show_progress("UMAP embeddings", n_maps, **show) as fits:
+        for name in tables:
+            embs[name] = embed_umap(feats[name], seed=seed, n_epochs=n_epochs)
+            fits.advance(1)
+        if joint_feats is not None:
+            joint_emb = embed_umap(joint_feats, seed=seed, n_epochs=n_epochs)
+            fits.advance(1)
     figures: dict[str, Path] = {}
     rows: list[pd.DataFrame] = []
     for name, table in tables.items():
-        emb = embed_umap(feats[name], seed=seed, n_epochs=n_epochs)
+        emb = embs[name]
         figures[f"{prefix}/{name}"] = plot_feature_map(
             emb,
             _colourings(table),
@@ -125,9 +149,9 @@ def feature_maps(
             title=f"{title}UMAP of learned features: {name} ({len(table)} images)",
         )
         rows.append(table.assign(umap_x=emb[:, 0], umap_y=emb[:, 1], map=name))
-    if len(tables) > 1:
+    if joint_emb is not None:
         joint = pd.concat(tables.values(), ignore_index=True)
-        emb = embed_umap(np.concatenate(list(feats.values())), seed=seed, n_epochs=n_epochs)
+        emb = joint_emb
         figures[f"{prefix}/joint"] = plot_feature_map(
             emb,
             {

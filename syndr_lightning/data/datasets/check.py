@@ -19,7 +19,9 @@ def _unreadable(path: str, full: bool) -> str | None:
     return verify_image(path, full=full)
 
 
-def check_dataset(name: str, root: str | Path, *, full: bool = False, **options: Any) -> dict:
+def check_dataset(
+    name: str, root: str | Path, *, full: bool = False, progress: bool = False, **options: Any
+) -> dict:
     """Check dataset ``name`` at ``root`` and return a JSON-able report.
 
     Keys: ``dataset``, ``root``, ``usable``, ``images``, ``references`` (None for
@@ -28,7 +30,8 @@ def check_dataset(name: str, root: str | Path, *, full: bool = False, **options:
     ``published_references`` and ``problems`` (a list of strings, empty when all is
     well). Counts that differ from the published ones are problems that leave the data
     usable; a missing label file, missing/unreadable images or unusable labels are not.
-    ``full=True`` decodes every image instead of reading its header.
+    ``full=True`` decodes every image instead of reading its header; ``progress=True``
+    shows the decoding pass (``full``) on stderr.
     """
     if name not in REGISTRY:
         raise ConfigError(
@@ -114,12 +117,17 @@ def check_dataset(name: str, root: str | Path, *, full: bool = False, **options:
         )
     unreadable = []
     missing_set = set(missing)
-    for p in df["path"]:
-        if p in missing_set:
-            continue
-        why = _unreadable(p, full)
-        if why is not None:
-            unreadable.append(f"{p} ({why})")
+    from syndr_lightning.utils.progress import progress as show_progress
+
+    # Reading headers is quick; decoding every image (full) is the long step.
+    with show_progress(f"decoding {len(df)} images", len(df), enabled=progress and full) as bar:
+        for p in df["path"]:
+            bar.advance(1)
+            if p in missing_set:
+                continue
+            why = _unreadable(p, full)
+            if why is not None:
+                unreadable.append(f"{p} ({why})")
     if unreadable:
         fatal.append(
             f"{name}: {len(unreadable)} images cannot be read "

@@ -1,0 +1,97 @@
+"""``syndr eval``: a checkpoint's SRCC, PLCC, KRCC and logistic PLCC on a labelled dataset.
+
+    syndr eval --ckpt run/checkpoints/epoch_017.ckpt --data livec /datasets/livec
+
+Prints the metrics with the protocol (checkpoint, crops, dataset) and saves them as JSON
+(``--out``, default ``eval_<NAME>.json`` in the working directory; ``--out -`` prints the
+JSON on stdout with progress on stderr). Exit status: 0 ok, 1 bad data or checkpoint,
+2 usage or config. Only argparse is imported at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code, write_output
+
+__all__ = ["register", "run"]
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Body of ``syndr eval``; returns the exit code."""
+    from syndr_lightning.inference.evaluate import evaluate_checkpoint, format_report
+    from syndr_lightning.utils.errors import SyndrError
+
+    name, root = args.data
+    out = args.out or f"eval_{name}.json"
+    try:
+        result = evaluate_checkpoint(
+            args.ckpt,
+            name,
+            root,
+            options=dict(args.option or []),
+            crops=args.crops,
+            crop_size=args.crop_size,
+            center=args.center,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+        write_output(out, result, as_json=True)
+    except SyndrError as exc:
+        print(f"syndr eval: error: {exc}", file=sys.stderr)
+        return error_exit_code(exc)
+    if out == "-":
+        return 0
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_report(result) + f"saved: {out}", end="\n")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``eval`` subcommand."""
+    p = subparsers.add_parser(
+        "eval",
+        help="SRCC/PLCC/KRCC/PLCC-log of a checkpoint on a labelled dataset",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by training")
+    p.add_argument(
+        "--data", nargs=2, required=True, metavar=("NAME", "ROOT"), help="dataset name and folder"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        type=_option,
+        metavar="KEY=VALUE",
+        help="dataset loader option (repeatable), e.g. --option refs=all",
+    )
+    p.add_argument("--out", default=None, help="JSON to write (default eval_NAME.json; - = stdout)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--crops", type=int, default=5, help="random crops averaged per image")
+    p.add_argument("--center", action="store_true", help="one centre crop instead")
+    p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
+    add_progress_flag(p)
+    p.set_defaults(func=run)
