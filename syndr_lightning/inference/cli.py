@@ -20,7 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code, write_output
+from syndr_lightning.utils.cliopts import (
+    add_progress_flag,
+    add_scoring_options,
+    error_exit_code,
+    write_output,
+)
 
 __all__ = ["register", "run"]
 
@@ -89,13 +94,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by training")
     p.add_argument("--out", required=True, help="CSV (or with --json: JSON) to write; - for stdout")
     p.add_argument("--json", action="store_true", help="write JSON rows instead of CSV")
-    p.add_argument("--crops", type=int, default=5, help="random crops averaged per image")
-    p.add_argument("--center", action="store_true", help="one centre crop instead")
-    p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
+    add_scoring_options(p)
     add_progress_flag(p)
     p.add_argument(
         "--max-pixels",

@@ -15,7 +15,12 @@ import json
 import sys
 from typing import Any
 
-from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code, write_output
+from syndr_lightning.utils.cliopts import (
+    add_progress_flag,
+    add_scoring_options,
+    error_exit_code,
+    write_output,
+)
 
 __all__ = ["register", "run"]
 
@@ -86,12 +91,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", default=None, help="JSON to write (default eval_NAME.json; - = stdout)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--crops", type=int, default=5, help="random crops averaged per image")
-    p.add_argument("--center", action="store_true", help="one centre crop instead")
-    p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
+    add_scoring_options(p)
     add_progress_flag(p)
     p.set_defaults(func=run)

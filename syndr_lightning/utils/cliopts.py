@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_DATA",
     "EXIT_USAGE",
     "add_progress_flag",
+    "add_scoring_options",
     "error_exit_code",
     "write_output",
 ]
@@ -36,6 +37,17 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
         help="hide progress bars (they go to stderr)",
     )
     parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """How a checkpoint scores images (``syndr predict`` and ``syndr eval``): crops, device."""
+    p.add_argument("--crops", type=int, default=5, help="random crops averaged per image")
+    p.add_argument("--center", action="store_true", help="one centre crop instead")
+    p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
 
 
 def write_output(out: str | Path, data: Any, *, as_json: bool = False) -> None:

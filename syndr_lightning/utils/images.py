@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -126,24 +127,18 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
-def read_rgb(
-    path: str | os.PathLike[str],
-    *,
-    error: type[SyndrError] = DatasetError,
-    what: str = "image",
-) -> np.ndarray:
-    """Decode ``path`` into ``uint8 [H,W,3]`` RGB; any failure raises ``error`` in one line.
-
-    A missing file, an undecodable or truncated file, and an image above the pixel limit
-    are all reported naming the file.
-    """
+@contextlib.contextmanager
+def _opened(
+    path: str | os.PathLike[str], error: type[SyndrError], what: str
+) -> Iterator[Image.Image]:
+    """Open ``path`` under the pixel limit; every failure becomes ``error`` in one line."""
     name = str(path)
     limit = max_image_pixels()
     _allow_pillow(limit)
     try:
         with Image.open(path) as img:
             _check_pixels(name, img.size, limit, error)
-            return pil_to_rgb(img)
+            yield img
     except FileNotFoundError:
         raise error(f"{what} {name!r} does not exist; check the path or dataset root") from None
     except Image.DecompressionBombError as exc:
@@ -159,25 +154,28 @@ def read_rgb(
         ) from None
 
 
+def read_rgb(
+    path: str | os.PathLike[str],
+    *,
+    error: type[SyndrError] = DatasetError,
+    what: str = "image",
+) -> np.ndarray:
+    """Decode ``path`` into ``uint8 [H,W,3]`` RGB; any failure raises ``error`` in one line.
+
+    A missing file, an undecodable or truncated file, and an image above the pixel limit
+    are all reported naming the file.
+    """
+    with _opened(path, error, what) as img:
+        return pil_to_rgb(img)
+
+
 def image_size(
     path: str | os.PathLike[str], *, error: type[SyndrError] = DatasetError
 ) -> tuple[int, int]:
     """``(height, width)`` of the decoded image (EXIF orientation applied), from the header."""
-    name = str(path)
-    limit = max_image_pixels()
-    _allow_pillow(limit)
-    try:
-        with Image.open(path) as img:
-            _check_pixels(name, img.size, limit, error)
-            w, h = _oriented_size(img)
-            return h, w
-    except FileNotFoundError:
-        raise error(f"image {name!r} does not exist; check the path or dataset root") from None
-    except Image.DecompressionBombError as exc:
-        raise error(f"image {name!r} is above the pixel limit ({exc})") from None
-    except _DECODE_ERRORS as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        raise error(f"cannot read image {name!r} ({type(exc).__name__}: {reason})") from None
+    with _opened(path, error, "image") as img:
+        w, h = _oriented_size(img)
+        return h, w
 
 
 def verify_image(path: str | os.PathLike[str], *, full: bool = True) -> str | None:
