@@ -263,3 +263,19 @@ def test_random_small_cases_match_oracle():
         backend = str(rng.choice(["torch", "faiss"]))
         got = similar_pairs(x, y, t_f, t_q, backend=backend, precision=precision)
         assert _as_list(*got) == ref_similar_pairs(x, y, t_f, t_q), (trial, n, d, t_f)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_reused_scratch_memory_never_mixes_searches(precision: str) -> None:
+    """Back-to-back searches of different sizes reuse one buffer and still equal the oracle."""
+    pairs_mod._SCRATCH.take()  # start without a kept buffer
+    cases = []
+    for n, dim, seed in ((300, 48, 0), (120, 48, 1), (300, 64, 2), (500, 32, 3)):
+        x, y = clustered_features(n, dim, seed=seed)
+        cases.append((x, y))
+    results = [similar_pairs(x, y, 0.1, 1.0, precision=precision) for x, y in cases]
+    kept = pairs_mod._SCRATCH.take()
+    assert kept is not None and kept.numel() > 0  # the buffer really was kept and reused
+    for (x, y), (i, j) in zip(cases, results, strict=True):
+        assert _as_list(i, j) == ref_similar_pairs(x, y, 0.1, 1.0)
+    assert all(len(i) > 0 for i, _ in results)

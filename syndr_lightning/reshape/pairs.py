@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -171,11 +172,46 @@ class _BadNorms(Exception):
     """A row norm computed while copying is unusable: validate in float64 instead."""
 
 
+class _ScratchBuffer:
+    """The memory of the last finished search's screening copy, reused by the next one.
+
+    Back-to-back searches (DRCDown every epoch, sweeps, benchmarks) would otherwise fault
+    in a fresh copy (~40 MB at N = 9,250) each time; reusing it is 12% of a whole
+    ``similar_pairs`` call at N = 9,250, d = 2,048 (docs/reshaping.md). Buffers above
+    ``max_bytes`` are not kept.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._buf: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    def take(self) -> torch.Tensor | None:
+        """The kept buffer (1-D uint8), now owned by the caller, or None."""
+        with self._lock:
+            buf, self._buf = self._buf, None
+        return buf
+
+    def give(self, screen: torch.Tensor) -> None:
+        """Keep ``screen``'s memory for the next search (the caller no longer reads it)."""
+        nbytes = screen.untyped_storage().nbytes()
+        if screen.device.type != "cpu" or nbytes > self.max_bytes:
+            return
+        buf = torch.empty(0, dtype=torch.uint8).set_(screen.untyped_storage())
+        with self._lock:
+            if self._buf is None or self._buf.numel() < nbytes:
+                self._buf = buf
+
+
+_SCRATCH = _ScratchBuffer()
+
+
 def _screen_copy(
     x: np.ndarray,
     norms: np.ndarray | None,
     order: np.ndarray,
     dtype: torch.dtype,
+    scratch: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, np.ndarray | None, np.ndarray]:
     """Normalised rows in ``order`` as ``dtype``, each row's bfloat16 rounding-error norm,
     and the row norms (original order; computed here, chunk by chunk, when ``norms`` is
@@ -183,10 +219,15 @@ def _screen_copy(
 
     float32: ``[N, d]``. bfloat16: ``[N, d + pad]`` with zeros after column d - 1 (column
     d is the shift coordinate). One cache-sized chunk at a time: gather, scale, convert.
+    ``scratch`` (1-D uint8) becomes the copy's memory when it is large enough.
     """
     n, d = x.shape
     width = d if dtype == torch.float32 else -(-(d + 1) // _BF16_PAD) * _BF16_PAD
-    out = torch.empty((n, width), dtype=dtype)
+    nbytes = n * width * torch.empty(0, dtype=dtype).element_size()
+    if scratch is not None and scratch.numel() >= nbytes:
+        out = scratch[:nbytes].view(dtype).view(n, width)
+    else:
+        out = torch.empty((n, width), dtype=dtype)
     if width > d:
         out[:, d:] = 0
     xt = torch.from_numpy(x)
@@ -243,11 +284,14 @@ def prepare(
     labels: np.ndarray,
     precision: str = "auto",
     device: str | torch.device | None = None,
+    *,
+    scratch: torch.Tensor | None = None,
 ) -> PairPlan:
     """Validate the inputs and build the label-sorted, normalised screening copy.
 
     ``precision`` (``auto``/``float32``/``bfloat16``) picks the screening dtype; ``auto``
     uses bfloat16 on CPUs with native bf16 dot products and float32 elsewhere (GPU).
+    ``scratch``: memory the copy may use (see ``_ScratchBuffer``).
     """
     x = float_feature_array(features)
     norms = None
@@ -257,10 +301,10 @@ def prepare(
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
     try:  # norms are measured while copying (one pass over the features)
-        screen, rounding, norms = _screen_copy(x, norms, order, dtype)
+        screen, rounding, norms = _screen_copy(x, norms, order, dtype, scratch)
     except _BadNorms:  # NaN/inf/zero rows (raises) or float32 overflow (float64 norms)
         x, norms = features_and_norms(x, "features")
-        screen, rounding, norms = _screen_copy(x, norms, order, dtype)
+        screen, rounding, norms = _screen_copy(x, norms, order, dtype, scratch)
     return PairPlan(
         order=order,
         labels_sorted=y[order],
@@ -854,5 +898,8 @@ def similar_pairs(
     float32); the result is the float64 decision whatever the screening precision.
     Returns int64 ``(i, j)`` sorted by (i, j).
     """
-    plan = prepare(features, labels, precision, device)
-    return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
+    plan = prepare(features, labels, precision, device, scratch=_SCRATCH.take())
+    try:
+        return similar_pairs_slice(plan, None, 0, plan.n, t_f, t_q, backend, device, block_rows)
+    finally:
+        _SCRATCH.give(plan.screen)
