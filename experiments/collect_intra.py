@@ -25,9 +25,8 @@ import pandas as pd
 import yaml
 
 from syndr_lightning.protocol import Protocol
-from syndr_lightning.reporting import JobRecord, find_jobs
+from syndr_lightning.reporting import JobRecord, find_jobs, write_table_report
 from syndr_lightning.utils.errors import InputError, SyndrError
-from syndr_lightning.utils.io import atomic_open
 
 RULES = {"test": "best val/srcc", "test_last": "last epoch", "test_best_on_test": "best on TEST"}
 
@@ -161,10 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         df = table(jobs)
         text = markdown(df, protocol(jobs), args.digits)
         out = Path(args.out or args.multirun_dir)
-        with atomic_open(out / "intra_results.md", "w", encoding="utf-8") as fh:
-            fh.write(text)
-        with atomic_open(out / "intra_results.csv", "w", encoding="utf-8") as fh:
-            df.to_csv(fh, index=False)
+        write_table_report(out, "intra_results", text, df)
     except SyndrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,9 +31,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from syndr_lightning.reporting import JobRecord, find_jobs
+from syndr_lightning.reporting import JobRecord, find_jobs, write_table_report
 from syndr_lightning.utils.errors import InputError, SyndrError
-from syndr_lightning.utils.io import atomic_open
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_results.json"
 RULES = {"test": "headline", "test_best_on_test": "best-on-test"}
@@ -342,10 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = compare(job_records(jobs), paper)
         text = markdown(table, args.digits)
         out = Path(args.out or args.multirun_dir)
-        with atomic_open(out / "paper_comparison.md", "w", encoding="utf-8") as fh:
-            fh.write(text)
-        with atomic_open(out / "paper_comparison.csv", "w", encoding="utf-8", newline="") as fh:
-            table.to_csv(fh, index=False)
+        write_table_report(out, "paper_comparison", text, table)
     except SyndrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

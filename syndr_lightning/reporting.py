@@ -350,6 +350,18 @@ class SweepSummary:
     failed_dirs: list[Path] = field(default_factory=list)
 
 
+def write_table_report(
+    out_dir: str | os.PathLike[str], name: str, markdown: str, table: pd.DataFrame
+) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.md`` (the text) and ``<name>.csv`` (the table), atomically."""
+    md_path, csv_path = Path(out_dir) / f"{name}.md", Path(out_dir) / f"{name}.csv"
+    with atomic_open(md_path, "w", encoding="utf-8") as fh:
+        fh.write(markdown)
+    with atomic_open(csv_path, "w", encoding="utf-8", newline="") as fh:
+        table.to_csv(fh, index=False)
+    return md_path, csv_path
+
+
 def collect(
     multirun_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
@@ -388,10 +400,7 @@ def collect(
         f"{len(jobs)} jobs, {len(failed)} without metrics.\n"
     )
     text += _optuna_line(root)
-    with atomic_open(md_path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    with atomic_open(csv_path, "w", encoding="utf-8", newline="") as fh:
-        table.to_csv(fh, index=False)
+    write_table_report(out, name, text, table)
     return SweepSummary(
         table=table,
         keys=row_keys,
