@@ -218,3 +218,22 @@ def test_reshape_config_comment_lists_the_allowed_backends() -> None:
     )
     listed = line.split("#", 1)[1].split(":", 1)[1]
     assert [b.strip() for b in listed.split("|")] == list(BACKENDS)
+
+
+def test_every_experiment_config_composes_to_the_golden_values() -> None:
+    """The resolved values of the default and every ``conf/experiment/**`` config equal
+    ``tests/data/config_snapshot.json`` (written by experiments/config_snapshot.py at a
+    known-good commit): restructuring the config code must not change any value."""
+    import importlib.util
+    import json
+
+    path = REPO_ROOT / "experiments" / "config_snapshot.py"
+    spec = importlib.util.spec_from_file_location("config_snapshot", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    golden = json.loads(module.GOLDEN.read_text())
+    current = json.loads(json.dumps(module.snapshot(), sort_keys=True, default=str))
+    assert sorted(current) == sorted(golden)
+    for name in golden:
+        assert current[name] == golden[name], name
