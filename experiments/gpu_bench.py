@@ -46,7 +46,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a source checkout (GPU machine)
     sys.path.insert(0, str(ROOT))
 
-from syndr_lightning.data.transforms import EvalTransform, TrainTransform  # noqa: E402
 from syndr_lightning.fakedata.features import geometric_clusters  # noqa: E402
 from syndr_lightning.fakedata.synthetic import make_reference  # noqa: E402
 from syndr_lightning.models.backbones import build_backbone  # noqa: E402
@@ -54,6 +53,7 @@ from syndr_lightning.reshape import drcdown  # noqa: E402
 from syndr_lightning.reshape.reference import ref_drcdown  # noqa: E402
 from syndr_lightning.utils.errors import InputError, SyndrError  # noqa: E402
 from syndr_lightning.utils.io import atomic_open, git_sha  # noqa: E402
+from syndr_lightning.utils.transforms import EvalTransform, TrainTransform  # noqa: E402
 
 RESULTS_STEM = "gpu_bench_results"
 

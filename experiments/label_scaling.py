@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from syndr_lightning.data.datasets import load_dataset
-from syndr_lightning.data.protocol import label_scaling_report
+from syndr_lightning.data.paper_protocol import label_scaling_report
 from syndr_lightning.data.splits import DGQA_SUBSETS
 from syndr_lightning.utils.errors import SyndrError
 

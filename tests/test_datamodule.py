@@ -11,9 +11,9 @@ import torch
 
 from syndr_lightning.data.datamodule import IQADataModule, ManifestDataset
 from syndr_lightning.data.datasets import load_dataset
-from syndr_lightning.data.transforms import EvalTransform, TrainTransform
 from syndr_lightning.fakedata.synthetic import generate_synthetic_iqa
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
+from syndr_lightning.utils.transforms import EvalTransform, TrainTransform
 
 
 def test_generator_is_deterministic_and_scores_fall_with_level(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from inference_helpers import CROP, make_checkpoint
 from onnx.reference import ReferenceEvaluator
 
 from syndr_lightning.cli import main as syndr_main
-from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.inference.api import load_model
 from syndr_lightning.inference.export import export_model, load_torchscript
 from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,14 @@ import torch
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 
-from syndr_lightning.data import protocol as proto
+from syndr_lightning.data import paper_protocol as proto
 from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.splits import resolve_kadid_refs, resolve_types
-from syndr_lightning.data.transforms import EvalTransform
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.models.backbones import weights_name
 from syndr_lightning.train import compose_config, resolve_selection, train
 from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.transforms import EvalTransform
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "compare_paper.py"
 V1 = "ResNet50_Weights.IMAGENET1K_V1"

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.models.backbones import build_backbone
 from syndr_lightning.reshape.features import extract_features
+from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def make_images(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[str]:

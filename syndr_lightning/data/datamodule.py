@@ -29,10 +29,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.manifest import validate_manifest
-from syndr_lightning.data.transforms import EvalTransform, TrainTransform
 from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import read_rgb as _read_rgb
+from syndr_lightning.utils.transforms import EvalTransform, TrainTransform
 
 __all__ = ["IQADataModule", "ManifestDataset", "read_rgb"]
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Subset
 
 from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.datasets import get_loader
-from syndr_lightning.data.protocol import (
+from syndr_lightning.data.paper_protocol import (
     LABEL_SCALINGS,
     POOL_FILE,
     REFERENCE_SETS,

@@ -25,11 +25,11 @@ import torch
 from PIL import Image
 
 from syndr_lightning.data.datasets.base import IMAGE_SUFFIXES
-from syndr_lightning.data.transforms import EvalTransform
 from syndr_lightning.utils.checkpoints import safe_torch_load
 from syndr_lightning.utils.device import resolve_device as _resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
 from syndr_lightning.utils.images import pil_to_rgb, read_rgb
+from syndr_lightning.utils.transforms import EvalTransform
 
 __all__ = [
     "DEFAULT_CROP_SIZE",

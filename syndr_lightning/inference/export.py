@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_path
+from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "FORMATS",

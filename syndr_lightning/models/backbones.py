@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "BACKBONES",

@@ -11,7 +11,7 @@ DRCDown's per-epoch feature pass of the model being trained.
   (eval mode, no grad, one centre crop, large batches, channels_last and autocast on
   GPU, an optional uint8 crop cache so later epochs do not decode images).
 
-Both crop with ``data.transforms.centre_crop`` (the training transforms' resampler).
+Both crop with ``utils.transforms.centre_crop`` (the training transforms' resampler).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity, read_npy
 from syndr_lightning.utils.locking import BuildLock, build_once, remove_stale_temporaries
 from syndr_lightning.utils.progress import progress as progress_bar
+from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 
 ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -234,7 +234,7 @@ def extract_reference_features(
 
 def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndarray:
     """Decode ``path`` as RGB and return its uint8 ``[size, size, 3]`` centre crop
-    (``data.transforms.centre_crop``: ``resize`` scales the short side first; smaller
+    (``utils.transforms.centre_crop``: ``resize`` scales the short side first; smaller
     images are scaled up to ``size``, as the training and evaluation transforms do)."""
     return centre_crop(read_rgb(path, what="DRCDown feature-pass image"), size, resize)
 
