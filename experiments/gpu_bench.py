@@ -50,6 +50,7 @@ from syndr_lightning.fakedata.features import geometric_clusters  # noqa: E402
 from syndr_lightning.fakedata.synthetic import make_reference  # noqa: E402
 from syndr_lightning.models.backbones import build_backbone  # noqa: E402
 from syndr_lightning.reshape import drcdown  # noqa: E402
+from syndr_lightning.reshape.params import DRCDownParams  # noqa: E402
 from syndr_lightning.reshape.reference import ref_drcdown  # noqa: E402
 from syndr_lightning.utils.errors import InputError, SyndrError  # noqa: E402
 from syndr_lightning.utils.io import atomic_open, git_sha  # noqa: E402
@@ -278,7 +279,7 @@ def bench_drcdown(s: Settings, device: torch.device, report: Report, deadline: f
     # Untimed warm-up of every method (CUDA context, cuBLAS handles, FAISS GPU resources).
     wx, wy = geometric_clusters(min(2_000, s.ref_n), s.dim, s.seed + 1, device)
     for backend, dev in sorted({(m[1], m[2]) for m in methods}):
-        drcdown(wx, wy, t_f=s.t_f, t_q=s.t_q, t_u=s.t_u, backend=backend, device=dev)
+        drcdown(wx, wy, DRCDownParams(T_f=s.t_f, T_q=s.t_q, T_u=s.t_u, backend=backend), device=dev)
     features: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     partitions: dict[int, tuple[str, np.ndarray]] = {}
     for n, label, backend, dev in jobs:
@@ -339,9 +340,8 @@ def _run_drcdown(
             "peak_gpu_gib": None,
             "cluster": _from_ref_clusters(n, clusters),
         }
-    res = drcdown(
-        x, y, t_f=s.t_f, t_q=s.t_q, t_u=s.t_u, seed=s.seed, epoch=0, backend=backend, device=dev
-    )
+    params = DRCDownParams(T_f=s.t_f, T_q=s.t_q, T_u=s.t_u, backend=backend)
+    res = drcdown(x, y, params, seed=s.seed, epoch=0, device=dev)
     _sync(torch.device(dev))
     total = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else None

@@ -13,8 +13,9 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.reporting import plain_metrics
 from syndr_lightning.utils.errors import ConfigError
 
@@ -25,7 +26,7 @@ SELECTIONS = ("val", "last", "auto")
 def has_validation(cfg: DictConfig) -> bool:
     """Whether the config holds a validation set out (``data.val`` or ``data.val_fraction``)."""
     data = cfg.data
-    return data.get("val") is not None or float(data.get("val_fraction", 0.2) or 0) > 0
+    return data.get("val") is not None or float(data.get("val_fraction", VAL_FRACTION) or 0) > 0
 
 
 def resolve_selection(cfg: DictConfig) -> str:
@@ -41,19 +42,6 @@ def resolve_selection(cfg: DictConfig) -> str:
         raise ConfigError(f"selection={rule!r} is unknown; allowed values: {', '.join(SELECTIONS)}")
     if rule == "auto":
         return "val" if has_validation(cfg) else "last"
-    return rule
-
-
-def apply_selection(cfg: DictConfig) -> str:
-    """Resolve the selection rule; with ``last`` drop the ``val/*``-monitored checkpoints."""
-    rule = resolve_selection(cfg)
-    if rule == "last" and cfg.get("callbacks") is not None:
-        with open_dict(cfg):
-            for name, entry in list(cfg.callbacks.items()):
-                if isinstance(entry, DictConfig) and str(entry.get("monitor") or "").startswith(
-                    "val/"
-                ):
-                    cfg.callbacks[name] = None
     return rule
 
 

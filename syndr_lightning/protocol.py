@@ -1,9 +1,9 @@
 """The protocol of a run: what a results table must state about how the data were used.
 
 One :class:`Protocol` gives both the one-line text (the caption of the results table) and
-the JSON written as ``syndr_protocol.json``. Build it from a set-up datamodule
-(:meth:`Protocol.from_datamodule`, during a run) or from a run's resolved config
-(:meth:`Protocol.from_config`, reading runs back).
+the JSON written as ``syndr_protocol.json``. During a run ``train.py`` builds it once from
+the datamodule's typed facts (:meth:`Protocol.from_facts`); reading runs back,
+:meth:`Protocol.from_config` builds it from a resolved config.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from syndr_lightning.data import VAL_FRACTION
+from syndr_lightning.data.facts import DataFacts, SynDRFacts
 from syndr_lightning.reshape.params import ReshapeParams
 from syndr_lightning.utils.io import git_sha
 
@@ -42,52 +44,46 @@ class Protocol:
     n_val_refs: int | None = None
     test_resize: dict[str, int] = field(default_factory=dict)
     hflip: bool | None = None
-    #: the paper-protocol facts of DDCUp's data (SynDRDataModule.ddcup_facts())
-    ddcup_facts: dict[str, Any] = field(default_factory=dict)
-    #: facts the training script adds (weights loaded, selection rule)
+    #: the paper-protocol facts of DDCUp's data and the labels (SynDRDataModule.facts())
+    syndr: SynDRFacts | None = None
+    #: facts of the run configuration (weights loaded, selection rule; RunConfig.facts)
     extra: dict[str, Any] = field(default_factory=dict)
     git: str = field(default_factory=git_sha)
 
     @classmethod
-    def from_datamodule(cls, dm: Any, seed: int, selection: str | None = None) -> Protocol:
-        """The protocol of a set-up datamodule (``IQADataModule`` or ``SynDRDataModule``)."""
-        entry = getattr(dm, "train_entry", None) or {}
-        upsampled = getattr(dm, "upsampled", None)
-        val_manifest = getattr(dm, "val_manifest", None)
-        base = getattr(dm, "original_manifest", None)
-        facts = getattr(dm, "ddcup_facts", None)
+    def from_facts(
+        cls,
+        facts: DataFacts,
+        reshape: ReshapeParams | None,
+        seed: int,
+        extra: Mapping[str, Any],
+        selection: str | None = None,
+    ) -> Protocol:
+        """The protocol of a set-up datamodule's :class:`DataFacts` and the run's
+        configuration (``reshape`` is reported where the data reshaped: ``facts.syndr``)."""
+        syndr = facts.syndr
         return cls(
-            train=f"{entry.get('name', '?')} {entry.get('options') or ''}".strip(),
+            train=facts.train,
             seed=int(seed),
-            val=f"{float(getattr(dm, 'val_fraction', 0.0)):.2f} of training refs held out",
-            eval_crops=getattr(dm, "eval_crops", "?"),
-            eval_crop_mode=str(getattr(dm, "eval_crop_mode", "?")),
-            crop_size=getattr(dm, "crop_size", "?"),
-            n_val=None if val_manifest is None else len(val_manifest),
-            centre_crop_sets=tuple(
-                str(e.get("label", e.get("name")))
-                for e in getattr(dm, "test_entries", [])
-                if e.get("crop_mode") == "center"
-            ),
+            val=f"{facts.val_fraction:.2f} of training refs held out",
+            eval_crops=facts.eval_crops,
+            eval_crop_mode=facts.eval_crop_mode,
+            crop_size=facts.crop_size,
+            n_val=facts.n_val,
+            centre_crop_sets=facts.centre_crop_sets,
             selection=selection,
-            n_train_original=getattr(dm, "n_original", None),
-            reshape=getattr(dm, "reshape", None),
-            n_upsampled=0 if upsampled is None else len(upsampled.manifest),
-            upsample_key=None if upsampled is None else upsampled.key,
-            drcdown_on_upsampled=bool(getattr(dm, "drcdown_on_upsampled", False)),
-            n_train_refs=None if base is None else int(base["ref"].dropna().nunique()),
-            train_types=()
-            if base is None
-            else tuple(sorted(int(t) for t in base["dist_type"].dropna().unique())),
-            n_val_refs=None if val_manifest is None else int(val_manifest["ref"].nunique()),
-            test_resize={
-                str(e["label"]): e["resize"]
-                for e in getattr(dm, "test_entries", [])
-                if e.get("resize")
-            },
-            hflip=getattr(dm, "hflip", None),
-            ddcup_facts=facts() if callable(facts) else {},
-            extra=dict(getattr(dm, "protocol_extra", None) or {}),
+            n_train_original=facts.n_train_original,
+            reshape=reshape if syndr is not None else None,
+            n_upsampled=0 if syndr is None else syndr.n_upsampled,
+            upsample_key=None if syndr is None else syndr.upsample_key,
+            drcdown_on_upsampled=syndr is not None and syndr.drcdown_on_upsampled,
+            n_train_refs=facts.n_train_refs,
+            train_types=facts.train_types,
+            n_val_refs=facts.n_val_refs,
+            test_resize=dict(facts.test_resize),
+            hflip=facts.hflip,
+            syndr=syndr,
+            extra=dict(extra),
         )
 
     @classmethod
@@ -99,7 +95,7 @@ class Protocol:
         return cls(
             train=f"{train.get('name', '?')} {train.get('options') or ''}".strip(),
             seed=int(cfg.get("seed", 0)),
-            val=f"{float(data.get('val_fraction', 0.2)):.2f} of training refs held out",
+            val=f"{float(data.get('val_fraction', VAL_FRACTION)):.2f} of training refs held out",
             eval_crops=data.get("eval_crops", "?"),
             eval_crop_mode=str(data.get("eval_crop_mode", "?")),
             crop_size=data.get("crop_size", "?"),
@@ -115,7 +111,7 @@ class Protocol:
             "n_train_refs": self.n_train_refs or 0,
             "train_types": list(self.train_types),
             "n_train_original": self.n_train_original,
-            **self.ddcup_facts,
+            **(self.syndr.to_json() if self.syndr is not None else {}),
             "n_upsampled": self.n_upsampled,
             "upsample_key": self.upsample_key,
         }
@@ -179,7 +175,7 @@ class Protocol:
             parts.append(f"validation: {self.n_val} held-out images")
         parts += [f"eval: {crops}", f"seed {self.seed}"]
         if self.reshape is not None:
-            facts = self.ddcup_facts
+            facts = self.syndr.to_json() if self.syndr is not None else {}
             parts.append(
                 f"{self.n_train_refs} training refs; backbone weights "
                 f"{self.extra.get('backbone_weights')}; labels {facts.get('label_scaling')}"
@@ -196,21 +192,3 @@ class Protocol:
             original = f" ({self.n_train_original} original)" if self.n_train_original else ""
             parts.append(f"train: {self.train}{original}; {self.reshaping()}")
         return "; ".join(parts)
-
-
-def run_facts(cfg: Mapping[str, Any], rule: str) -> dict[str, Any]:
-    """Facts of the run the datamodule cannot know: weights loaded, selection rule."""
-    from syndr_lightning.models.backbones import weights_name
-
-    model = cfg.get("model") or {}
-    reshape = cfg.get("reshape") or {}
-    chosen = rule + (" + best-on-test (labelled)" if cfg.get("select_on_test", False) else "")
-    return {
-        "backbone": model.get("backbone"),
-        "backbone_weights": weights_name(str(model.get("backbone")), model.get("weights")),
-        "encoder": reshape.get("encoder"),
-        "encoder_weights": weights_name(
-            str(reshape.get("encoder")), reshape.get("encoder_weights")
-        ),
-        "selection": chosen,
-    }

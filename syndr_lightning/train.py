@@ -1,50 +1,42 @@
 """The Hydra task function: build data, model, callbacks, loggers and trainer; fit; test.
 
-``train(cfg)`` is what ``python -m syndr_lightning`` runs (config key ``task``). It
-validates the config (``config.validate_config``), writes ``config_resolved.yaml`` and
-``run_info.json`` into the run folder (``provenance``), seeds everything, fits, evaluates
-the checkpoint with the best ``val/srcc`` (``test/<dataset>/*``) and the last epoch
-(``test_last/<dataset>/*``) (``evaluation``), prints both with the run's ``Protocol``,
-writes ``metrics.json`` and returns the metrics (``val/srcc`` is the sweep objective).
+``train(cfg)`` is what ``python -m syndr_lightning`` runs (config key ``task``). It builds
+the run configuration first (``RunConfig.from_config``: every value checked before any
+Trainer, logger or cache exists), writes ``config_resolved.yaml`` and ``run_info.json``
+into the run folder (``provenance``), seeds everything, fits, evaluates the checkpoint
+with the best ``val/srcc`` (``test/<dataset>/*``) and the last epoch
+(``test_last/<dataset>/*``) (``evaluation``), reports both with the run's ``Protocol``
+(built once, written as ``syndr_protocol.json``), writes ``metrics.json`` and returns the
+metrics (``val/srcc`` is the sweep objective).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
+from syndr_lightning.build import build_callbacks, build_datamodule, build_loggers, instantiate
 from syndr_lightning.callbacks.test_selection import TestSetSelection
-from syndr_lightning.compose import (
-    build_datamodule,
-    build_loggers,
-    compose_config,
-    finish_wandb,
-    instantiate,
-    instantiate_mapping,
-    progress_bar_setting,
-    safety_callbacks,
-    validate_before_building,
-    validate_config,
-)
-from syndr_lightning.config import REPO_ROOT, conf_dir, register_resolvers
-from syndr_lightning.evaluation import apply_selection, evaluate, resolve_selection
-from syndr_lightning.protocol import Protocol, run_facts
+from syndr_lightning.compose import compose_config
+from syndr_lightning.data.paper_protocol import POOL_FILE, write_name_list
+from syndr_lightning.evaluation import evaluate
+from syndr_lightning.protocol import Protocol
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
+from syndr_lightning.run_config import RunConfig
+from syndr_lightning.utils.images import set_max_image_pixels
+from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.progress import progress_bar_setting
+from syndr_lightning.wandb_auth import finish_wandb
 
-__all__ = [
-    "REPO_ROOT",
-    "TestSetSelection",
-    "compose_config",
-    "conf_dir",
-    "register_resolvers",
-    "resolve_selection",
-    "train",
-    "validate_config",
-]
+__all__ = ["RunConfig", "compose_config", "train"]
+
+log = logging.getLogger(__name__)
 
 # Rows of the results table: (metric prefix, how the checkpoint was chosen).
 _ROWS_LAST = [("val_last", "last"), ("test_last", "last")]
@@ -53,57 +45,67 @@ _ROW_ON_TEST = ("test_best_on_test", "best epoch on TEST (optimistic)")
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
-    validate_before_building(cfg)
+    run = RunConfig.from_config(cfg)
+    set_max_image_pixels(run.max_image_pixels)
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)
-    L.seed_everything(int(cfg.get("seed", 0)), workers=True)
+    L.seed_everything(run.seed, workers=True)
 
-    rule = apply_selection(cfg)
-    datamodule = build_datamodule(cfg)
-    if isinstance(getattr(datamodule, "protocol_extra", None), dict):
-        datamodule.protocol_extra.update(run_facts(cfg, rule))  # type: ignore[union-attr]
+    datamodule = build_datamodule(cfg, run)
     model = instantiate(cfg.model, "model")
-    callbacks = instantiate_mapping(cfg.get("callbacks"), "callbacks")
-    callbacks.extend(safety_callbacks(cfg))
-    selection = TestSetSelection() if cfg.get("select_on_test", False) else None
-    if selection is not None:
-        callbacks.append(selection)
     loggers = build_loggers(cfg)
-    if not loggers:
-        # LearningRateMonitor refuses to run without a logger; nothing to record anyway.
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    callbacks = build_callbacks(run, loggers)
     try:
         trainer: L.Trainer = instantiate(
             cfg.trainer,
             "trainer",
             callbacks=callbacks,
             logger=loggers or False,
-            **progress_bar_setting(cfg, callbacks),
+            **progress_bar_setting(cfg.trainer, callbacks),
         )
         for lg in trainer.loggers:  # loggers write on rank 0 only
             lg.log_hyperparams(plain_config(cfg))
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        protocol = _protocol(run, datamodule, trainer)
         metrics = evaluate(cfg, trainer, model, datamodule)
-        if selection is not None:
-            metrics.update(selection.metrics())
-        write_metrics(metrics, out_dir, cfg, rule)
+        for cb in callbacks:
+            if isinstance(cb, TestSetSelection):
+                metrics.update(cb.metrics())
+        write_metrics(metrics, out_dir, cfg, run.selection)
         if trainer.is_global_zero:
-            _report(metrics, cfg, datamodule, rule)
+            _report(metrics, run, datamodule, protocol)
     finally:
         finish_wandb(loggers)
     return metrics
 
 
+def _protocol(run: RunConfig, datamodule: L.LightningDataModule, trainer: L.Trainer) -> Protocol:
+    """The run's protocol, built once from the datamodule's typed facts; a SynDR run
+    writes it as ``syndr_protocol.json`` (+ ``candidate_pool.txt``) on global rank 0."""
+    facts = datamodule.facts()  # type: ignore[attr-defined]
+    protocol = Protocol.from_facts(facts, run.reshape, run.seed, run.facts)
+    if facts.syndr is None or not trainer.is_global_zero:
+        return protocol
+    out = Path(trainer.default_root_dir)
+    info = protocol.to_json()
+    with atomic_open(out / "syndr_protocol.json") as fh:
+        json.dump(info, fh, indent=1, default=str)
+    if facts.syndr.pool_names:
+        write_name_list(out / POOL_FILE, facts.syndr.pool_names)
+    log.info("SynDR protocol: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    return protocol
+
+
 def _report(
-    metrics: dict[str, float], cfg: DictConfig, datamodule: L.LightningDataModule, rule: str
+    metrics: dict[str, float], run: RunConfig, datamodule: L.LightningDataModule, protocol: Protocol
 ) -> None:
     """Print val/test metrics per checkpoint rule, captioned with the run's protocol."""
     best_epoch = metrics.get("val/epoch")
     chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
     caption = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
-    if rule == "last":
+    if run.selection == "last":
         chosen, caption = "last epoch", "last epoch (nothing held out; no model selection)"
     rows = [("val", chosen), _ROWS_LAST[0], ("test", chosen), _ROWS_LAST[1], _ROW_ON_TEST]
-    protocol = Protocol.from_datamodule(datamodule, int(cfg.get("seed", 0)), selection=caption)
-    print_report(metrics, list(getattr(datamodule, "test_names", [])), rows, protocol.line())
+    names = list(datamodule.test_names)  # type: ignore[attr-defined]
+    print_report(metrics, names, rows, replace(protocol, selection=caption).line())

@@ -10,17 +10,14 @@ import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from syndr_lightning.compose import (
-    build_datamodule,
-    build_loggers,
-    compose_config,
-    instantiate,
-    instantiate_mapping,
-    validate_config,
-)
+from syndr_lightning.build import build_datamodule, build_loggers, instantiate, instantiate_mapping
+from syndr_lightning.compose import compose_config
 from syndr_lightning.config import REPO_ROOT, conf_dir
 from syndr_lightning.reshape import BACKENDS
+from syndr_lightning.run_config import RunConfig
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+
+validate_config = RunConfig.from_config  # every check, before anything is built
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
 
@@ -95,12 +92,13 @@ def test_config_composes_and_instantiates(
     cfg = compose_config([*overrides, *_paths(tmp_path)], output_dir=tmp_path / "out")
     OmegaConf.resolve(cfg)
     try:
-        validate_config(cfg)
+        run = validate_config(cfg)
     except DatasetError as exc:
         assert "data." in str(exc) and ".root=" in str(exc)
+        run = RunConfig.from_config(cfg, check_data=False)
     cpu = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "num_nodes": 1}
     with_cpu = OmegaConf.create({**OmegaConf.to_container(cfg.trainer, resolve=True), **cpu})
-    assert build_datamodule(cfg) is not None
+    assert build_datamodule(cfg, run) is not None
     model = instantiate(cfg.model, "model")
     assert model.hparams.backbone == cfg.model.backbone
     if str(cfg.model.weights) not in ("none", "offline"):  # the paper's ImageNet ResNet-50
@@ -173,11 +171,11 @@ def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> N
         ],
         output_dir=tmp_path,
     )
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, RunConfig.from_config(cfg, check_data=False))
     reshape = dm.reshape  # type: ignore[attr-defined]
     assert reshape.drcdown_params.T_u == 7 and reshape.drcdown is False
     plain_cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], tmp_path)
-    plain = build_datamodule(plain_cfg)
+    plain = build_datamodule(plain_cfg, RunConfig.from_config(plain_cfg, check_data=False))
     assert not hasattr(plain, "reshape")  # IQADataModule takes no reshape argument
 
 

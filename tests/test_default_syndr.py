@@ -11,7 +11,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from syndr_lightning.data.datasets import get_loader
-from syndr_lightning.train import compose_config, train, validate_config
+from syndr_lightning.train import RunConfig, compose_config, train
 from syndr_lightning.utils.errors import ConfigError
 
 TINY = [
@@ -59,10 +59,10 @@ def test_reshape_on_a_data_module_that_cannot_reshape_is_an_error(
         output_dir=tmp_path,
     )
     with pytest.raises(ConfigError, match=r"reshape\.d\w+=true.*IQADataModule.*reshape=none"):
-        validate_config(cfg)
+        RunConfig.from_config(cfg)
     # The baseline on the same data is valid.
     ok = compose_config(["data=kadid10k", f"data.train.root={tmp_path}", "reshape=none"], tmp_path)
-    validate_config(ok)
+    RunConfig.from_config(ok)
     GlobalHydra.instance().clear()
 
 

@@ -18,6 +18,7 @@ from syndr_lightning.reshape.distributed import (
     distributed_drcdown,
     distributed_similar_pairs,
 )
+from syndr_lightning.reshape.params import DRCDownParams
 from syndr_lightning.utils.errors import InputError
 
 
@@ -45,7 +46,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     try:
         x, y = _clustered()
         i, j = distributed_similar_pairs(x, y, t_f=0.1, t_q=1.0, backend="torch", block_rows=64)
-        res = distributed_drcdown(x, y, t_f=0.1, t_q=1.0, t_u=5, seed=3, epoch=2, backend="torch")
+        res = distributed_drcdown(x, y, DRCDownParams(T_u=5, backend="torch"), seed=3, epoch=2)
         # Sharded feature pass, rank r computed samples r, r+2, ... (last one padded twice).
         idx = torch.arange(rank, x.shape[0], world)
         idx = torch.cat([idx, idx[-1:]])
@@ -74,7 +75,7 @@ def test_two_ranks_match_single_process(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     x, y = _clustered()
     ref_i, ref_j = similar_pairs(x, y, t_f=0.1, t_q=1.0, backend="torch")
-    ref = drcdown(x, y, t_f=0.1, t_q=1.0, t_u=5, seed=3, epoch=2, backend="torch")
+    ref = drcdown(x, y, DRCDownParams(T_u=5, backend="torch"), seed=3, epoch=2)
     assert ref_i.size > 1000  # the data must have many pairs for the test to mean anything
     assert ref.kept.size < x.shape[0]
     for rank in (0, 1):

@@ -10,6 +10,7 @@ import pytest
 from syndr_lightning.cli import main
 from syndr_lightning.fakedata.features import clustered_features
 from syndr_lightning.reshape import ddcup_pseudo_labels, ddcup_select, drcdown
+from syndr_lightning.reshape.params import DRCDownParams
 
 
 @pytest.fixture()
@@ -29,7 +30,7 @@ def test_down_round_trip(down_inputs, capsys):
     report = json.loads(capsys.readouterr().out)
     with np.load(out) as z:
         kept, cluster = z["kept"], z["cluster"]
-    want = drcdown(x, y, t_u=3, rule="paper", epoch=2)
+    want = drcdown(x, y, DRCDownParams(T_u=3, rule="paper"), epoch=2)
     assert kept.dtype == np.int64 and cluster.dtype == np.int64
     np.testing.assert_array_equal(kept, want.kept)
     np.testing.assert_array_equal(cluster, want.cluster)

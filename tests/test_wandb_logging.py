@@ -13,8 +13,10 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from syndr_lightning import compose
-from syndr_lightning.compose import build_loggers, compose_config, resolve_wandb_mode
+from syndr_lightning.build import build_loggers
+from syndr_lightning.compose import compose_config
 from syndr_lightning.config import SWEPT_KEYS_ENV, sweep_run_name, swept_keys
+from syndr_lightning.wandb_auth import resolve_wandb_mode
 
 KEY = "a" * 40
 

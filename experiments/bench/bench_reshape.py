@@ -85,6 +85,7 @@ def worker(n: int, method: str) -> dict:
     """One measurement in this process; returns a JSON-able dict."""
     from syndr_lightning.fakedata.features import clustered_features
     from syndr_lightning.reshape import drcdown
+    from syndr_lightning.reshape.params import DRCDownParams
     from syndr_lightning.reshape.reference import ref_drcdown
 
     x, y = clustered_features(n, DIM, seed=0)
@@ -113,9 +114,8 @@ def worker(n: int, method: str) -> dict:
         runs = []
         for _ in range(3 if n <= 20000 else 1):
             c0, t0 = time.process_time(), time.perf_counter()
-            res = drcdown(
-                x, y, 0.1, 1.0, 20, "reference", 0, 0, backend, device="cpu", precision=precision
-            )
+            params = DRCDownParams(backend=backend)
+            res = drcdown(x, y, params, device="cpu", precision=precision)
             runs.append((time.perf_counter() - t0, time.process_time() - c0))
         out["seconds"], out["cpu_seconds"] = min(runs)
         out["first_seconds"] = runs[0][0]

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from syndr_lightning.data.syndr import SynDRDataModule
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_open
 
@@ -72,10 +73,7 @@ class UMAPCallback(Callback):
         dm = trainer.datamodule
         if not (self.clusters and trainer.is_global_zero and dm is not None):
             return
-        if (
-            getattr(dm, "drcdown_params", None) is None
-            or getattr(dm, "train_manifest", None) is None
-        ):
+        if not isinstance(dm, SynDRDataModule) or dm.train_manifest is None:
             return
         was_training = pl_module.training
         try:
@@ -100,7 +98,7 @@ class UMAPCallback(Callback):
             # when progress bars are off.
             shown = trainer if trainer.progress_bar_callback is not None else False
             self.figures.update(self._maps(dm, pl_module, out, shown))
-            if self.clusters and getattr(dm, "drcdown_params", None) is not None:
+            if self.clusters and isinstance(dm, SynDRDataModule):
                 self.figures.update(self._clusters(dm, pl_module, out, "final"))
             if self.curves:
                 self.figures.update(self._curves(trainer, out))
@@ -164,7 +162,7 @@ class UMAPCallback(Callback):
         from syndr_lightning.reshape.features import extract_features
         from syndr_lightning.viz.maps import drcdown_cluster_figure
 
-        cfg, fp = dm.drcdown_params, dm.feature_pass
+        params, fp = dm.reshape.drcdown_params, dm.feature_pass
         pool = getattr(dm, "original_manifest", None)
         if pool is None:
             pool = dm.train_manifest
@@ -176,19 +174,15 @@ class UMAPCallback(Callback):
             batch_size=fp.batch_size,
             num_workers=fp.num_workers,
             device=pl_module.device,
-            cache_dir=dm.feature_cache_dir,
+            cache_dir=None if dm.drcdown_selector is None else dm.drcdown_selector.cache_dir,
         )
         try:
             png, summary = drcdown_cluster_figure(
                 feats,
                 pool["score"].to_numpy(dtype=np.float64),
                 out / f"drcdown_clusters_{when}.png",
-                T_f=float(cfg.T_f),
-                T_q=float(cfg.T_q),
-                T_u=int(cfg.T_u),
-                rule=str(cfg.rule),
+                params,
                 seed=self.seed,
-                backend=str(cfg.backend),
                 title=f"Cluster sizes before/after DRCDown ({when} of training)",
             )
         except InputError:

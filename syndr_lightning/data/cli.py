@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
 from syndr_lightning.utils.errors import SyndrError
 
@@ -71,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("name", metavar="NAME")
     split.add_argument("root", metavar="ROOT")
     split.add_argument("out", metavar="OUT", help="split file to write (.json)")
-    split.add_argument("--val-fraction", type=float, default=0.2)
+    split.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
     split.add_argument("--test-fraction", type=float, default=0.0)
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--by", choices=("auto", "reference", "image"), default="auto")

@@ -27,7 +27,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.data.datasets import load_dataset
+from syndr_lightning.data.facts import DataFacts
 from syndr_lightning.data.manifest import validate_manifest
 from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
 from syndr_lightning.utils.errors import ConfigError, DatasetError
@@ -113,7 +115,7 @@ class IQADataModule(L.LightningDataModule):
         train: Mapping[str, Any],
         test: Sequence[Mapping[str, Any]] | None = None,
         val: Mapping[str, Any] | None = None,
-        val_fraction: float = 0.2,
+        val_fraction: float = VAL_FRACTION,
         split_file: str | None = None,
         seed: int = 0,
         batch_size: int = 32,
@@ -279,6 +281,32 @@ class IQADataModule(L.LightningDataModule):
                 entries.append({**entry, "label": label, "group_by": None})
         self.test_entries = entries
         self.test_names = [e["label"] for e in entries]
+
+    def facts(self) -> DataFacts:
+        """What the run report states about this data (after ``setup``)."""
+        base, val = self.original_manifest, self.val_manifest
+        return DataFacts(
+            train=f"{self.train_entry['name']} {self.train_entry.get('options') or ''}".strip(),
+            val_fraction=self.val_fraction,
+            eval_crops=self.eval_crops,
+            eval_crop_mode=str(self.eval_crop_mode),
+            crop_size=self.crop_size,
+            hflip=self.hflip,
+            n_val=None if val is None else len(val),
+            n_val_refs=None if val is None else int(val["ref"].nunique()),
+            n_train_refs=None if base is None else int(base["ref"].dropna().nunique()),
+            train_types=()
+            if base is None
+            else tuple(sorted(int(t) for t in base["dist_type"].dropna().unique())),
+            centre_crop_sets=tuple(
+                str(e.get("label", e.get("name")))
+                for e in self.test_entries
+                if e.get("crop_mode") == "center"
+            ),
+            test_resize={
+                str(e["label"]): e["resize"] for e in self.test_entries if e.get("resize")
+            },
+        )
 
     # ------------------------------------------------------------- helpers
     def _reader(self, manifest: pd.DataFrame, key: str) -> ImageReader | None:

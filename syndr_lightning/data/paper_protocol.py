@@ -1,4 +1,5 @@
-"""The paper's data protocol as plain functions: candidate pool, label scaling, names.
+"""The paper's data protocol: its switches (:class:`DataProtocol`) and plain functions
+(candidate pool, label scaling, name lists).
 
 Free of Lightning and Hydra; used by :class:`~syndr_lightning.data.syndr.SynDRDataModule`
 and by ``experiments/label_scaling.py``. See docs/syndr.md ("Where we follow the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ __all__ = [
     "LABEL_SCALINGS",
     "POOL_FILE",
     "REFERENCE_SETS",
+    "DataProtocol",
     "draw_pool",
     "label_scaling_report",
     "minmax_scores",
@@ -51,28 +54,81 @@ REFERENCE_SETS: tuple[str, ...] = ("all", "train")
 POOL_FILE = "candidate_pool.txt"
 
 
+def _pool_size(size: Any) -> int | str:
+    """``data.candidate_pool.size`` checked: ``refset``, ``all`` or an integer >= 1."""
+    if isinstance(size, str) and size.lower() in ("refset", "all"):
+        return size.lower()
+    try:
+        ok = not isinstance(size, bool) and float(size) == int(size) and int(size) >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"data.candidate_pool.size={size!r} is not allowed; use refset (as many "
+            f"candidates as DDCUp's reference set, the paper), all, or an integer >= 1"
+        )
+    return int(size)
+
+
+@dataclass(frozen=True)
+class DataProtocol:
+    """The paper-protocol switches of SynDR's data (``data.candidate_pool``,
+    ``data.ddcup_reference_set``, ``data.label_scaling``), validated once; the defaults
+    here are the only ones (a data config that does not name a switch gets them)."""
+
+    pool_size: int | str = "all"
+    pool_seed: int = 0
+    reference_set: str = "train"
+    label_scaling: str = "dataset"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool_size", _pool_size(self.pool_size))
+        try:
+            object.__setattr__(self, "pool_seed", int(self.pool_seed))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"data.candidate_pool.seed={self.pool_seed!r} must be an integer"
+            ) from None
+        for key, value, allowed in (
+            ("data.ddcup_reference_set", self.reference_set, REFERENCE_SETS),
+            ("data.label_scaling", self.label_scaling, LABEL_SCALINGS),
+        ):
+            if value not in allowed:
+                raise ConfigError(
+                    f"{key}={value!r} is unknown; allowed values: {', '.join(allowed)}"
+                )
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any] | DataProtocol | None) -> DataProtocol:
+        """Build from the ``data`` config mapping (other keys of it are ignored)."""
+        if isinstance(data, DataProtocol):
+            return data
+        data = dict(data or {})
+        pool = data.get("candidate_pool") or {}
+        if not isinstance(pool, Mapping) or set(pool) - {"size", "seed"}:
+            raise ConfigError(
+                f"data.candidate_pool={pool!r}: allowed keys are size (refset | all | an "
+                f"integer) and seed"
+            )
+        given = {
+            "pool_size": pool.get("size"),
+            "pool_seed": pool.get("seed"),
+            "reference_set": data.get("ddcup_reference_set"),
+            "label_scaling": data.get("label_scaling"),
+        }
+        return cls(**{k: v for k, v in given.items() if v is not None})
+
+
 def resolve_pool_size(size: Any, n_reference_set: int, n_available: int) -> int:
     """How many candidates the pool holds.
 
-    ``size``: ``"refset"`` / ``None`` (as many as DDCUp's reference set, the paper's rule),
-    ``"all"`` (every candidate) or a positive integer. Never more than ``n_available``.
+    ``size``: ``"refset"`` (as many as DDCUp's reference set, the paper's rule), ``"all"``
+    (every candidate) or a positive integer (checked again here for notebook use). Never
+    more than ``n_available``.
     """
-    if size is None or (isinstance(size, str) and size.lower() == "refset"):
-        wanted = int(n_reference_set)
-    elif isinstance(size, str) and size.lower() == "all":
-        wanted = int(n_available)
-    else:
-        try:
-            wanted = int(size)
-            ok = not isinstance(size, bool) and float(size) == wanted and wanted >= 1
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ConfigError(
-                f"data.candidate_pool.size={size!r} is not allowed; use refset (as many "
-                f"candidates as DDCUp's reference set, the paper), all, or an integer >= 1"
-            )
-    return min(wanted, int(n_available))
+    size = _pool_size(size)
+    wanted = {"refset": n_reference_set, "all": n_available}.get(size, size)  # type: ignore[call-overload]
+    return min(int(wanted), int(n_available))
 
 
 def draw_pool(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 from syndr_lightning.utils.io import atomic_open
 
@@ -150,7 +151,7 @@ def _assign(
 
 def split_by_reference(
     manifest: pd.DataFrame,
-    val_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     *,
     test_fraction: float = 0.0,
@@ -177,7 +178,7 @@ def split_by_reference(
 
 def split_by_image(
     manifest: pd.DataFrame,
-    val_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     *,
     test_fraction: float = 0.0,

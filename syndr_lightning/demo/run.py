@@ -296,15 +296,20 @@ def _print_pairs(
 
 def _reference_selection(cfg: DictConfig, data: DemoData, out_dir: Path) -> dict[str, Path]:
     """Fig. 9 from the (cached) DDCUp build of the SynDR variant's datamodule."""
-    from syndr_lightning.train import build_datamodule
+    from syndr_lightning.build import build_datamodule
+    from syndr_lightning.data.syndr import SynDRDataModule
+    from syndr_lightning.data.upsample import UpsampleSpec
+    from syndr_lightning.run_config import RunConfig
     from syndr_lightning.viz.maps import reference_selection_map
 
-    dm = build_datamodule(cfg)
-    if not getattr(dm, "ddcup", False):
+    dm = build_datamodule(cfg, RunConfig.from_config(cfg))
+    if not isinstance(dm, SynDRDataModule) or not dm.reshape.ddcup:
         return {}
-    upsampled = dm.build_upsampled(progress=False)  # the cached set of the training run
+    upsampled = dm.build_upsampled(progress=False).upsampled  # the training run's cached set
     train = dm.original_manifest
-    spec = dm.upsample_spec(train)
+    assert train is not None
+    types = sorted(int(t) for t in train["dist_type"].dropna().unique())
+    spec = UpsampleSpec.from_params(types, dm.reshape.ddcup_params, dm.seed)
     from syndr_lightning.data.datasets import get_loader
 
     entry = cfg.data.train

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syndr_lightning.reshape._validate import BACKENDS
+from syndr_lightning.reshape.params import BACKENDS, RULES, DRCDownParams
 from syndr_lightning.utils.errors import SyndrError, exit_code, one_line
 from syndr_lightning.utils.io import atomic_open, read_npy
 
@@ -75,18 +75,10 @@ def _run_down(args: argparse.Namespace) -> int:
     feats = _load(args.features, "--features")
     labels = _load(args.labels, "--labels")
     _check_label_range(labels, "--labels")
-    res = drcdown(
-        feats,
-        labels,
-        t_f=args.t_f,
-        t_q=args.t_q,
-        t_u=args.t_u,
-        rule=args.rule,
-        seed=args.seed,
-        epoch=args.epoch,
-        backend=args.backend,
-        precision=args.precision,
+    params = DRCDownParams(
+        T_f=args.t_f, T_q=args.t_q, T_u=args.t_u, rule=args.rule, backend=args.backend
     )
+    res = drcdown(feats, labels, params, seed=args.seed, epoch=args.epoch, precision=args.precision)
     _save(out, kept=res.kept.astype(np.int64), cluster=res.cluster.astype(np.int64))
     print(json.dumps({"out": str(out), **res.summary()}, indent=2))
     return 0
@@ -156,10 +148,11 @@ def register(subparsers: Any) -> None:
     down.add_argument("--features", required=True, help="[N, d] features .npy")
     down.add_argument("--labels", required=True, help="[N] labels .npy (0..10 scale)")
     down.add_argument("--out", required=True, help="output .npz with kept and cluster")
-    down.add_argument("--t-f", type=float, default=0.1, help="cosine-distance threshold T_f")
-    down.add_argument("--t-q", type=float, default=1.0, help="label-difference threshold T_q")
-    down.add_argument("--t-u", type=int, default=20, help="cluster-size threshold T_u")
-    down.add_argument("--rule", choices=("reference", "paper"), default="reference")
+    d = DRCDownParams
+    down.add_argument("--t-f", type=float, default=d.T_f, help="cosine-distance threshold T_f")
+    down.add_argument("--t-q", type=float, default=d.T_q, help="label-difference threshold T_q")
+    down.add_argument("--t-u", type=int, default=d.T_u, help="cluster-size threshold T_u")
+    down.add_argument("--rule", choices=RULES, default=d.rule)
     down.add_argument("--seed", type=int, default=0)
     down.add_argument("--epoch", type=int, default=0)
     down.add_argument("--backend", choices=BACKENDS, default="auto")

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from syndr_lightning.reshape._validate import check_choice, check_int
+from syndr_lightning.reshape._validate import check_int
 from syndr_lightning.reshape.params import RULES, DRCDownParams
 from syndr_lightning.utils.errors import InputError
 
@@ -81,20 +81,18 @@ def keep_count(n: int, t_u: int, rule: str = DRCDownParams.rule) -> int:
 
 def downsample(
     cluster: np.ndarray,
-    t_u: int = DRCDownParams.T_u,
-    rule: str = DRCDownParams.rule,
+    params: DRCDownParams = DRCDownParams(),
     seed: int = 0,
     epoch: int = 0,
 ) -> np.ndarray:
     """Sorted indices kept by DRCDown's downsampling of the given clusters.
 
-    Samples with cluster id -1 are always kept; a cluster keeps ``keep_count(n, t_u,
-    rule)`` members drawn uniformly without replacement by a numpy Generator seeded with
+    Samples with cluster id -1 are always kept; a cluster keeps ``keep_count(n, T_u,
+    rule)`` members (``params``: :class:`DRCDownParams`) drawn uniformly without replacement by a numpy Generator seeded with
     ``(seed, epoch)``, so the same (seed, epoch) always gives the same subset.
     """
     c = _check_cluster(cluster)
-    t_u = check_int(t_u, "t_u", minimum=1)
-    rule = check_choice(rule, "rule", RULES)
+    t_u, rule = params.T_u, params.rule  # validated by DRCDownParams
     seed = check_int(seed, "seed", minimum=0)
     epoch = check_int(epoch, "epoch", minimum=0)
     rng = np.random.default_rng([seed, epoch])

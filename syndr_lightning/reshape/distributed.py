@@ -130,13 +130,10 @@ def distributed_similar_pairs(
 def distributed_drcdown(
     features: np.ndarray,
     labels: np.ndarray,
-    t_f: float = DRCDownParams.T_f,
-    t_q: float = DRCDownParams.T_q,
-    t_u: int = DRCDownParams.T_u,
-    rule: str = DRCDownParams.rule,
+    params: DRCDownParams = DRCDownParams(),
+    *,
     seed: int = 0,
     epoch: int = 0,
-    backend: str = "auto",
     device: str | torch.device | None = None,
     group: dist.ProcessGroup | None = None,
 ) -> DRCDownResult:
@@ -146,11 +143,17 @@ def distributed_drcdown(
     """
     t0 = time.perf_counter()
     i, j = distributed_similar_pairs(
-        features, labels, t_f=t_f, t_q=t_q, backend=backend, device=device, group=group
+        features,
+        labels,
+        t_f=params.T_f,
+        t_q=params.T_q,
+        backend=params.backend,
+        device=device,
+        group=group,
     )
     n = int(np.asarray(features).shape[0])
     return drcdown_from_pairs(
-        n, i, j, t_u=t_u, rule=rule, seed=seed, epoch=epoch, seconds_pairs=time.perf_counter() - t0
+        n, i, j, params, seed=seed, epoch=epoch, seconds_pairs=time.perf_counter() - t0
     )
 
 

@@ -40,28 +40,32 @@ class DRCDownResult:
 def drcdown(
     features: np.ndarray,
     labels: np.ndarray,
-    t_f: float = DRCDownParams.T_f,
-    t_q: float = DRCDownParams.T_q,
-    t_u: int = DRCDownParams.T_u,
-    rule: str = DRCDownParams.rule,
+    params: DRCDownParams = DRCDownParams(),
+    *,
     seed: int = 0,
     epoch: int = 0,
-    backend: str = "auto",
     device: str | torch.device | None = None,
     precision: str = "auto",
 ) -> DRCDownResult:
     """Run DRCDown on one epoch's features ``[N, d]`` and labels ``[N]`` (0..10 scale).
 
-    See ``similar_pairs`` for ``backend``, ``device`` and ``precision`` (they change the
-    speed, never the result), ``downsample`` for ``t_u``, ``rule``, ``seed``, ``epoch``.
+    ``params``: the validated :class:`DRCDownParams` (``T_f``, ``T_q``, ``T_u``, ``rule``,
+    ``backend``). See ``similar_pairs`` for ``device`` and ``precision`` (they change the
+    speed, never the result), ``downsample`` for ``seed`` and ``epoch``.
     """
     t0 = time.perf_counter()
     i, j = similar_pairs(
-        features, labels, t_f=t_f, t_q=t_q, backend=backend, device=device, precision=precision
+        features,
+        labels,
+        t_f=params.T_f,
+        t_q=params.T_q,
+        backend=params.backend,
+        device=device,
+        precision=precision,
     )
     n = int(np.asarray(features).shape[0])
     return drcdown_from_pairs(
-        n, i, j, t_u=t_u, rule=rule, seed=seed, epoch=epoch, seconds_pairs=time.perf_counter() - t0
+        n, i, j, params, seed=seed, epoch=epoch, seconds_pairs=time.perf_counter() - t0
     )
 
 
@@ -69,8 +73,8 @@ def drcdown_from_pairs(
     n: int,
     i: np.ndarray,
     j: np.ndarray,
-    t_u: int = DRCDownParams.T_u,
-    rule: str = DRCDownParams.rule,
+    params: DRCDownParams = DRCDownParams(),
+    *,
     seed: int = 0,
     epoch: int = 0,
     seconds_pairs: float = 0.0,
@@ -78,7 +82,7 @@ def drcdown_from_pairs(
     """The rest of DRCDown once the similar pairs ``(i, j)`` of ``n`` samples are known."""
     t1 = time.perf_counter()
     cluster = connected_clusters(n, i, j)
-    kept = downsample(cluster, t_u=t_u, rule=rule, seed=seed, epoch=epoch)
+    kept = downsample(cluster, params, seed=seed, epoch=epoch)
     return DRCDownResult(
         kept=kept,
         cluster=cluster,

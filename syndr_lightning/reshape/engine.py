@@ -35,7 +35,7 @@ import torch.distributed as dist
 from syndr_lightning.reshape.distributed import all_gather_rows, world_of
 from syndr_lightning.reshape.features import extract_features
 from syndr_lightning.reshape.params import DRCDownParams, FeaturePassParams
-from syndr_lightning.utils.errors import InputError
+from syndr_lightning.utils.errors import ConfigError, InputError
 
 
 def subset_hash(indices: np.ndarray | Sequence[int]) -> str:
@@ -113,17 +113,7 @@ def select_subset(
     else:
         from syndr_lightning.reshape import drcdown as run
 
-    res = run(
-        features,
-        labels,
-        t_f=params.T_f,
-        t_q=params.T_q,
-        t_u=params.T_u,
-        rule=params.rule,
-        seed=int(seed),
-        epoch=int(epoch),
-        backend=params.backend,
-    )
+    res = run(features, labels, params, seed=int(seed), epoch=int(epoch))
     kept = np.sort(np.asarray(res.kept, dtype=np.int64))
     return kept, _flatten_stats(res)
 
@@ -249,3 +239,33 @@ class DRCDownSelector:
         )
         self.results[int(epoch)] = result
         return result
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last decision, for the datamodule's checkpoint state ({} before any)."""
+        if not self.results:
+            return {}
+        last = self.results[max(self.results)]
+        return {
+            "drcdown_epoch": last.epoch,
+            "drcdown_kept": last.kept.tolist(),
+            "drcdown_total": last.n_total,
+            "drcdown_stats": dict(last.stats),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a decision saved by :meth:`state_dict` (a pool of another size is a
+        ConfigError: the run resumed with other data or settings)."""
+        if not state or "drcdown_epoch" not in state:
+            return
+        if int(state["drcdown_total"]) != len(self.paths):
+            raise ConfigError(
+                f"the checkpoint's DRCDown pool has {state['drcdown_total']} samples but "
+                f"this run's has {len(self.paths)}; resume with the same data and reshape settings"
+            )
+        epoch = int(state["drcdown_epoch"])
+        self.results[epoch] = EpochSubset(
+            epoch=epoch,
+            kept=np.asarray(state["drcdown_kept"], dtype=np.int64),
+            n_total=int(state["drcdown_total"]),
+            stats=dict(state.get("drcdown_stats", {})),
+        )

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from syndr_lightning.reshape.params import ENCODERS
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.images import read_rgb
@@ -36,7 +37,6 @@ from syndr_lightning.utils.locking import BuildLock, build_once, remove_stale_te
 from syndr_lightning.utils.progress import progress as progress_bar
 from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 
-ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Bumped when the crops change pixels (v2: the training transforms' bilinear resampler).

@@ -7,7 +7,7 @@ from the config mapping (unknown keys, wrong types and out-of-range values raise
 DataModule, the DRCDown engine and DDCUp's build read their fields, nothing re-validates
 them. ``data.feature_pass`` builds :class:`FeaturePassParams` the same way.
 
-Allowed values (``BACKENDS``, ``RULES``, ``WEIGHTS``) live here too; the algorithms
+Allowed values (``BACKENDS``, ``RULES``, ``WEIGHTS``, ``ENCODERS``) live here too; the algorithms
 import them.
 """
 
@@ -24,6 +24,8 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
 RULES: tuple[str, ...] = ("reference", "paper")
 WEIGHTS: tuple[str, ...] = ("reference", "softmin")
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
+#: DDCUp's frozen reference encoders (``reshape.encoder``; ``reshape/features.py`` builds them).
+ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
 
 
 def _number(value: Any, key: str) -> float:
@@ -140,7 +142,7 @@ class DDCUpParams:
                 f"reshape.levels must be a non-empty list of KADID levels 1..5; got {self.levels}"
             )
         _set(self, "levels", tuple(int(lv) for lv in levels))
-        _set(self, "encoder", str(self.encoder))
+        _set(self, "encoder", _choice(self.encoder, "reshape.encoder", ENCODERS))
         _set(self, "encoder_weights", str(self.encoder_weights))
         _set(self, "encoder_crop", _integer(self.encoder_crop, "reshape.encoder_crop", 1))
         _set(self, "select_candidates", _flag(self.select_candidates, "reshape.select_candidates"))

@@ -13,7 +13,7 @@ would interleave). Otherwise a bar is drawn on stderr, so a command's results on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = ["ProgressTask", "lightning_progress", "progress"]
@@ -104,3 +104,13 @@ def progress(
         yield ProgressTask(bar, task)
     finally:
         bar.stop()
+
+
+def progress_bar_setting(trainer_cfg: Any, callbacks: Sequence[Any]) -> dict[str, Any]:
+    """No progress bar callback configured (``callbacks.rich_progress_bar=null``) means no
+    bar, not Lightning's default TQDM bar; ``trainer.enable_progress_bar`` still wins."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    if "enable_progress_bar" in trainer_cfg or any(isinstance(c, ProgressBar) for c in callbacks):
+        return {}
+    return {"enable_progress_bar": False}

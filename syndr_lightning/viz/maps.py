@@ -203,13 +203,9 @@ def drcdown_cluster_figure(
     features: np.ndarray,
     labels: np.ndarray,
     path: str | os.PathLike[str],
+    params: DRCDownParams = DRCDownParams(),
     *,
-    T_f: float = DRCDownParams.T_f,
-    T_q: float = DRCDownParams.T_q,
-    T_u: int = DRCDownParams.T_u,
-    rule: str = DRCDownParams.rule,
     seed: int = 0,
-    backend: str = DRCDownParams.backend,
     title: str = "Cluster sizes before and after DRCDown",
 ) -> tuple[Path, dict[str, Any]]:
     """Run DRCDown on ``features``/``labels`` and plot the cluster sizes before and after.
@@ -221,17 +217,13 @@ def drcdown_cluster_figure(
     res = drcdown(
         np.asarray(features, dtype=np.float32),
         np.asarray(labels, dtype=np.float64),
-        t_f=T_f,
-        t_q=T_q,
-        t_u=T_u,
-        rule=rule,
+        params,
         seed=seed,
         epoch=0,
-        backend=backend,
     )
     before = cluster_sizes(res.cluster)
     after = cluster_sizes(res.cluster, res.kept)
-    png = plot_cluster_histogram(before, after, path, t_u=T_u, title=title)
+    png = plot_cluster_histogram(before, after, path, t_u=params.T_u, title=title)
     summary = {
         "pairs": int(res.n_pairs),
         "clusters": int((before >= 2).sum()),
