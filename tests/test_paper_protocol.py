@@ -32,7 +32,8 @@ from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.splits import resolve_kadid_refs, resolve_types
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.models.backbones import weights_name
-from syndr_lightning.train import compose_config, resolve_selection, train
+from syndr_lightning.evaluation import resolve_selection
+from syndr_lightning.train import compose_config, train
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.transforms import EvalTransform
 
@@ -175,7 +176,7 @@ def test_pool_is_a_seeded_draw_of_the_reference_set_size() -> None:
     assert proto.draw_pool(cands, "refset", 81, seed=1) != pool
     assert len(proto.draw_pool(cands, "all", 81, 0)) == 300
     assert len(proto.draw_pool(cands, 10, 81, 0)) == 10
-    assert len(proto.draw_pool(cands, None, 500, 0)) == 300  # never more than there are
+    assert len(proto.draw_pool(cands, "refset", 500, 0)) == 300  # never more than there are
     for bad in (0, -3, 2.5, "many", True):
         with pytest.raises(ConfigError, match=r"data\.candidate_pool\.size"):
             proto.draw_pool(cands, bad, 81, 0)
@@ -425,7 +426,7 @@ def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
     dm = SynDRDataModule(
         train,
         reshape={"ddcup": False, "drcdown": False},
-        label_scaling="authors",
+        protocol={"label_scaling": "authors"},
         val_fraction=0.0,
         crop_size=8,
     )
@@ -439,7 +440,8 @@ def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
     raw = base["raw_score"].to_numpy()
     expected = (raw - raw.min()) / (raw.max() - raw.min()) * 10
     assert np.allclose(served, expected, atol=1e-5)
-    assert dm.protocol()["label_scaling"].startswith("authors (0..10 over all refs x 6 types")
+    facts = dm.facts().syndr
+    assert facts is not None and facts.label_scaling.startswith("authors (0..10 over all refs x 6")
 
 
 def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from syndr_lightning.data import upsample
 from syndr_lightning.data.datasets import get_loader, load_dataset
 from syndr_lightning.data.syndr import SynDRDataModule
+from syndr_lightning.protocol import Protocol
 from syndr_lightning.data.upsample import (
     UpsampleSpec,
     build_upsampled_set,
@@ -180,7 +181,11 @@ def _fake_drcdown(dm: SynDRDataModule, kept: list[int], n: int) -> None:
             return self.results[epoch]
 
     dm.drcdown_selector = FakeSelector()  # type: ignore[assignment]
-    fake_trainer = {"lightning_module": object(), "is_global_zero": True}
+    fake_trainer = {
+        "lightning_module": object(),
+        "is_global_zero": True,
+        "progress_bar_callback": None,
+    }
     dm.trainer = type("T", (), fake_trainer)()  # type: ignore[assignment]
 
 
@@ -189,12 +194,12 @@ def test_datamodule_serves_original_plus_upsampled(small: dict, tmp_path: Path):
     dm = _upsampled_dm(small, tmp_path, {"drcdown": False}, val_fraction=0.2)
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.upsampled is not None and dm.upsampled.reused
-    n_up = len(dm.upsampled.manifest)
+    assert dm.ddcup_build is not None  # built once in prepare_data, kept for setup
+    n_up = len(dm.ddcup_build.upsampled.manifest)
     assert n_up > 0 and len(dm.train_manifest) == dm.n_original + n_up
     assert dm.n_original == 4 * 2 * 5  # 4 of 5 references train, 1 validates
     assert len(dm.train_indices(0)) == len(dm.train_manifest)
-    protocol = dm.protocol()
+    protocol = Protocol.from_facts(dm.facts(), dm.reshape, dm.seed, {}).to_json()
     assert protocol["n_upsampled"] == n_up and protocol["rule"] == "reference"
     with pytest.raises(ConfigError, match=r"data\.candidates"):
         SynDRDataModule(train={"name": "kadid10k", "root": str(kadid)}, cache_dir=str(tmp_path))
