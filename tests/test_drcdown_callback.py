@@ -127,10 +127,10 @@ def test_each_epoch_trains_on_the_subset_of_its_start_weights(kadid: Path, tmp_p
         fresh = DRCDownSelector(
             list(pool["path"]),
             pool["score"].to_numpy(),
-            dm.drcdown_params,
+            dm.reshape.drcdown_params,
             dm.feature_pass,
             3,
-            dm.feature_cache_dir,
+            dm.drcdown_selector.cache_dir,
         )
         expected = fresh.compute(model, e).kept
         seen = sorted(rec.indices[e])

@@ -30,9 +30,9 @@ from hydra.core.global_hydra import GlobalHydra
 from syndr_lightning.data import paper_protocol as proto
 from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.splits import resolve_kadid_refs, resolve_types
+from syndr_lightning.evaluation import resolve_selection
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.models.backbones import weights_name
-from syndr_lightning.evaluation import resolve_selection
 from syndr_lightning.train import compose_config, train
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.transforms import EvalTransform

@@ -94,10 +94,10 @@ def test_down_bad_input_writes_nothing(down_inputs, capsys):
         "not a readable",
     )
     _fails_cleanly(
-        [*base, "--features", feats, "--labels", labels, "--t-f", "3"], out, capsys, "t_f"
+        [*base, "--features", feats, "--labels", labels, "--t-f", "3"], out, capsys, "--t-f=3"
     )
     _fails_cleanly(
-        [*base, "--features", feats, "--labels", labels, "--t-u", "0"], out, capsys, "t_u"
+        [*base, "--features", feats, "--labels", labels, "--t-u", "0"], out, capsys, "--t-u=0"
     )
     txt = d / "out.txt"
     _fails_cleanly(

@@ -15,7 +15,6 @@ import pytest
 from syndr_lightning.data import upsample
 from syndr_lightning.data.datasets import get_loader, load_dataset
 from syndr_lightning.data.syndr import SynDRDataModule
-from syndr_lightning.protocol import Protocol
 from syndr_lightning.data.upsample import (
     UpsampleSpec,
     build_upsampled_set,
@@ -23,6 +22,7 @@ from syndr_lightning.data.upsample import (
     load_cached,
 )
 from syndr_lightning.fakedata.fixtures import write_fixture
+from syndr_lightning.protocol import Protocol
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 # Every candidate is kept (select=False) so the set is never empty whatever the random

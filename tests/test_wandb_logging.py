@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from syndr_lightning import compose
+from syndr_lightning import wandb_auth
 from syndr_lightning.build import build_loggers
 from syndr_lightning.compose import compose_config
 from syndr_lightning.config import SWEPT_KEYS_ENV, sweep_run_name, swept_keys
@@ -33,7 +33,7 @@ def no_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.setattr(compose, "_WANDB_NOTE_SHOWN", False)
+    monkeypatch.setattr(wandb_auth, "_NOTE_SHOWN", False)
 
 
 def _entry(**kw: object):

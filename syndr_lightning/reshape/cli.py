@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.reshape.params import BACKENDS, RULES, DRCDownParams
-from syndr_lightning.utils.errors import SyndrError, exit_code, one_line
+from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
 from syndr_lightning.utils.io import atomic_open, read_npy
 
 if TYPE_CHECKING:  # numpy is imported when a command runs: `--help` stays instant
@@ -75,9 +75,15 @@ def _run_down(args: argparse.Namespace) -> int:
     feats = _load(args.features, "--features")
     labels = _load(args.labels, "--labels")
     _check_label_range(labels, "--labels")
-    params = DRCDownParams(
-        T_f=args.t_f, T_q=args.t_q, T_u=args.t_u, rule=args.rule, backend=args.backend
-    )
+    try:
+        params = DRCDownParams(
+            T_f=args.t_f, T_q=args.t_q, T_u=args.t_u, rule=args.rule, backend=args.backend
+        )
+    except ConfigError as exc:  # name the flags of this command, not the config keys
+        text = str(exc)
+        for key in ("T_f", "T_q", "T_u"):
+            text = text.replace(f"reshape.{key}=", f"--{key.lower().replace('_', '-')}=")
+        raise ConfigError(text) from None
     res = drcdown(feats, labels, params, seed=args.seed, epoch=args.epoch, precision=args.precision)
     _save(out, kept=res.kept.astype(np.int64), cluster=res.cluster.astype(np.int64))
     print(json.dumps({"out": str(out), **res.summary()}, indent=2))
