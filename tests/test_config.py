@@ -186,23 +186,33 @@ def test_every_pair_search_backend_passes_validation(backend: str, tmp_path: Pat
     assert cfg.reshape.backend == backend
 
 
-@pytest.mark.parametrize("backend", ["numpy", "bogus"])
-def test_unknown_backend_fails_before_anything_is_built(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+BAD_VALUES = [
+    ("reshape.backend=numpy", r"^reshape\.backend='numpy' is unknown; allowed values: "),
+    ("+data.candidate_pool.size=-3", r"^data\.candidate_pool\.size=-3 is not allowed; use refset"),
+    ("reshape.encoder=resnet5O", r"^reshape\.encoder='resnet5O' is unknown; allowed values: "),
+    ("+data.ddcup_reference_set=every", r"^data\.ddcup_reference_set='every' is unknown"),
+    ("+data.label_scaling=paper", r"^data\.label_scaling='paper' is unknown; allowed values"),
+]
+
+
+@pytest.mark.parametrize(("override", "pattern"), BAD_VALUES)
+def test_bad_value_fails_before_anything_is_built(
+    override: str, pattern: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``train()`` refuses the value with a one-line ConfigError before writing anything."""
+    """``train()`` from Python refuses the value with a one-line ConfigError naming the
+    key before any Trainer, logger, datamodule, cache or run file exists."""
     from syndr_lightning import train as task
 
-    def no_build(cfg: object) -> None:
-        raise AssertionError("the data were built although reshape.backend is invalid")
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"something was built although {override} is invalid")
 
-    monkeypatch.setattr(task, "build_datamodule", no_build)
+    for name in ("build_datamodule", "build_loggers", "build_callbacks", "instantiate"):
+        monkeypatch.setattr(task, name, no_build)
     out = tmp_path / "run"
-    cfg = compose_config([f"reshape.backend={backend}", *_paths(tmp_path)], output_dir=out)
-    allowed = ", ".join(BACKENDS)
-    pattern = rf"^reshape\.backend='{backend}' is unknown; allowed values: {allowed}$"
-    with pytest.raises(ConfigError, match=pattern):
+    cfg = compose_config([override, *_paths(tmp_path)], output_dir=out)
+    with pytest.raises(ConfigError, match=pattern) as info:
         task.train(cfg)
+    assert "\n" not in str(info.value)
     assert list(out.iterdir()) == []  # no run files: nothing was built
     assert not (tmp_path / "cache").exists()  # no data generated
 

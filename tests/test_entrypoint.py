@@ -91,6 +91,11 @@ def test_user_error_is_one_line_and_nonzero(tmp_path: Path) -> None:
     ("override", "needle", "code"),
     [
         ("reshape.T_f=3", "reshape.T_f=3", 2),
+        # the data protocol and the encoder: checked before the Trainer is built
+        ("+data.candidate_pool.size=0", "data.candidate_pool.size=0", 2),
+        ("reshape.encoder=vgg", "reshape.encoder='vgg'", 2),
+        ("+data.ddcup_reference_set=every", "data.ddcup_reference_set='every'", 2),
+        ("+data.label_scaling=paper", "data.label_scaling='paper'", 2),
         ("task=syndr_lightning.nowhere.run", "task='syndr_lightning.nowhere.run'", 2),
         # reshaping switched on for a data module that cannot reshape: a config mistake
         ("data=kadid10k", "reshape=none", 2),
