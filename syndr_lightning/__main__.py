@@ -39,13 +39,6 @@ def resolve_task(path: str) -> Callable[[DictConfig], Any]:
     return func
 
 
-def _is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def run_task(cfg: DictConfig) -> float | None:
     """Run ``cfg.task`` and return the sweep objective (``cfg.optimized_metric``)."""
     try:
@@ -53,7 +46,9 @@ def run_task(cfg: DictConfig) -> float | None:
 
         check_hydra_launch(cfg)  # one device per sweep job (docs/scaling.md)
         metrics = resolve_task(cfg.get("task") or DEFAULT_TASK)(cfg)
-        if not isinstance(metrics, dict) or not _is_multirun():
+        from syndr_lightning.config import is_multirun
+
+        if not isinstance(metrics, dict) or not is_multirun():
             return None
 
         return objective(metrics, cfg.get("optimized_metric"))

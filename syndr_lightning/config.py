@@ -26,6 +26,7 @@ __all__ = [
     "REPO_ROOT",
     "conf_dir",
     "default_root",
+    "is_multirun",
     "register_resolvers",
     "run_group",
     "run_name",
@@ -129,14 +130,19 @@ def _hydra() -> object | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-def _is_multirun(hc: object) -> bool:
-    return str(getattr(hc, "mode", "")) == "RunMode.MULTIRUN"
+def is_multirun(mode: object | None = None) -> bool:
+    """Whether Hydra runs a multirun: ``mode`` (a ``RunMode`` or its name), by default
+    the mode of the running Hydra job (False outside Hydra). The one such test."""
+    if mode is None:
+        hc = _hydra()
+        mode = "" if hc is None else getattr(hc, "mode", "")
+    return str(mode).upper().split(".")[-1] == "MULTIRUN"
 
 
 def run_name(task_name: str) -> str:
     """A run's logger name: its sweep overrides in a multirun job, else ``task_name``."""
     hc = _hydra()
-    if hc is None or not _is_multirun(hc):
+    if hc is None or not is_multirun(getattr(hc, "mode", "")):
         return str(task_name)
     keys = [k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k]
     params = hc.get("sweeper", {}).get("params") or {}  # type: ignore[attr-defined]
@@ -149,7 +155,7 @@ def run_name(task_name: str) -> str:
 def run_group(task_name: str) -> str:
     """One group per multirun (``<task>-<sweep folder>``); ``task_name`` for a single run."""
     hc = _hydra()
-    if hc is None or not _is_multirun(hc):
+    if hc is None or not is_multirun(getattr(hc, "mode", "")):
         return str(task_name)
     return f"{task_name}-{Path(str(hc.sweep.dir)).name}"  # type: ignore[attr-defined]
 

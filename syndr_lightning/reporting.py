@@ -167,7 +167,7 @@ def _sweeper_param_keys(multirun_dir: Path) -> list[str]:
     return [str(k) for k in params]
 
 
-def swept_keys(
+def varying_keys(
     jobs: Sequence[JobRecord], seed_key: str = SEED_KEY, declared: Sequence[str] = ()
 ) -> list[str]:
     """Override keys whose value differs between jobs (the table's row keys), seed excluded.
@@ -379,7 +379,7 @@ def collect(
     """
     root = Path(multirun_dir)
     jobs = find_jobs(root)
-    row_keys = list(keys) if keys else swept_keys(jobs, seed_key, _sweeper_param_keys(root))
+    row_keys = list(keys) if keys else varying_keys(jobs, seed_key, _sweeper_param_keys(root))
     names = list(metrics) if metrics else default_metrics(jobs)
     missing = [m for m in names if not any(j.metrics and m in j.metrics for j in jobs)]
     if missing and any(j.ok for j in jobs):

@@ -16,7 +16,7 @@ from syndr_lightning.reporting import (
     find_jobs,
     parse_overrides,
     save_job_metrics,
-    swept_keys,
+    varying_keys,
 )
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.launch import objective
@@ -62,7 +62,7 @@ def test_collect_means_spread_and_failures(tmp_path: Path) -> None:
     root = _sweep(tmp_path)
     jobs = find_jobs(root)
     assert len(jobs) == 6 and sum(not j.ok for j in jobs) == 1
-    assert swept_keys(jobs) == ["reshape.T_f"]
+    assert varying_keys(jobs) == ["reshape.T_f"]
     summary = collect(root)
     table = summary.table.set_index("reshape.T_f")
     assert list(table.index) == [0.05, 0.1, 0.15]

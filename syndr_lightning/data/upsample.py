@@ -37,6 +37,7 @@ import pandas as pd
 from syndr_lightning.distort.spec import GENDIST_VERSION
 from syndr_lightning.reshape.params import DDCUpParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
+from syndr_lightning.utils.images import IMAGE_SUFFIXES
 from syndr_lightning.utils.io import atomic_open, file_identity, git_sha
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 #: Bump when the cache layout or the meaning of its contents changes (2: reference
 #: features cropped with the training transforms' resampler; file identities with mtime).
 UPSAMPLE_FORMAT_VERSION = 2
-_IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 _PREDIST_NAME = re.compile(r"^(.+)_(\d{2})_(\d{2})$")
 
 
@@ -161,10 +161,10 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     out = {
         p.stem: p
         for p in sorted(root.iterdir())
-        if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     }
     if not out:
-        raise DatasetError(f"candidate folder {str(root)!r} holds no images ({_IMAGE_SUFFIXES})")
+        raise DatasetError(f"candidate folder {str(root)!r} holds no images ({IMAGE_SUFFIXES})")
     return out
 
 
@@ -186,7 +186,7 @@ def predistorted_candidates(
         )
     dist: dict[tuple[str, int, int], Path] = {}
     for p in sorted(dist_dir.iterdir()):
-        if not p.is_file() or p.suffix.lower() not in _IMAGE_SUFFIXES:
+        if not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         m = _PREDIST_NAME.match(p.stem)
         if m is not None:

@@ -10,8 +10,6 @@ from pathlib import Path
 from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
 from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
 
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
-
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -66,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list_images(folder: Path) -> list[Path]:
+    from syndr_lightning.utils.images import IMAGE_SUFFIXES
+
     if not folder.is_dir():
         raise InputError(f"--refs must be a folder of images, got {folder} (not a folder)")
     files = sorted(

@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from syndr_lightning.data.datasets.base import IMAGE_SUFFIXES
 from syndr_lightning.utils.checkpoints import safe_torch_load
-from syndr_lightning.utils.device import resolve_device as _resolve_device
+from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
-from syndr_lightning.utils.images import pil_to_rgb, read_rgb
+from syndr_lightning.utils.images import IMAGE_SUFFIXES, pil_to_rgb, read_rgb
 from syndr_lightning.utils.transforms import EvalTransform
 
 __all__ = [
@@ -38,7 +37,6 @@ __all__ = [
     "collect_images",
     "load_model",
     "read_checkpoint_meta",
-    "resolve_device",
     "to_rgb_array",
 ]
 
@@ -47,11 +45,6 @@ ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray | torch.Tensor
 #: Crop size used when the checkpoint does not record the datamodule's ``crop_size``.
 DEFAULT_CROP_SIZE = 224
 SCORE_RANGE = (0.0, 10.0)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` (or None) -> CUDA when available else CPU; anything else must be a usable device."""
-    return _resolve_device(None if device == "auto" else device, ConfigError)
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:
@@ -276,7 +269,7 @@ class Scorer:
     device: str | torch.device = "cpu"
 
     def __post_init__(self) -> None:
-        self.device = resolve_device(self.device)
+        self.device = resolve_device(self.device, ConfigError)
         self.transform = EvalTransform(self.crop_size, self.crops, self.crop_mode, self.seed)
         if int(self.batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1; got {self.batch_size}")
@@ -409,5 +402,5 @@ def load_model(
         crop_mode=crop_mode,
         seed=int(seed),
         batch_size=int(batch_size),
-        device=resolve_device(device),
+        device=resolve_device(device, ConfigError),
     )

@@ -29,7 +29,7 @@ class BIQAModule(L.LightningModule):
     def __init__(
         self,
         backbone: str = "resnet50",
-        weights: str | None = "imagenet",
+        weights: str | None = "IMAGENET1K_V1",  # the paper's (conf/model/biqa.yaml)
         lr: float = 2e-5,
         lr_ratio: float = 10.0,
         weight_decay: float = 5e-4,

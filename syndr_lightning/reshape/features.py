@@ -92,7 +92,7 @@ def _weights_id(weights: str | None) -> str:
     return f"{p.resolve()}|{file_identity(p)}" if p.is_file() else w
 
 
-def cache_key(path: Path, encoder: str, weights: str | None, crop_size: int) -> str:
+def feature_key(path: Path, encoder: str, weights: str | None, crop_size: int) -> str:
     """Cache key of one image: its path and identity, encoder, weights, crop (and version)."""
     raw = (
         f"v{REFERENCE_CACHE_VERSION}|{path.resolve()}|{file_identity(path)}|{encoder}|"
@@ -128,7 +128,7 @@ def pool_cache_file(
     """The one cache file of a pool: keyed by every image's key, in order."""
     digest = hashlib.sha256()
     for p in files:
-        digest.update(cache_key(p, encoder, weights, crop_size).encode())
+        digest.update(feature_key(p, encoder, weights, crop_size).encode())
     return cache_dir / f"features-{encoder}-{len(files)}-{digest.hexdigest()[:24]}.npy"
 
 

@@ -10,12 +10,13 @@ from syndr_lightning.utils.errors import InputError, SyndrError
 def resolve_device(
     device: str | torch.device | None, error: type[SyndrError] = InputError
 ) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; anything else must name a usable device.
+    """``None`` or ``"auto"`` -> CUDA when available, else CPU; anything else must name a
+    usable device.
 
     A malformed name, or CUDA asked for where there is none, raises ``error`` with what
     was expected.
     """
-    if device is None:
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)

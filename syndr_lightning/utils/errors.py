@@ -19,8 +19,9 @@ class InputError(SyndrError, ValueError):
     """Arrays or files handed to an algorithm or CLI are unusable (shape, NaN, empty...)."""
 
 
-class DivergenceError(ConfigError):
-    """Training diverged (non-finite loss, or constant predictions): a setting to change."""
+class DivergenceError(SyndrError, RuntimeError):
+    """Training diverged (non-finite loss, or constant predictions): a run-time failure
+    (exit status 1), not a usage error, though the fix is usually a setting."""
 
 
 def exit_code(exc: BaseException) -> int:

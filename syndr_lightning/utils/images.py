@@ -36,6 +36,8 @@ __all__ = [
     "verify_image",
 ]
 
+#: File suffixes read as images wherever a folder is listed (one list for the package).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_PIXELS_ENV = "SYNDR_MAX_IMAGE_PIXELS"
 #: Pillow raises DecompressionBombError above twice its MAX_IMAGE_PIXELS (89,478,485).
 DEFAULT_MAX_PIXELS = 2 * 89_478_485

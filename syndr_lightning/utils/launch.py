@@ -68,7 +68,9 @@ def check_sweep_devices(
     process; under the submitit (SLURM) launcher each SLURM task must be one rank, so
     ``tasks_per_node`` must equal the devices per node. Raises ``ConfigError`` otherwise.
     """
-    if str(mode).upper().split(".")[-1] != "MULTIRUN":
+    from syndr_lightning.config import is_multirun
+
+    if not is_multirun(mode):
         return
     n = _device_count(trainer_cfg.get("devices", 1), trainer_cfg.get("accelerator", "auto"))
     nodes = int(trainer_cfg.get("num_nodes", 1) or 1)

@@ -12,8 +12,6 @@ import pandas as pd
 
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
 
 @dataclass(frozen=True)
 class DatasetInfo:

@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 
 from syndr_lightning.data.datasets.base import (
-    IMAGE_SUFFIXES,
     BaseDataset,
     DatasetInfo,
     read_csv,
@@ -18,6 +17,7 @@ from syndr_lightning.data.datasets.base import (
 )
 from syndr_lightning.data.manifest import make_manifest
 from syndr_lightning.utils.errors import DatasetError
+from syndr_lightning.utils.images import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "CSVDataset", "FolderDataset"]
 
