@@ -51,9 +51,13 @@ def upsampled_set(data: dict, cache_root: str, n: int) -> tuple[str, str, bool]:
     """Build (or reuse) one DDCUp set; its folder, manifest CSV and whether it was reused."""
     from syndr_lightning.data.datasets import get_loader, load_dataset
     from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set
+    from syndr_lightning.reshape.params import DDCUpParams
 
     spec = UpsampleSpec(
-        types=(1, 3), encoder="tiny_cnn", encoder_weights="none", crop_size=32, select=False
+        (1, 3),
+        DDCUpParams(
+            encoder="tiny_cnn", encoder_weights="none", encoder_crop=32, select_candidates=False
+        ),
     )
     manifest = load_dataset("kadid10k", data["kadid"], types=[1, 3])
     refs = get_loader("kadid10k")(data["kadid"], types=[1, 3]).references()

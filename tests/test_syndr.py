@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,16 @@ from syndr_lightning.data.upsample import (
 )
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.protocol import Protocol
+from syndr_lightning.reshape.params import DDCUpParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 # Every candidate is kept (select=False) so the set is never empty whatever the random
 # tiny encoder's features; the selection rule itself is tested in test_selection_wiring
 # and, against a brute-force oracle, in the reshaping tests.
-SPEC = UpsampleSpec(
-    types=(1, 3), encoder="tiny_cnn", encoder_weights="none", crop_size=32, select=False
+TINY = DDCUpParams(
+    encoder="tiny_cnn", encoder_weights="none", encoder_crop=32, select_candidates=False
 )
+SPEC = UpsampleSpec((1, 3), TINY)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,7 @@ def test_build_then_reuse(small: dict, tmp_path: Path):
     assert again.reused and again.directory == first.directory
     pd.testing.assert_frame_equal(again.manifest, df)
     # anything that changes the result changes the key
-    other = UpsampleSpec(**{**SPEC.__dict__, "T_ref": 0.2})
+    other = UpsampleSpec((1, 3), replace(TINY, T_ref=0.2))
     third = build_upsampled_set(
         small["manifest"], small["refs"], small["cands"], tmp_path, other, progress=False
     )
@@ -125,7 +128,7 @@ def test_predistorted_reference_layout(small: dict, tmp_path: Path):
 def test_selection_wiring_and_bad_inputs(small: dict, tmp_path: Path):
     from syndr_lightning.reshape import ddcup_select
 
-    spec = UpsampleSpec(**{**SPEC.__dict__, "select": True})
+    spec = UpsampleSpec((1, 3), replace(TINY, select_candidates=True))
     res = build_upsampled_set(
         small["manifest"], small["refs"], small["cands"], tmp_path, spec, progress=False
     )
@@ -140,12 +143,12 @@ def test_selection_wiring_and_bad_inputs(small: dict, tmp_path: Path):
     with pytest.raises(DatasetError, match="'I02', type 1, level 3"):
         label_cube(partial, ["I01", "I02"], (1, 3), (1, 3, 5))
     with pytest.raises(ConfigError, match=r"reshape\.encoder_weights='/nowhere/w\.pth'"):
-        bad = UpsampleSpec(**{**SPEC.__dict__, "encoder_weights": "/nowhere/w.pth"})
+        bad = UpsampleSpec((1, 3), replace(TINY, encoder_weights="/nowhere/w.pth"))
         upsample.reference_features([small["refs"]["I01"]], bad, None)
     with pytest.raises(ConfigError, match="levels"):
-        UpsampleSpec(types=(1,), levels=(0, 6))
+        UpsampleSpec((1,), DDCUpParams(levels=(0, 6)))
     with pytest.raises(ConfigError, match="weights"):
-        UpsampleSpec(types=(1,), weights="median")
+        UpsampleSpec((1,), DDCUpParams(weights="median"))
 
 
 def _upsampled_dm(small: dict, tmp_path: Path, reshape: dict | None = None, **kwargs: Any):

@@ -140,13 +140,14 @@ def test_umap_cli_reference_selection_from_ddcup_build(tmp_path: Path, capsys) -
     from syndr_lightning.data.datasets import get_loader, load_dataset
     from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set
     from syndr_lightning.fakedata.fixtures import write_fixture
+    from syndr_lightning.reshape.params import DDCUpParams
 
     root = write_fixture("kadid10k", tmp_path / "kadid", n_refs=4, types=[1, 3], size=(40, 32))
     cands = write_fixture("folder", tmp_path / "cands", n_images=5, size=(40, 32), seed=7)
     manifest = load_dataset("kadid10k", str(root))
     refs = get_loader("kadid10k")(str(root)).references()
     spec = UpsampleSpec(
-        types=(1, 3), encoder="tiny_cnn", encoder_weights="none", crop_size=32, seed=0
+        (1, 3), DDCUpParams(encoder="tiny_cnn", encoder_weights="none", encoder_crop=32)
     )
     built = build_upsampled_set(manifest, refs, cands, tmp_path / "cache", spec, progress=False)
     ckpt = make_checkpoint(tmp_path / "m.ckpt")

@@ -227,7 +227,7 @@ def build_ddcup(
         refs,
         pool,
         cache_dir,
-        UpsampleSpec.from_params(types, params, seed),
+        UpsampleSpec(types, params, seed),
         predistorted=source if isinstance(source, str) else None,
         workers=workers,
         feature_cache_dir=str(Path(cache_dir) / "ref_features"),

@@ -27,7 +27,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,60 +51,53 @@ _PREDIST_NAME = re.compile(r"^(.+)_(\d{2})_(\d{2})$")
 
 @dataclass(frozen=True)
 class UpsampleSpec:
-    """The settings of one DDCUp build (all of them enter the cache key).
-
-    The DDCUp fields are :class:`~syndr_lightning.reshape.params.DDCUpParams`' (its
-    defaults, validated by it); ``crop_size`` is its ``encoder_crop`` and ``select`` its
-    ``select_candidates``. Build one with :meth:`from_params`.
-    """
+    """One DDCUp build: the training ``types``, the validated :class:`DDCUpParams`
+    (passed whole) and the ``seed``; all of them enter the cache key."""
 
     types: tuple[int, ...]
-    levels: tuple[int, ...] = DDCUpParams.levels
-    k: int | str = DDCUpParams.k  # or "all"
-    T_ref: float = DDCUpParams.T_ref
-    weights: str = DDCUpParams.weights
-    temperature: float = DDCUpParams.temperature
-    encoder: str = DDCUpParams.encoder
-    encoder_weights: str = DDCUpParams.encoder_weights
-    crop_size: int = DDCUpParams.encoder_crop
+    params: DDCUpParams = field(default_factory=DDCUpParams)
     seed: int = 0
-    select: bool = DDCUpParams.select_candidates  # False: every candidate (Table 4 b, d)
 
     def __post_init__(self) -> None:
         if not self.types:
             raise ConfigError("DDCUp needs at least one distortion type (data.types)")
-        self.params()  # DDCUpParams validates the DDCUp fields
+        object.__setattr__(self, "types", tuple(int(t) for t in self.types))
+        object.__setattr__(self, "seed", int(self.seed))
 
-    def params(self) -> DDCUpParams:
-        """The DDCUp parameter object of this spec."""
-        return DDCUpParams(
-            k=self.k,
-            T_ref=self.T_ref,
-            weights=self.weights,
-            temperature=self.temperature,
-            levels=self.levels,
-            encoder=self.encoder,
-            encoder_weights=self.encoder_weights,
-            encoder_crop=self.crop_size,
-            select_candidates=self.select,
-        )
+    def flat(self) -> dict[str, Any]:
+        """The spec as the flat mapping of the cache key and ``meta.json`` (names kept
+        from format 1: ``crop_size`` = ``encoder_crop``, ``select`` = ``select_candidates``)."""
+        p = self.params
+        return {
+            "types": list(self.types),
+            "levels": list(p.levels),
+            "k": p.k,
+            "T_ref": p.T_ref,
+            "weights": p.weights,
+            "temperature": p.temperature,
+            "encoder": p.encoder,
+            "encoder_weights": p.encoder_weights,
+            "crop_size": p.encoder_crop,
+            "seed": self.seed,
+            "select": p.select_candidates,
+        }
 
     @classmethod
-    def from_params(cls, types: Sequence[int], params: DDCUpParams, seed: int) -> UpsampleSpec:
-        """The spec of a build over the training ``types`` with ``params``."""
-        return cls(
-            types=tuple(int(t) for t in types),
-            levels=params.levels,
-            k=params.k,
-            T_ref=params.T_ref,
-            weights=params.weights,
-            temperature=params.temperature,
-            encoder=params.encoder,
-            encoder_weights=params.encoder_weights,
-            crop_size=params.encoder_crop,
-            seed=int(seed),
-            select=params.select_candidates,
+    def from_flat(cls, flat: Mapping[str, Any]) -> UpsampleSpec:
+        """The spec a ``meta.json`` records (:meth:`flat`)."""
+        f = dict(flat)
+        params = DDCUpParams(
+            k=f.get("k", DDCUpParams.k),
+            T_ref=f.get("T_ref", DDCUpParams.T_ref),
+            weights=f.get("weights", DDCUpParams.weights),
+            temperature=f.get("temperature", DDCUpParams.temperature),
+            levels=tuple(f.get("levels") or DDCUpParams.levels),
+            encoder=f.get("encoder", DDCUpParams.encoder),
+            encoder_weights=f.get("encoder_weights", DDCUpParams.encoder_weights),
+            encoder_crop=f.get("crop_size", DDCUpParams.encoder_crop),
+            select_candidates=f.get("select", DDCUpParams.select_candidates),
         )
+        return cls(tuple(f.get("types") or ()), params, int(f.get("seed", 0)))
 
 
 @dataclass
@@ -210,7 +203,7 @@ def cache_key(
     """
     h = hashlib.sha256()
     h.update(
-        json.dumps({"format": UPSAMPLE_FORMAT_VERSION, **asdict(spec)}, sort_keys=True).encode()
+        json.dumps({"format": UPSAMPLE_FORMAT_VERSION, **spec.flat()}, sort_keys=True).encode()
     )
     for name in sorted(train_refs):
         h.update(f"T|{name}|{file_identity(Path(train_refs[name]))}\n".encode())
@@ -339,15 +332,15 @@ def reference_features(
             torch.manual_seed(int(spec.seed))
             feats = extract_reference_features(
                 [str(p) for p in paths],
-                encoder=spec.encoder,
-                weights=spec.encoder_weights,
+                encoder=spec.params.encoder,
+                weights=spec.params.encoder_weights,
                 cache_dir=cache_dir,
-                crop_size=int(spec.crop_size),
+                crop_size=int(spec.params.encoder_crop),
             )
     except ConfigError as exc:
         raise ConfigError(
-            f"DDCUp's frozen encoder (reshape.encoder={spec.encoder!r}, "
-            f"reshape.encoder_weights={spec.encoder_weights!r}) cannot be built: {exc}. "
+            f"DDCUp's frozen encoder (reshape.encoder={spec.params.encoder!r}, "
+            f"reshape.encoder_weights={spec.params.encoder_weights!r}) cannot be built: {exc}. "
             f"Set reshape.encoder_weights to a local weights file, or use "
             f"reshape.encoder=efficientnet_lite0 reshape.encoder_weights=offline"
         ) from None
@@ -438,7 +431,7 @@ def build_upsampled_set(
     if not cands:
         raise InputError("the DDCUp candidate pool is empty")
     names = list(refs)
-    labels = label_cube(train_manifest, names, spec.types, spec.levels)
+    labels = label_cube(train_manifest, names, spec.types, spec.params.levels)
     key = cache_key(spec, refs, labels, cands, dist_files)
     root = Path(cache_root) / "ddcup"
     final = root / key
@@ -499,11 +492,11 @@ def _build_into(
             "DDCUp: encoding %d training references and %d candidates (%s)",
             len(names),
             len(cand_names),
-            spec.encoder,
+            spec.params.encoder,
         )
         train_feats = reference_features([refs[n] for n in names], spec, feature_cache_dir)
         cand_feats = reference_features([cands[n] for n in cand_names], spec, feature_cache_dir)
-        if spec.select:
+        if spec.params.select_candidates:
             selected = np.asarray(ddcup_select(train_feats, cand_feats), dtype=np.int64)
         else:
             selected = np.arange(len(cand_names), dtype=np.int64)
@@ -513,20 +506,20 @@ def _build_into(
             len(chosen),
             len(cand_names),
             list(spec.types),
-            list(spec.levels),
+            list(spec.params.levels),
         )
         new_labels = (
             ddcup_pseudo_labels(
                 train_feats,
                 cand_feats[selected],
                 labels,
-                k=len(names) if spec.k == "all" else min(int(spec.k), len(names)),
-                t_ref=float(spec.T_ref),
-                weights=spec.weights,
-                temperature=float(spec.temperature),
+                k=len(names) if spec.params.k == "all" else min(int(spec.params.k), len(names)),
+                t_ref=float(spec.params.T_ref),
+                weights=spec.params.weights,
+                temperature=float(spec.params.temperature),
             )
             if len(chosen)
-            else np.empty((0, len(spec.types), len(spec.levels)), np.float32)
+            else np.empty((0, len(spec.types), len(spec.params.levels)), np.float32)
         )
         rows = _distorted_rows(chosen, cands, dist_files, spec, tmp, workers, progress)
         df = _assemble(rows, chosen, new_labels, spec, tmp, train_manifest)
@@ -537,7 +530,7 @@ def _build_into(
         meta = {
             "format": UPSAMPLE_FORMAT_VERSION,
             "key": key,
-            "spec": asdict(spec),
+            "spec": spec.flat(),
             "n_train_refs": len(names),
             "n_candidates": len(cands),
             "candidate_pool_file": "candidate_pool.txt",
@@ -566,7 +559,7 @@ def _distorted_rows(
         rows = []
         for name in chosen:
             for t in spec.types:
-                for lv in spec.levels:
+                for lv in spec.params.levels:
                     p = dist_files.get((name, int(t), int(lv)))
                     if p is None:
                         raise DatasetError(
@@ -583,7 +576,7 @@ def _distorted_rows(
         {n: cands[n] for n in chosen},
         tmp / "images",
         spec.types,
-        spec.levels,
+        spec.params.levels,
         spec.seed,
         workers,
         progress,
@@ -604,7 +597,7 @@ def _assemble(
     """The upsampled manifest: pseudo-label of each (new ref, type, level)."""
     ref_pos = {n: i for i, n in enumerate(chosen)}
     t_pos = {int(t): i for i, t in enumerate(spec.types)}
-    l_pos = {int(lv): i for i, lv in enumerate(spec.levels)}
+    l_pos = {int(lv): i for i, lv in enumerate(spec.params.levels)}
     scores = [
         float(new_labels[ref_pos[r], t_pos[int(t)], l_pos[int(lv)]])
         for r, t, lv in zip(rows["ref"], rows["type"], rows["level"], strict=True)

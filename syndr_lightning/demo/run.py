@@ -309,7 +309,7 @@ def _reference_selection(cfg: DictConfig, data: DemoData, out_dir: Path) -> dict
     train = dm.original_manifest
     assert train is not None
     types = sorted(int(t) for t in train["dist_type"].dropna().unique())
-    spec = UpsampleSpec.from_params(types, dm.reshape.ddcup_params, dm.seed)
+    spec = UpsampleSpec(tuple(types), dm.reshape.ddcup_params, dm.seed)
     from syndr_lightning.data.datasets import get_loader
 
     entry = cfg.data.train

@@ -46,10 +46,7 @@ def _selection_figure(args: argparse.Namespace, name: str, root: str, out: Path)
             "<upsample_cache_dir>/ddcup/<key> written by DDCUp"
         )
     meta = json.loads(meta_file.read_text())
-    spec_fields = dict(meta.get("spec") or {})
-    spec_fields["types"] = tuple(spec_fields.get("types") or ())
-    spec_fields["levels"] = tuple(spec_fields.get("levels") or (1, 3, 5))
-    spec = UpsampleSpec(**spec_fields)
+    spec = UpsampleSpec.from_flat(meta.get("spec") or {})
     loader = get_loader(name)(root, **dict(args.option or []))
     references = getattr(loader, "references", None)
     if references is None:

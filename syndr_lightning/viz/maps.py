@@ -270,5 +270,5 @@ def reference_selection_map(
         emb,
         groups,
         path,
-        title=f"Training references vs DDCUp candidates ({spec.encoder} features)",
+        title=f"Training references vs DDCUp candidates ({spec.params.encoder} features)",
     )
