@@ -3,11 +3,10 @@
 Train = the original samples DRCDown keeps this epoch + every upsampled sample (as the
 reference code does; ``drcdown_on_upsampled=true`` applies DRCDown to both); val =
 held-out references of the training set; test = the target datasets, each under its own
-label. The build steps are plain functions in ``data/syndr_build.py`` taking the
-validated objects whole; the run report's facts come back typed (:meth:`facts`). The
-per-epoch subset is computed lazily in :meth:`train_indices`, which
-``train_dataloader()`` calls when Lightning rebuilds the loader at the start of each
-epoch (the model is then in its start-of-epoch state). See docs/syndr.md.
+label. Build steps: ``data/syndr_build.py``; report facts: typed (:meth:`facts`). The
+epoch's subset is computed lazily in :meth:`train_indices`, called when Lightning
+rebuilds the loader at the start of each epoch (the model in its start-of-epoch state).
+See docs/syndr.md.
 """
 
 from __future__ import annotations
@@ -72,8 +71,7 @@ class SynDRDataModule(IQADataModule):
         self.predistorted = predistorted
         self.upsample_cache_dir = upsample_cache_dir or self.cache_dir
         build.check_inputs(self.reshape, candidates, predistorted, self.upsample_cache_dir)
-        if int(gendist_workers) < 0:
-            raise ConfigError(f"data.gendist_workers must be >= 0, got {gendist_workers!r}")
+        build.check_workers(gendist_workers)
         self.drcdown_on_upsampled = bool(drcdown_on_upsampled)
         fp = FeaturePassParams.from_config(feature_pass)
         # the feature pass crops like training unless told otherwise
@@ -152,14 +150,16 @@ class SynDRDataModule(IQADataModule):
         self._pool = np.arange(pool_n, dtype=np.int64)
         self._always = np.arange(pool_n, n, dtype=np.int64)
         if self.drcdown_selector is None:
-            crops = Path(self.cache_dir) / "drcdown_crops" if self.cache_dir else None
-            self.drcdown_selector = build.drcdown_selector(
-                self.train_manifest,
-                pool_n,
+            pool, crops = self.train_manifest.iloc[:pool_n], Path(str(self.cache_dir))
+            self.drcdown_selector = DRCDownSelector(
+                list(pool["path"].astype(str)),
+                pool["score"].to_numpy(dtype=np.float64),
                 self.reshape.drcdown_params,
                 self.feature_pass,
                 self.seed,
-                str(crops) if crops is not None and self.feature_pass.cache else None,
+                str(crops / "drcdown_crops")
+                if self.cache_dir and self.feature_pass.cache
+                else None,
             )
         if stage in (None, "fit"):
             self.drcdown_selector.reset()

@@ -1,9 +1,8 @@
-"""SynDR's data build steps as plain functions (no Lightning): label scaling, DDCUp's
-upsampled set and the DRCDown selector over the training pool.
+"""SynDR's data build steps as plain functions (no Lightning): label scaling and DDCUp's
+upsampled set.
 
 :class:`~syndr_lightning.data.syndr.SynDRDataModule` calls them from its hooks; each
-takes the validated objects (``DataProtocol``, ``DDCUpParams``, ``DRCDownParams``,
-``FeaturePassParams``) whole. See docs/syndr.md.
+takes the validated objects (``DataProtocol``, ``DDCUpParams``) whole. See docs/syndr.md.
 """
 
 from __future__ import annotations
@@ -20,11 +19,8 @@ from syndr_lightning.data.datasets import get_loader
 from syndr_lightning.data.facts import PoolFacts
 from syndr_lightning.data.paper_protocol import POOL_FILE, DataProtocol, draw_pool, minmax_scores
 from syndr_lightning.data.upsample import UpsampledSet, UpsampleSpec, build_upsampled_set
-from syndr_lightning.reshape.engine import DRCDownSelector
 from syndr_lightning.reshape.params import (
     DDCUpParams,
-    DRCDownParams,
-    FeaturePassParams,
     ReshapeParams,
 )
 from syndr_lightning.utils.errors import ConfigError, DatasetError
@@ -81,6 +77,12 @@ def check_inputs(
             "reshape.ddcup=true needs data.upsample_cache_dir (or data.cache_dir): a "
             "writable folder where the upsampled set is built once and reused"
         )
+
+
+def check_workers(gendist_workers: Any) -> None:
+    """GenDist's worker processes: an integer >= 0."""
+    if int(gendist_workers) < 0:
+        raise ConfigError(f"data.gendist_workers must be >= 0, got {gendist_workers!r}")
 
 
 def check_reload(reload_every: int, max_epochs: int | None) -> None:
@@ -234,23 +236,3 @@ def build_ddcup(
         progress=progress,
     )
     return DDCUpBuild(upsampled, n_refs, pool_facts, names)
-
-
-def drcdown_selector(
-    train: pd.DataFrame,
-    n_pool: int,
-    params: DRCDownParams,
-    feature_pass: FeaturePassParams,
-    seed: int,
-    cache_dir: str | None,
-) -> DRCDownSelector:
-    """The DRCDown engine over the first ``n_pool`` rows of the training manifest."""
-    pool = train.iloc[:n_pool]
-    return DRCDownSelector(
-        list(pool["path"].astype(str)),
-        pool["score"].to_numpy(dtype=np.float64),
-        params,
-        feature_pass,
-        seed,
-        cache_dir,
-    )

@@ -10,8 +10,8 @@ Mechanics (see docs/syndr.md):
   all see the right size.
 * :class:`DRCDownSelector` does the work: a feature pass of the current model over the
   pool (:func:`syndr_lightning.reshape.features.extract_features`), then
-  :func:`syndr_lightning.reshape.drcdown` (pairs -> clusters -> downsampling, random
-  choices seeded by (seed, epoch)).
+  :func:`syndr_lightning.reshape.drcdown.drcdown` with the :class:`DRCDownParams` whole
+  (pairs -> clusters -> downsampling, random choices seeded by (seed, epoch)).
 * DDP (an initialised ``torch.distributed`` process group): every rank extracts the
   features of one shard, the shards are all-gathered
   (:func:`~syndr_lightning.reshape.distributed.all_gather_rows`), rank 0's decision is
@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from syndr_lightning.reshape.distributed import all_gather_rows, world_of
+from syndr_lightning.reshape.distributed import all_gather_rows, distributed_drcdown, world_of
+from syndr_lightning.reshape.drcdown import drcdown
 from syndr_lightning.reshape.features import extract_features
 from syndr_lightning.reshape.params import DRCDownParams, FeaturePassParams
 from syndr_lightning.utils.errors import ConfigError, InputError
@@ -93,29 +94,6 @@ class EpochSubset:
             "feature_seconds": self.feature_seconds,
             "select_seconds": self.select_seconds,
         }
-
-
-def select_subset(
-    features: np.ndarray,
-    labels: np.ndarray,
-    params: DRCDownParams,
-    seed: int,
-    epoch: int,
-    distributed: bool = False,
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Run DRCDown (pairs -> clusters -> downsampling) and return (kept, cluster stats).
-
-    ``distributed``: every rank of the initialised process group calls this with the same
-    inputs and the pair search is split over the ranks (reshape.distributed).
-    """
-    if distributed:
-        from syndr_lightning.reshape.distributed import distributed_drcdown as run
-    else:
-        from syndr_lightning.reshape import drcdown as run
-
-    res = run(features, labels, params, seed=int(seed), epoch=int(epoch))
-    kept = np.sort(np.asarray(res.kept, dtype=np.int64))
-    return kept, _flatten_stats(res)
 
 
 def _flatten_stats(res: Any) -> dict[str, float]:
@@ -211,15 +189,12 @@ class DRCDownSelector:
         t1 = time.perf_counter()
         decision: tuple[np.ndarray, dict[str, float]] | None = None
         split = world > 1 and self.params.split_pairs
-        if rank == 0 or split:
-            decision = select_subset(
-                feats.astype(np.float32, copy=False),
-                self.labels,
-                self.params,
-                self.seed,
-                epoch,
-                distributed=split,
+        if rank == 0 or split:  # split: every rank searches its slice of the pairs
+            run = distributed_drcdown if split else drcdown
+            res = run(
+                feats.astype(np.float32), self.labels, self.params, seed=self.seed, epoch=epoch
             )
+            decision = (np.sort(np.asarray(res.kept, dtype=np.int64)), _flatten_stats(res))
         if world > 1:
             # rank 0's decision is the one every rank trains on
             box = [decision]
