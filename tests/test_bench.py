@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from syndr_lightning.train import REPO_ROOT
+from syndr_lightning.config import REPO_ROOT
 
 BENCH = REPO_ROOT / "experiments" / "bench"
 

@@ -133,10 +133,6 @@ def test_config_composes_and_instantiates(
             "reshape.rule=median",
             r"reshape\.rule='median' is unknown; allowed values: reference, paper",
         ),
-        (
-            "reshape.backend=numpy",
-            r"reshape\.backend='numpy' is unknown; allowed values: auto, torch, faiss",
-        ),
         ("++data.feature_pass.batch_size=0", r"data\.feature_pass\.batch_size=0"),
         # explicit validation-based selection without a validation set (selection=auto,
         # the default, falls back to the last epoch instead)
@@ -153,12 +149,6 @@ def test_bad_config_names_key_and_allowed_values(
 
 def test_k_all_is_accepted(tmp_path: Path) -> None:
     validate_config(compose_config(["reshape.k=all", *_paths(tmp_path)], output_dir=tmp_path))
-
-
-def test_missing_dataset_root_names_the_key(tmp_path: Path) -> None:
-    cfg = compose_config(["data=kadid10k", "reshape=none", *_paths(tmp_path)], output_dir=tmp_path)
-    with pytest.raises(DatasetError, match=r"data\.train\.root=.*kadid10k' does not exist"):
-        validate_config(cfg)
 
 
 def test_reshape_group_reaches_a_datamodule_that_accepts_it(tmp_path: Path) -> None:
@@ -245,3 +235,20 @@ def test_every_experiment_config_composes_to_the_golden_values() -> None:
     assert sorted(current) == sorted(golden)
     for name in golden:
         assert current[name] == golden[name], name
+
+
+def test_package_layers_hold() -> None:
+    """``reshape/`` imports nothing from ``data/`` (no package cycle), one module is named
+    ``protocol.py``, and ``data/syndr.py`` stays the Lightning adapter (< 250 lines,
+    no ``getattr`` look-ups between the datamodule and the report)."""
+    import ast
+
+    pkg = REPO_ROOT / "syndr_lightning"
+    for path in (pkg / "reshape").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("syndr_lightning.data"), path.name
+    assert [p.relative_to(pkg).as_posix() for p in pkg.rglob("protocol.py")] == ["protocol.py"]
+    syndr = (pkg / "data" / "syndr.py").read_text()
+    assert len(syndr.splitlines()) < 250 and "getattr(" not in syndr
+    assert "getattr(" not in (pkg / "protocol.py").read_text()

@@ -55,7 +55,7 @@ def _tiny_run_args() -> list[str]:
     Once conf/experiment/demo.yaml runs its own task (the full offline demo, tested with
     it), the same tiny training is selected with groups on the default config.
     """
-    from syndr_lightning.train import REPO_ROOT
+    from syndr_lightning.config import REPO_ROOT
 
     text = (REPO_ROOT / "conf" / "experiment" / "demo.yaml").read_text()
     if "task:" not in text:

@@ -16,8 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from syndr_lightning.config import conf_dir
 from syndr_lightning.reporting import collect
-from syndr_lightning.train import conf_dir
 from syndr_lightning.utils.errors import ConfigError
 
 PAPER_GRIDS = {
