@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syndr_lightning.reshape.params import BACKENDS, RULES, DRCDownParams
+from syndr_lightning.reshape.params import BACKENDS, RULES, WEIGHTS, DDCUpParams, DRCDownParams
 from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
 from syndr_lightning.utils.io import atomic_open, read_npy
 
@@ -175,8 +175,9 @@ def register(subparsers: Any) -> None:
     up.add_argument("--candidates", required=True, help="[n_cand, d] candidate features .npy")
     up.add_argument("--labels", required=True, help="[n_ref, n_type, n_level] labels .npy")
     up.add_argument("--out", required=True, help="output .npz with selected and labels")
-    up.add_argument("--k", default="5", help="neighbours per new ref (int or 'all')")
-    up.add_argument("--t-ref", type=float, default=0.05, help="relative distance window T_ref")
-    up.add_argument("--weights", choices=("reference", "softmin"), default="reference")
-    up.add_argument("--temperature", type=float, default=0.05, help="softmin temperature")
+    u = DDCUpParams
+    up.add_argument("--k", default=str(u.k), help="neighbours per new ref (int or 'all')")
+    up.add_argument("--t-ref", type=float, default=u.T_ref, help="relative distance window T_ref")
+    up.add_argument("--weights", choices=WEIGHTS, default=u.weights)
+    up.add_argument("--temperature", type=float, default=u.temperature, help="softmin temperature")
     up.set_defaults(func=_guard(_run_up))
