@@ -20,6 +20,7 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.paper_protocol import DataProtocol
 from syndr_lightning.evaluation import has_validation, resolve_selection
 from syndr_lightning.models.backbones import BACKBONES, weights_name
@@ -83,6 +84,12 @@ class RunConfig:
                 f"model.backbone={backbone!r} is unknown; allowed values: {', '.join(BACKBONES)}"
             )
         dm_cls = datamodule_class(cfg)
+        if not issubclass(dm_cls, IQADataModule):
+            raise ConfigError(
+                f"data._target_={cfg.data._target_} is not an IQADataModule; train() reports "
+                f"the data it trained on, so use syndr_lightning.data.datamodule.IQADataModule "
+                f"or a subclass (SynDRDataModule)"
+            )
         reshape = ReshapeParams.from_config(_plain(cfg.reshape)) if cfg.get("reshape") else None
         if reshape is not None and (reshape.ddcup or reshape.drcdown):
             _check_reshape_is_used(cfg, reshape, dm_cls)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from syndr_lightning.build import build_callbacks, build_datamodule, build_loggers, instantiate
 from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import compose_config
+from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.paper_protocol import POOL_FILE, write_name_list
 from syndr_lightning.evaluation import evaluate
 from syndr_lightning.protocol import Protocol
@@ -83,7 +84,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def _protocol(run: RunConfig, datamodule: L.LightningDataModule, trainer: L.Trainer) -> Protocol:
     """The run's protocol, built once from the datamodule's typed facts; a SynDR run
     writes it as ``syndr_protocol.json`` (+ ``candidate_pool.txt``) on global rank 0."""
-    facts = datamodule.facts()  # type: ignore[attr-defined]
+    assert isinstance(datamodule, IQADataModule)  # RunConfig.from_config checked data._target_
+    facts = datamodule.facts()
     protocol = Protocol.from_facts(facts, run.reshape, run.seed, run.facts)
     if facts.syndr is None or not trainer.is_global_zero:
         return protocol
@@ -107,5 +109,6 @@ def _report(
     if run.selection == "last":
         chosen, caption = "last epoch", "last epoch (nothing held out; no model selection)"
     rows = [("val", chosen), _ROWS_LAST[0], ("test", chosen), _ROWS_LAST[1], _ROW_ON_TEST]
-    names = list(datamodule.test_names)  # type: ignore[attr-defined]
+    assert isinstance(datamodule, IQADataModule)
+    names = list(datamodule.test_names)
     print_report(metrics, names, rows, replace(protocol, selection=caption).line())
