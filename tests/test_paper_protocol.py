@@ -417,10 +417,22 @@ def test_compare_paper_averages_table_4_targets_per_seed(tmp_path: Path) -> None
     torch.manual_seed(0)  # keep the global RNG state of later tests independent of this one
 
 
-def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
+def test_authors_scaling_in_the_datamodule(tmp_path: Path) -> None:
+    """Without DRCDown the served labels are the authors': 0..10 over 81 refs x the types.
+
+    The label file's extremes (of BID's types) sit in I06, one of the 7 references
+    excluded from training: a per-epoch rescale over the 74 training references (the old
+    behaviour) moves every label, the authors' scaling does not."""
     from syndr_lightning.data.syndr import SynDRDataModule
 
-    kadid = paper_data / "data" / "kadid10k"
+    kadid = tmp_path / "kadid10k"
+    types = resolve_types("bid")
+    write_fixture("kadid10k", kadid, ref_ids=range(81), types=types, distinct=1, size=(8, 8))
+    dmos = pd.read_csv(kadid / "dmos.csv")
+    in_i06 = dmos["ref_img"].str.upper() == "I06.PNG"
+    rows = dmos.index[in_i06]
+    dmos.loc[rows[0], "dmos"], dmos.loc[rows[1], "dmos"] = 0.2, 6.5  # outside 1..5
+    dmos.to_csv(kadid / "dmos.csv", index=False)
     train = {"name": "kadid10k", "root": str(kadid), "options": {"refs": "cross74", "types": "bid"}}
     dm = SynDRDataModule(
         train,
@@ -432,14 +444,19 @@ def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
     dm.setup("fit")
     every = load_dataset("kadid10k", str(kadid), types="bid")  # 81 refs x BID's types
     lo, hi = every["raw_score"].min(), every["raw_score"].max()
+    assert (lo, hi) == (0.2, 6.5)
     base = dm.original_manifest
-    assert base is not None and base["ref"].nunique() == 74
-    assert np.allclose(base["score"], (base["raw_score"] - lo) / (hi - lo) * 10)
-    served = dm.train_dataloader().dataset.dataset.scores  # the epoch's kept originals
+    assert base is not None and base["ref"].nunique() == 74 and "I06" not in set(base["ref"])
+    authors = (base["raw_score"] - lo) / (hi - lo) * 10
+    assert np.allclose(base["score"], authors)
+    for epoch in (0, 1):  # every epoch serves the same, authors' labels
+        served = dm.train_dataloader().dataset.dataset.scores
+        assert np.allclose(served, authors, atol=1e-5)
     raw = base["raw_score"].to_numpy()
-    expected = (raw - raw.min()) / (raw.max() - raw.min()) * 10
-    assert np.allclose(served, expected, atol=1e-5)
-    assert dm.protocol()["label_scaling"].startswith("authors (0..10 over all refs x 6 types")
+    per_epoch = (raw - raw.min()) / (raw.max() - raw.min()) * 10  # the old behaviour
+    assert np.abs(per_epoch - authors.to_numpy()).max() > 1.0
+    label = dm.protocol()["label_scaling"]
+    assert label.startswith("authors (0..10 over all refs x 6 types") and "again" not in label
 
 
 def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:
