@@ -150,6 +150,30 @@ def test_paper_experiment_configs_are_the_papers(name: str) -> None:
         assert (cfg.callbacks.get("drcdown") is not None) == drcdown
 
 
+def test_table_2_headline_is_the_groups_pipal_images(tmp_path: Path) -> None:
+    """Each PIPAL group is its own headline: test/pipal/* = that group's class only."""
+    from omegaconf import OmegaConf
+
+    from syndr_lightning.data.datasets.tid2013 import PIPAL_GROUPS
+
+    root = write_fixture("pipal", tmp_path / "pipal", n_refs=2, per_class=2)
+    whole = load_dataset("pipal", str(root))
+    assert whole["dist_class"].nunique() == 7
+    for group, (dist_class, _) in PIPAL_GROUPS.items():
+        cfg = _compose(
+            ["+experiment=syn2alg", f"pipal_subset={group}", f"paths.data_dir={tmp_path}"]
+        )
+        tests = OmegaConf.to_object(cfg.data.test)
+        assert [t["name"] for t in tests] == ["pipal"] and not tests[0].get("group_by")
+        part = load_dataset("pipal", tests[0]["root"], **tests[0].get("options", {}))
+        assert set(part["dist_class"]) == {dist_class} and len(part) == 4
+        same = whole[whole["dist_class"] == dist_class]
+        assert list(part["score"]) == list(same["score"])  # normalised over the whole file
+    with pytest.raises(ConfigError, match="group='pipal7' is unknown"):
+        load_dataset("pipal", str(root), group="pipal7")
+    GlobalHydra.instance().clear()
+
+
 def test_validation_split_brings_back_val_selection_and_optuna_has_one() -> None:
     cfg = _compose(["+experiment=syn2auth", "data.val_fraction=0.2"])
     assert resolve_selection(cfg) == "val"
@@ -449,7 +473,7 @@ def test_authors_scaling_in_the_datamodule(tmp_path: Path) -> None:
     assert base is not None and base["ref"].nunique() == 74 and "I06" not in set(base["ref"])
     authors = (base["raw_score"] - lo) / (hi - lo) * 10
     assert np.allclose(base["score"], authors)
-    for epoch in (0, 1):  # every epoch serves the same, authors' labels
+    for _ in (0, 1):  # every epoch serves the same, authors' labels
         served = dm.train_dataloader().dataset.dataset.scores
         assert np.allclose(served, authors, atol=1e-5)
     raw = base["raw_score"].to_numpy()
