@@ -146,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
                     f"reproduce: the multirun stopped (exit {code}); the same command resumes",
                     file=sys.stderr,
                 )
-        md, csv, text = write_report(root, tables, cells, args.seeds)
+        # every cell of the chosen tables (runs shared with --only's cells included)
+        _, report_cells = campaign(tables, args.seeds)
+        md, csv, text = write_report(root, tables, report_cells, args.seeds)
         sys.stdout.write(text)
         print(f"wrote {md} and {csv}", file=sys.stderr)
         return 0 if args.report or not [r for r in runs if r.status(root) != "done"] else 1

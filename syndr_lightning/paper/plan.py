@@ -229,8 +229,9 @@ def format_plan(
     totals: dict[str, list[float | None]] = {}
     owned: dict[str, int] = {}
     seen: set[str] = set()
+    order = {(t.id, r.id): i for t in TABLES.values() for i, r in enumerate(t.rows)}
     for (table, row, target, seed), run in sorted(
-        cells.items(), key=lambda kv: (int(kv[0][0]), kv[1].folder, kv[0][1], kv[0][3])
+        cells.items(), key=lambda kv: (int(kv[0][0]), order[kv[0][:2]], kv[0][2], kv[0][3])
     ):
         hours = gpu_hours(run, epochs, epoch_minutes, recorded)
         status = run.status(root)

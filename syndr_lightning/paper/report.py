@@ -262,10 +262,10 @@ def _table_section(
 
     row_ids = [r.id for r in table.rows] + list(table.average_rows)
     labels = {r.id: r.label for r in table.rows}
-    labels.update({k: k.replace("-", " (") + ")" for k in table.average_rows})
-    context = sorted(
-        {k[1] for k, v in paper.items() if k[0] == table.id and v.get("context")},
-        key=lambda r: r,
+    names = {"dgqa": "DGQA", "syndr": "SynDR-IQA"}
+    labels.update({k: f"average, {names.get(k.split('-')[-1], k)}" for k in table.average_rows})
+    context = list(
+        dict.fromkeys(k[1] for k, v in paper.items() if k[0] == table.id and v.get("context"))
     )
     for row_id in row_ids:
         for metric in table.metrics:

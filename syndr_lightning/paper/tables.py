@@ -49,7 +49,16 @@ PAPER_WEIGHTS = {
 }
 AUTHENTIC = ("livec", "koniq10k", "bid")
 SYNTHETIC = ("live", "csiq", "tid2013")
-PIPAL_GROUPS = ("pipal1", "pipal2", "pipal3", "pipal4", "pipal5", "pipal6")
+#: Table 2's groups in the paper's row order (= pipal1..pipal6: an assumption).
+PIPAL_NAMES = {
+    "pipal1": "Traditional SR",
+    "pipal2": "PSNR-originated SR",
+    "pipal3": "SR with kernel mismatch",
+    "pipal4": "GAN-based SR",
+    "pipal5": "Denoising",
+    "pipal6": "SR and denoising joint",
+}
+PIPAL_GROUPS = tuple(PIPAL_NAMES)
 
 
 @dataclass(frozen=True)
