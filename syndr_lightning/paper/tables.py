@@ -169,10 +169,11 @@ def _tables() -> dict[str, Table]:
     t2_rows = []
     for g in PIPAL_GROUPS:
         target = (Target(g, (f"pipal_subset={g}",), ("pipal",)),)
+        name = f"{PIPAL_NAMES[g]} ({g})"
         t2_rows.append(
-            Row(f"{g}-dgqa", f"{g} DGQA", "syn2alg", BASELINE, target, _expect(False, False))
+            Row(f"{g}-dgqa", f"{name}, DGQA", "syn2alg", BASELINE, target, _expect(False, False))
         )
-        t2_rows.append(Row(f"{g}-syndr", f"{g} SynDR-IQA", "syn2alg", (), target, _expect()))
+        t2_rows.append(Row(f"{g}-syndr", f"{name}, SynDR-IQA", "syn2alg", (), target, _expect()))
     t2 = Table(
         "2",
         "Synthetic-to-algorithmic (KADID-10k -> PIPAL groups), SRCC / PLCC",
