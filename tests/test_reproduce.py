@@ -75,6 +75,16 @@ def test_plan_covers_every_paper_number_and_names_the_real_models(
     assert "total: 282 runs (0 done, 0 partial, 282 pending), 282.0 GPU-h" in text
     assert "model.backbone=swin_t model.weights=IMAGENET1K_V1" in text
     assert "+experiment=syn2alg reshape.ddcup=false" in text and "pipal_subset=pipal6" in text
+    # --weights: every use of a backbone's weights (model and DDCUp encoder) -> the file
+    from syndr_lightning.paper.cli import _apply_weights
+
+    file = tmp_path / "vit.pth"
+    file.write_bytes(b"")
+    _apply_weights(runs, [f"vit_b_16={file}"])
+    over = cells[("10", "encoder-clip", "livec", 0)].overrides
+    assert f"model.weights={file}" in over and "reshape.encoder_weights=clip" in over
+    assert f"reshape.encoder_weights={file}" in cells[("8", "vit_b_16-syndr", "bid", 1)].overrides
+    assert syndr_main(["reproduce", "--plan", "--weights", "vgg=/none"]) == 2
     assert syndr_main(["reproduce", "--tables", "11", "--plan"]) == 2
     assert "not a table" in capsys.readouterr().err
 
@@ -208,6 +218,15 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
     ]
     assert (shared["n"] == 1).all()  # Table 1's SynDR-IQA run fills Table 4 row f
     assert "paper 0.584" in md  # Table 1's other methods, as context
+    # a run stopped mid-training (a checkpoint, no test metrics) resumes from last.ckpt
+    victim = out / "table4/b/livec/seed0"
+    (victim / "metrics.json").unlink()
+    assert syndr_main([*base, "--plan", *over]) == 0
+    assert "(10 done, 1 partial, 0 pending)" in capsys.readouterr().out
+    counted["runs"].clear()
+    assert syndr_main([*base, *over]) == 0 and counted["runs"] == ["table4/b/livec/seed0"]
+    record = json.loads((victim / "reproduce_run.json").read_text())
+    assert record["resumed_from"] == str(victim / "checkpoints" / "last.ckpt")
     # a run recorded under another method than its row's is refused, never averaged in
     proto = out / "table7/T_u10/livec/seed0/syndr_protocol.json"
     payload = json.loads(proto.read_text())

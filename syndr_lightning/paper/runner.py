@@ -15,6 +15,7 @@ the same command after a preemption or a crash resumes the campaign; a run that 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,12 +23,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run
+from syndr_lightning.utils.errors import SyndrError, one_line
 from syndr_lightning.utils.io import atomic_open
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 CONF_DIR = ".reproduce/conf"
+
+
+class RunFailed(RuntimeError):
+    """One campaign run stopped on a user-facing error (the others go on)."""
+
+
 GROUP = "paper_run"
 TASK = "syndr_lightning.paper.runner.paper_task"
 
@@ -105,7 +113,9 @@ def launch(root: Path, runs: Sequence[Run], overrides: Sequence[str]) -> int:
 
     if not runs:
         return 0
-    saved = sys.argv
+    from syndr_lightning.config import SWEPT_KEYS_ENV
+
+    saved, swept = sys.argv, os.environ.get(SWEPT_KEYS_ENV)
     sys.argv = ["syndr-train", *hydra_args(root, runs, overrides)]
     GlobalHydra.instance().clear()
     try:
@@ -114,6 +124,10 @@ def launch(root: Path, runs: Sequence[Run], overrides: Sequence[str]) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     finally:
         sys.argv = saved
+        if swept is None:
+            os.environ.pop(SWEPT_KEYS_ENV, None)
+        else:
+            os.environ[SWEPT_KEYS_ENV] = swept
         GlobalHydra.instance().clear()
     return 0
 
@@ -149,7 +163,12 @@ def paper_task(cfg: DictConfig) -> dict[str, float]:
         with open_dict(cfg):
             cfg.ckpt_path = str(last)
     start = time.time()
-    metrics = train_module.train(cfg)
+    try:
+        metrics = train_module.train(cfg)
+    except SyndrError as exc:
+        # a failed job, not the campaign's end: Hydra records it and runs the others
+        # (SyndrError would exit the whole multirun); the same command retries it
+        raise RunFailed(f"{cfg.reproduce.folder}: {one_line(exc)}") from exc
     seconds = time.time() - start
     epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=0) or 0)
     record = {
