@@ -235,17 +235,18 @@ def format_plan(
     ):
         hours = gpu_hours(run, epochs, epoch_minutes, recorded)
         status = run.status(root)
-        shared = run.folder.split("/")[0] != f"table{table}" or run.id in seen
+        first = run.id not in seen  # listed the first time: with its command line
         totals.setdefault(table, []).append(hours)
-        if run.id not in seen:
+        if first:
             owned[table] = owned.get(table, 0) + 1
         seen.add(run.id)
         cost = "?" if hours is None else f"{hours:.2f}"
-        where = f"(shared) {run.folder}" if shared else run.folder
+        other = run.folder.split("/")[0] != f"table{table}"
+        where = f"(shared) {run.folder}" if other or not first else run.folder
         lines.append(
             f"{table:>5}  {row:<20} {target:<10} {seed:>4}  {status:<8} {cost:>5}  {where}"
         )
-        if not shared:
+        if first:
             lines.append(f"{'':>53}{run.command()}")
     lines.append("")
     lines.append("table  cells' runs  new runs  GPU-h (new runs)")
