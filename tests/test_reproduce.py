@@ -240,3 +240,30 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
     # the plan now knows a per-epoch time (recorded by the finished runs)
     assert syndr_main([*base, "--plan", *over]) == 0
     assert "total: 11 runs (11 done, 0 partial, 0 pending)" in capsys.readouterr().out
+
+
+def test_paper_task_skips_finished_runs_and_fails_one_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished run is not trained again (e.g. a SLURM requeue); a user-facing error
+    fails that run as a plain exception, so Hydra goes on with the campaign's others."""
+    from omegaconf import OmegaConf
+
+    from syndr_lightning import train as train_module
+    from syndr_lightning.paper.runner import RunFailed, paper_task
+    from syndr_lightning.utils.errors import DatasetError, SyndrError
+
+    cfg = OmegaConf.create(
+        {"paths": {"output_dir": str(tmp_path)}, "ckpt_path": None, "seed": 0,
+         "trainer": {"max_epochs": 1}, "reproduce": {"folder": "table2/pipal1-syndr/pipal1/seed0"}}
+    )  # fmt: skip
+
+    def missing(_cfg):
+        raise DatasetError("pipal: root '/d/pipal' does not exist")
+
+    monkeypatch.setattr(train_module, "train", missing)
+    with pytest.raises(RunFailed, match="pipal1/seed0: pipal: root") as info:
+        paper_task(cfg)
+    assert not isinstance(info.value, SyndrError)
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"test/pipal/srcc": 0.5}}))
+    assert paper_task(cfg) == {"test/pipal/srcc": 0.5}  # not trained again
