@@ -454,8 +454,9 @@ class SynDRDataModule(IQADataModule):
                 f"the training subset of epoch {epoch} is empty; check the training set "
                 f"and the DRCDown thresholds (reshape.T_f, reshape.T_q, reshape.T_u)"
             )
-        if self.label_scaling == "authors":
-            # the reference code scales the kept original labels again every epoch
+        if self.label_scaling == "authors" and self.drcdown:
+            # the reference code scales the kept original labels again every epoch; without
+            # DRCDown nothing is dropped and its labels stay on the 81 refs x types scale
             originals = indices[indices < self.n_original]
             dataset.scores = rescale_rows(dataset.scores, originals).astype(np.float32)
         return DataLoader(
@@ -513,7 +514,8 @@ class SynDRDataModule(IQADataModule):
             n_types = 0 if base is None else int(base["dist_type"].dropna().nunique())
             scaling += (
                 f" (0..10 over all refs x {n_types} types, raw {self.label_range[0]:.4g}.."
-                f"{self.label_range[1]:.4g}; again over each epoch's kept originals)"
+                f"{self.label_range[1]:.4g}"
+                + ("; again over each epoch's kept originals)" if self.drcdown else ")")
             )
         return {
             "ddcup_reference_set": self.ddcup_reference_set if self.ddcup else None,
