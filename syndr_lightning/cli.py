@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "syndr_lightning.inference.export_cli",
     "umap": "syndr_lightning.viz.cli",
     "eval": "syndr_lightning.inference.eval_cli",
+    "reproduce": "syndr_lightning.paper.cli",
 }
 
 

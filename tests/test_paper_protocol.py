@@ -151,6 +151,30 @@ def test_paper_experiment_configs_are_the_papers(name: str) -> None:
         assert (cfg.callbacks.get("drcdown") is not None) == drcdown
 
 
+def test_table_2_headline_is_the_groups_pipal_images(tmp_path: Path) -> None:
+    """Each PIPAL group is its own headline: test/pipal/* = that group's class only."""
+    from omegaconf import OmegaConf
+
+    from syndr_lightning.data.datasets.tid2013 import PIPAL_GROUPS
+
+    root = write_fixture("pipal", tmp_path / "pipal", n_refs=2, per_class=2)
+    whole = load_dataset("pipal", str(root))
+    assert whole["dist_class"].nunique() == 7
+    for group, (dist_class, _) in PIPAL_GROUPS.items():
+        cfg = _compose(
+            ["+experiment=syn2alg", f"pipal_subset={group}", f"paths.data_dir={tmp_path}"]
+        )
+        tests = OmegaConf.to_object(cfg.data.test)
+        assert [t["name"] for t in tests] == ["pipal"] and not tests[0].get("group_by")
+        part = load_dataset("pipal", tests[0]["root"], **tests[0].get("options", {}))
+        assert set(part["dist_class"]) == {dist_class} and len(part) == 4
+        same = whole[whole["dist_class"] == dist_class]
+        assert list(part["score"]) == list(same["score"])  # normalised over the whole file
+    with pytest.raises(ConfigError, match="group='pipal7' is unknown"):
+        load_dataset("pipal", str(root), group="pipal7")
+    GlobalHydra.instance().clear()
+
+
 def test_validation_split_brings_back_val_selection_and_optuna_has_one() -> None:
     cfg = _compose(["+experiment=syn2auth", "data.val_fraction=0.2"])
     assert resolve_selection(cfg) == "val"
@@ -407,7 +431,10 @@ def test_compare_paper_averages_table_4_targets_per_seed(tmp_path: Path) -> None
     table = script.compare(
         script.job_records(script.find_jobs(tmp_path)), script.load_paper(script.PAPER_FILE)
     )
-    row = table[(table["table"] == "4") & (table["experiment"] == "ablation_a")].iloc[0]
+    t4 = table[(table["table"] == "4") & (table["experiment"] == "ablation_a")]
+    livec = t4[t4["dataset"] == "livec"].iloc[0]  # the per-target cells too
+    assert livec["n"] == 2 and math.isclose(livec["paper"], 0.6958)
+    row = t4[t4["dataset"] == "mean"].iloc[0]
     means = [np.mean([values[t][s] for t in values]) for s in (0, 1)]
     assert row["n"] == 2 and math.isclose(row["ours_mean"], float(np.mean(means)))
     assert math.isclose(row["ours_std"], float(np.std(means, ddof=1)))
@@ -418,10 +445,22 @@ def test_compare_paper_averages_table_4_targets_per_seed(tmp_path: Path) -> None
     torch.manual_seed(0)  # keep the global RNG state of later tests independent of this one
 
 
-def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
+def test_authors_scaling_in_the_datamodule(tmp_path: Path) -> None:
+    """Without DRCDown the served labels are the authors': 0..10 over 81 refs x the types.
+
+    The label file's extremes (of BID's types) sit in I06, one of the 7 references
+    excluded from training: a per-epoch rescale over the 74 training references (the old
+    behaviour) moves every label, the authors' scaling does not."""
     from syndr_lightning.data.syndr import SynDRDataModule
 
-    kadid = paper_data / "data" / "kadid10k"
+    kadid = tmp_path / "kadid10k"
+    types = resolve_types("bid")
+    write_fixture("kadid10k", kadid, ref_ids=range(81), types=types, distinct=1, size=(8, 8))
+    dmos = pd.read_csv(kadid / "dmos.csv")
+    in_i06 = dmos["ref_img"].str.upper() == "I06.PNG"
+    rows = dmos.index[in_i06]
+    dmos.loc[rows[0], "dmos"], dmos.loc[rows[1], "dmos"] = 0.2, 6.5  # outside 1..5
+    dmos.to_csv(kadid / "dmos.csv", index=False)
     train = {"name": "kadid10k", "root": str(kadid), "options": {"refs": "cross74", "types": "bid"}}
     dm = SynDRDataModule(
         train,
@@ -433,15 +472,21 @@ def test_authors_scaling_in_the_datamodule(paper_data: Path) -> None:
     dm.setup("fit")
     every = load_dataset("kadid10k", str(kadid), types="bid")  # 81 refs x BID's types
     lo, hi = every["raw_score"].min(), every["raw_score"].max()
+    assert (lo, hi) == (0.2, 6.5)
     base = dm.original_manifest
-    assert base is not None and base["ref"].nunique() == 74
-    assert np.allclose(base["score"], (base["raw_score"] - lo) / (hi - lo) * 10)
-    served = dm.train_dataloader().dataset.dataset.scores  # the epoch's kept originals
+    assert base is not None and base["ref"].nunique() == 74 and "I06" not in set(base["ref"])
+    authors = (base["raw_score"] - lo) / (hi - lo) * 10
+    assert np.allclose(base["score"], authors)
+    for _ in (0, 1):  # every epoch serves the same, authors' labels
+        served = dm.train_dataloader().dataset.dataset.scores
+        assert np.allclose(served, authors, atol=1e-5)
     raw = base["raw_score"].to_numpy()
-    expected = (raw - raw.min()) / (raw.max() - raw.min()) * 10
-    assert np.allclose(served, expected, atol=1e-5)
+    per_epoch = (raw - raw.min()) / (raw.max() - raw.min()) * 10  # the old behaviour
+    assert np.abs(per_epoch - authors.to_numpy()).max() > 1.0
     facts = dm.facts().syndr
-    assert facts is not None and facts.label_scaling.startswith("authors (0..10 over all refs x 6")
+    assert facts is not None
+    label = facts.label_scaling
+    assert label.startswith("authors (0..10 over all refs x 6 types") and "again" not in label
 
 
 def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:
@@ -465,12 +510,10 @@ def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:
     ).set_index("experiment")
     assert table.loc["syn2syn_baseline", "paper"] == 0.9173
     assert table.loc["syn2syn", "paper"] == 0.9258 and table.loc["syn2syn", "ours_mean"] == 0.93
-    intra = table.loc["intra"].set_index("table")  # Table 3's KADID column + the intra table
-    assert intra.loc["3", "paper"] == 0.8922 and intra.loc["3", "n"] == 3
-    assert math.isnan(intra.loc["intra", "paper"])
-    intra = intra.loc["3"]
+    intra = table.loc["intra"]  # Table 3's KADID-10k column (the paper's only intra number)
+    assert intra["table"] == "3" and intra["paper"] == 0.8922 and intra["n"] == 3
     assert intra["ours_median"] == pytest.approx(0.86)
-    sweep = table.loc["sweep_T_q"]
-    assert sweep["setting"] == "T_q=1.0" and sweep["ours_mean"] == pytest.approx(0.7)
-    assert math.isnan(sweep["paper"])  # not in our sources: shown as n/a
-    assert "| n/a |" in script.markdown(table.reset_index())
+    # one-key sweeps match no paper row: Tables 5-7's rows are pairs (syndr reproduce)
+    assert "sweep_T_q" not in table.index
+    text = script.markdown(table.reset_index())
+    assert "| 0.9258 |" in text and "| n/a |" not in text  # every paper number is known

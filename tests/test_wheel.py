@@ -83,6 +83,7 @@ def test_wheel_installs_and_trains_from_an_unrelated_folder(tmp_path: Path) -> N
         "imported from the checkout, not the wheel"
     )
     assert (site / "syndr_lightning" / "conf" / "train.yaml").is_file()
+    assert (site / "syndr_lightning" / "paper" / "paper_results.json").is_file()  # syndr reproduce
 
     train = str(venv / "bin" / "syndr-train")
     job = _run([train, "--cfg", "job"], work, clean)

@@ -92,10 +92,9 @@ class SynDRDataModule(IQADataModule):
             super()._load_train()
             if self.protocol.label_scaling == "authors":
                 parts = (self.original_manifest, self.val_manifest, self._heldout)
-                self.scaling = build.authors_scaling(self.train_entry, parts[0])
-                self.original_manifest, self.val_manifest, self._heldout = map(
-                    self.scaling.apply, parts
-                )
+                scaling = build.authors_scaling(self.train_entry, parts[0], self.reshape.drcdown)
+                self.original_manifest, self.val_manifest, self._heldout = map(scaling.apply, parts)
+                self.scaling = scaling
         assert self.original_manifest is not None
         return self.original_manifest
 
@@ -208,7 +207,7 @@ class SynDRDataModule(IQADataModule):
                 f"the training subset of epoch {epoch} is empty; check the training set "
                 f"and the DRCDown thresholds (reshape.T_f, reshape.T_q, reshape.T_u)"
             )
-        if self.scaling is not None:  # the authors scale the kept originals again
+        if self.scaling is not None and self.scaling.per_epoch:  # the authors, with DRCDown
             originals = indices[indices < self.n_original]
             dataset.scores = rescale_rows(dataset.scores, originals).astype(np.float32)
         return DataLoader(

@@ -29,12 +29,15 @@ from syndr_lightning.utils.errors import ConfigError, DatasetError
 @dataclass(frozen=True)
 class LabelScaling:
     """The authors' label scaling: raw labels min-maxed to 0..10 over ``[lo, hi]`` (every
-    reference x the training types), again over each epoch's kept originals."""
+    reference x the training types); with ``per_epoch`` (DRCDown on) again over each
+    epoch's kept originals (without DRCDown nothing is dropped and the labels stay on the
+    every-reference scale)."""
 
     lo: float
     hi: float
     higher_is_better: bool
     n_types: int
+    per_epoch: bool = True
 
     def apply(self, part: pd.DataFrame | None) -> pd.DataFrame | None:
         """``part`` with its ``score`` column scaled from ``raw_score`` (None stays None)."""
@@ -46,9 +49,10 @@ class LabelScaling:
 
     def describe(self) -> str:
         """The ``label_scaling`` line of the run report."""
+        again = "; again over each epoch's kept originals" if self.per_epoch else ""
         return (
             f"authors (0..10 over all refs x {self.n_types} types, raw {self.lo:.4g}.."
-            f"{self.hi:.4g}; again over each epoch's kept originals)"
+            f"{self.hi:.4g}{again})"
         )
 
 
@@ -124,7 +128,9 @@ def all_references_manifest(train_entry: Mapping[str, Any], whole_file: bool) ->
     return load_entry({**train_entry, "options": options}, "data.train")
 
 
-def authors_scaling(train_entry: Mapping[str, Any], train: pd.DataFrame | None) -> LabelScaling:
+def authors_scaling(
+    train_entry: Mapping[str, Any], train: pd.DataFrame | None, per_epoch: bool = True
+) -> LabelScaling:
     """The authors' scaling of ``train_entry``'s labels (``data.label_scaling=authors``)."""
     raw = all_references_manifest(train_entry, whole_file=False)["raw_score"]
     values = raw.to_numpy(dtype=np.float64)
@@ -134,6 +140,7 @@ def authors_scaling(train_entry: Mapping[str, Any], train: pd.DataFrame | None) 
         hi=float(np.nanmax(values)),
         higher_is_better=info.higher_is_better_raw,
         n_types=0 if train is None else int(train["dist_type"].dropna().nunique()),
+        per_epoch=per_epoch,
     )
 
 

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,14 +97,30 @@ class TinyCNN(nn.Module):
         return self.pool(self.features(x)).flatten(1)
 
 
+#: The input normalisation CLIP's image encoders were trained with (OpenAI CLIP).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
-    """How to build one backbone: ``build(pretrained_arg) -> nn.Module`` and its feature dim."""
+    """How to build one backbone: ``build(pretrained_arg) -> nn.Module`` and its feature dim.
+
+    ``input_mean`` / ``input_std``: the normalisation its weights expect (inputs are
+    always ImageNet-normalised; :class:`Backbone` re-normalises); ``aliases``: weights
+    names mapped to a library tag (``clip`` -> ``openai``)."""
 
     name: str
     feature_dim: int
     source: str  # "torchvision" | "timm" | "local"
     arch: str
+    input_mean: tuple[float, ...] = IMAGENET_MEAN
+    input_std: tuple[float, ...] = IMAGENET_STD
+    aliases: tuple[tuple[str, str], ...] = ()
+
+    def wrap(self, net: nn.Module) -> Backbone:
+        """``net`` in a :class:`Backbone` with this spec's input normalisation."""
+        return Backbone(net, self.name, self.feature_dim, self.input_mean, self.input_std)
 
 
 def _torchvision(arch: str, weights: Any) -> nn.Module:
@@ -134,7 +150,34 @@ BACKBONES: dict[str, BackboneSpec] = {
     "vit_b_16": BackboneSpec("vit_b_16", 768, "torchvision", "vit_b_16"),
     "efficientnet_lite0": BackboneSpec("efficientnet_lite0", 1280, "timm", "efficientnet_lite0"),
     "tiny_cnn": BackboneSpec("tiny_cnn", 64, "local", "tiny_cnn"),
+    # CLIP ViT-B/16 image encoder (paper Tables 9 and 10): timm's ViT with CLIP's
+    # pre-norm; the pooled 768-d class token before CLIP's projection. Weights: `clip`
+    # (= timm's `openai` tag, from the Hugging Face hub) or a local state dict in timm's
+    # or OpenAI / open_clip's layout (`visual.*` keys, converted on loading).
+    "clip_vit_b_16": BackboneSpec(
+        "clip_vit_b_16",
+        768,
+        "timm",
+        "vit_base_patch16_clip_224",
+        CLIP_MEAN,
+        CLIP_STD,
+        (("clip", "openai"), ("imagenet", "openai")),
+    ),
 }
+
+
+def _clip_layout(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """An OpenAI / open_clip CLIP state dict (``visual.*`` keys) in timm's ViT layout."""
+    if not any(k.endswith("visual.class_embedding") for k in state):
+        return state  # timm's layout (or open_clip's visual.trunk.*: a prefix)
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    visual = {k[k.index("visual.") :]: v for k, v in state.items() if "visual." in k}
+    return dict(checkpoint_filter_fn(visual, net))
+
+
+#: Backbones whose local files may come in another library's layout: name -> converter.
+_CONVERTERS = {"clip_vit_b_16": _clip_layout}
 
 
 def backbone_names() -> list[str]:
@@ -210,7 +253,7 @@ def build_backbone(name: str, weights: str | None = "none") -> tuple[Backbone, i
     spec = BACKBONES[name]
     w = "none" if weights is None else str(weights).strip()
     if w.lower() in NO_WEIGHTS:
-        return Backbone(_build_plain(spec), name, spec.feature_dim), spec.feature_dim
+        return spec.wrap(_build_plain(spec)), spec.feature_dim
     if w.lower() == "offline":
         if name != "efficientnet_lite0":
             raise ConfigError(
@@ -225,8 +268,8 @@ def build_backbone(name: str, weights: str | None = "none") -> tuple[Backbone, i
         return backbone, spec.feature_dim
     if _looks_like_path(w):
         net = _build_plain(spec)
-        norm = load_backbone_file(net, w)
-        backbone = Backbone(net, name, spec.feature_dim)
+        norm = load_backbone_file(net, w, convert=_CONVERTERS.get(name))
+        backbone = spec.wrap(net)
         for key, value in norm.items():
             getattr(backbone, key).copy_(value.reshape(1, 3, 1, 1))
         return backbone, spec.feature_dim
@@ -239,14 +282,14 @@ def build_backbone(name: str, weights: str | None = "none") -> tuple[Backbone, i
         if spec.source == "torchvision":
             net = _torchvision(spec.arch, _resolve_torchvision_weights(spec, w))
         else:
-            tag = None if w.lower() == "imagenet" else w
+            tag = dict(spec.aliases).get(w.lower(), None if w.lower() == "imagenet" else w)
             full = spec.arch if tag is None else (tag if "." in tag else f"{spec.arch}.{tag}")
             net = _timm(spec.arch, full)
     except ConfigError:
         raise
     except (OSError, RuntimeError) as exc:  # network errors are OSError subclasses
         raise _download_failed(name, w, exc) from exc
-    return Backbone(net, name, spec.feature_dim), spec.feature_dim
+    return spec.wrap(net), spec.feature_dim
 
 
 def _build_plain(spec: BackboneSpec) -> nn.Module:
@@ -311,8 +354,13 @@ def _load_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -
     net.load_state_dict({k: state[k] for k in target}, strict=True)
 
 
-def load_backbone_file(net: nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a local checkpoint file into ``net`` (prefixes found automatically).
+def load_backbone_file(
+    net: nn.Module,
+    path: str | Path,
+    convert: Callable[[dict[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Load a local checkpoint file into ``net`` (prefixes found automatically; ``convert``
+    maps another library's layout onto ``net``'s first).
 
     Returns the input re-normalisation (``in_scale``/``in_shift``) stored next to the
     network in one of our checkpoints (empty when the file has none).
@@ -324,6 +372,8 @@ def load_backbone_file(net: nn.Module, path: str | Path) -> dict[str, torch.Tens
             f"a weights name (imagenet) or none"
         )
     state = _extract_state_dict(_read_file(file), file)
+    if convert is not None:
+        state = convert(state, net)
     prefix = _best_prefix(list(state), set(net.state_dict()))
     stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     _load_into(net, stripped, source=str(file))

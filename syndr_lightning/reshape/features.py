@@ -1,12 +1,12 @@
 """Feature extraction, both kinds: DDCUp's frozen-encoder reference features and
 DRCDown's per-epoch feature pass of the model being trained.
 
-* :func:`extract_reference_features`: encoders ``resnet50`` / ``efficientnet_lite0`` /
-  ``tiny_cnn`` from the backbone registry (``models.backbones.build_backbone``), and
-  ``clip_vit_b16``: the CLIP ViT-B/16 image tower as timm's ``vit_base_patch16_clip_224``,
-  whose weights the user supplies as a local file (a timm or open_clip-converted state
-  dict), since nothing is downloaded at run time. One centre crop per image, one cache
-  file per pool.
+* :func:`extract_reference_features`: every encoder is a backbone of the registry
+  (``models.backbones.build_backbone``): ``resnet50``, ``vit_b_16``, ``swin_t``,
+  ``efficientnet_lite0``, ``tiny_cnn`` and ``clip_vit_b_16`` (= ``clip_vit_b16``: the CLIP
+  ViT-B/16 image tower as timm's ``vit_base_patch16_clip_224``, weights ``clip`` from the
+  hub where there is internet, or a local timm / OpenAI / open_clip state dict). One
+  centre crop per image, one cache file per pool.
 * :func:`extract_features`: the current model's pooled features over the training pool
   (eval mode, no grad, one centre crop, large batches, channels_last and autocast on
   GPU, an optional uint8 crop cache so later epochs do not decode images).
@@ -37,8 +37,6 @@ from syndr_lightning.utils.locking import BuildLock, build_once, remove_stale_te
 from syndr_lightning.utils.progress import progress as progress_bar
 from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop, to_tensor
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Bumped when the crops change pixels (v2: the training transforms' bilinear resampler).
 CROP_CACHE_VERSION = 2
 REFERENCE_CACHE_VERSION = 2
@@ -49,41 +47,31 @@ log = logging.getLogger(__name__)
 
 
 def build_encoder(encoder: str, weights: str | None) -> tuple[torch.nn.Module, int]:
-    """Frozen encoder ``(module, dim)`` taking ImageNet-normalised ``[B,3,H,W]``."""
+    """Frozen encoder ``(module, dim)`` taking ImageNet-normalised ``[B,3,H,W]``.
+
+    Every encoder is a backbone of the registry (``models.backbones``), weights as there:
+    a name (downloaded where there is internet) or a local file. ``clip_vit_b16`` /
+    ``clip_vit_b_16``: the CLIP ViT-B/16 image tower (paper Table 10), weights ``clip``
+    or a local state dict (timm's or OpenAI / open_clip's layout)."""
     if encoder not in ENCODERS:
         raise ConfigError(f"encoder={encoder!r} is unknown; allowed values: {', '.join(ENCODERS)}")
-    if encoder == "clip_vit_b16":
-        module, dim = _build_clip(weights)
-    else:
-        from syndr_lightning.models.backbones import build_backbone
+    from syndr_lightning.models.backbones import _looks_like_path, build_backbone
 
-        module, dim = build_backbone(encoder, weights)
+    name = "clip_vit_b_16" if encoder == "clip_vit_b16" else encoder
+    w = "none" if weights is None else str(weights)
+    if name == "clip_vit_b_16" and _looks_like_path(w) and not Path(w).expanduser().is_file():
+        raise ConfigError(
+            f"encoder={encoder} names a local weights file that does not exist: {w!r}; "
+            "save the image tower once where there is internet, e.g. "
+            "torch.save(timm.create_model('vit_base_patch16_clip_224.openai', "
+            "pretrained=True, num_classes=0).state_dict(), 'clip_vit_b16.pth'), "
+            "and pass that file (or weights=clip to download it)"
+        )
+    module, dim = build_backbone(name, w)
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
     return module, dim
-
-
-def _build_clip(weights: str | None) -> tuple[torch.nn.Module, int]:
-    w = "none" if weights is None else str(weights)
-    use_file = w.lower() not in ("none", "")
-    if use_file and not Path(w).expanduser().is_file():
-        raise ConfigError(
-            f"encoder=clip_vit_b16 needs a local weights file, found weights={w!r}; "
-            "save the image tower once where there is internet, e.g. "
-            "torch.save(timm.create_model('vit_base_patch16_clip_224.openai', "
-            "pretrained=True, num_classes=0).state_dict(), 'clip_vit_b16.pth'), "
-            "and pass weights='clip_vit_b16.pth'"
-        )
-    import timm
-
-    from syndr_lightning.models.backbones import Backbone, load_backbone_file
-
-    net = timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=0)
-    if use_file:
-        load_backbone_file(net, w)
-    dim = int(net.num_features)
-    return Backbone(net, "clip_vit_b16", dim, CLIP_MEAN, CLIP_STD), dim
 
 
 def _weights_id(weights: str | None) -> str:

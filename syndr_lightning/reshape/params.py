@@ -25,7 +25,15 @@ RULES: tuple[str, ...] = ("reference", "paper")
 WEIGHTS: tuple[str, ...] = ("reference", "softmin")
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: DDCUp's frozen reference encoders (``reshape.encoder``; ``reshape/features.py`` builds them).
-ENCODERS: tuple[str, ...] = ("resnet50", "clip_vit_b16", "efficientnet_lite0", "tiny_cnn")
+ENCODERS: tuple[str, ...] = (
+    "resnet50",
+    "clip_vit_b_16",
+    "clip_vit_b16",  # the same CLIP ViT-B/16 image tower (older name)
+    "vit_b_16",
+    "swin_t",
+    "efficientnet_lite0",
+    "tiny_cnn",
+)
 
 
 def _number(value: Any, key: str) -> float:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from syndr_lightning.data.datasets.base import BaseDataset, DatasetInfo, FileIndex, register
 from syndr_lightning.data.manifest import make_manifest
-from syndr_lightning.utils.errors import DatasetError
+from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 _TID_NAME = re.compile(r"^i(\d{2})_(\d{2})_(\d)\.bmp$", re.IGNORECASE)
 _PIPAL_NAME = re.compile(r"^(A\d{4})_(\d{2})_(\d{2})\.bmp$", re.IGNORECASE)
@@ -71,11 +72,48 @@ class TID2013Dataset(BaseDataset):
         return {p.stem.upper(): p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".bmp"}
 
 
+#: The paper's Table 2 groups in its row order -> PIPAL's distortion class (``bb`` of
+#: ``Aaaaa_bb_cc.bmp``). Class 00 (traditional distortions) is in no group. ASSUMPTION:
+#: the paper's order (Traditional SR, PSNR-originated SR, SR with kernel mismatch,
+#: GAN-based SR, Denoising, SR and denoising joint) is PIPAL's class order 01..06, and the
+#: configs' ``pipal1..pipal6`` type subsets (DGQA's order) follow it too.
+PIPAL_GROUPS: dict[str, tuple[int, str]] = {
+    "pipal1": (1, "Traditional SR"),
+    "pipal2": (2, "PSNR-originated SR"),
+    "pipal3": (3, "SR with kernel mismatch"),
+    "pipal4": (4, "GAN-based SR"),
+    "pipal5": (5, "Denoising"),
+    "pipal6": (6, "SR and denoising joint"),
+}
+
+
+def resolve_pipal_group(group: Any) -> int | None:
+    """``pipal1..pipal6`` or a class id 0..6 -> PIPAL's distortion class; None: all."""
+    if group is None or str(group).lower() in ("all", "none", "null", ""):
+        return None
+    text = str(group).strip().lower()
+    if text in PIPAL_GROUPS:
+        return PIPAL_GROUPS[text][0]
+    if text.isdigit() and 0 <= int(text) <= 6:
+        return int(text)
+    raise ConfigError(
+        f"pipal: group={group!r} is unknown; allowed: {', '.join(PIPAL_GROUPS)} (the paper's "
+        f"Table 2 groups), a distortion class 0..6, or all"
+    )
+
+
 @register
 class PIPALDataset(BaseDataset):
     """PIPAL training part: ``Train_Label/A####.txt`` (``name,score`` per line), images
     ``Distortion/Aaaaa_bb_cc.bmp``; ``dist_class`` = bb (00..06), ``dist_type`` = cc.
+
+    ``group`` keeps one distortion class (``pipal1..pipal6``: the paper's Table 2 groups,
+    see :data:`PIPAL_GROUPS`); scores are normalised over the whole file first.
     """
+
+    def __init__(self, root: str | Path, group: Any = None, **options: Any) -> None:
+        super().__init__(root, **options)
+        self.group = resolve_pipal_group(group)
 
     info = DatasetInfo(
         name="pipal",
@@ -119,9 +157,18 @@ class PIPALDataset(BaseDataset):
                 classes.append(int(match.group(2)))
                 types.append(int(match.group(3)))
                 raw.append(score)
-        return make_manifest(
+        table = make_manifest(
             paths, raw, dataset="pipal", refs=refs, dist_types=types, dist_class=classes
         )
+        if self.group is None:
+            return table
+        part = table[table["dist_class"] == self.group].reset_index(drop=True)
+        if part.empty:
+            raise DatasetError(
+                f"pipal: no image of distortion class {self.group:02d} under "
+                f"{str(folder)!r}; check the download or drop the group option"
+            )
+        return part
 
     def references(self) -> dict[str, Path]:
         """Reference name -> ``Train_Ref/<name>.bmp``."""
