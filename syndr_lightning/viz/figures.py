@@ -108,14 +108,20 @@ def embed_umap(
     return np.asarray(emb, dtype=np.float32)
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically, close it and return the path."""
+def save_figure(
+    fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120, tight: bool = True
+) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically, close it and return the path.
+
+    ``tight=False`` skips the tight bounding box (a second drawing pass: half the time) for
+    figures with fixed margins.
+    """
     final = Path(path)
     if final.suffix.lower() != ".png":
         raise InputError(f"figure path must end in .png; got {str(final)!r}")
     try:
         with atomic_path(final) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     finally:
         plt.close(fig)
     return final
@@ -401,6 +407,7 @@ def plot_prediction_scatter(
     if shown.size > max_points:
         shown = np.sort(np.random.default_rng(seed).choice(shown, max_points, replace=False))
     fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.92)  # fixed: fast to save
     ax.scatter(
         y[shown],
         p[shown],
@@ -416,7 +423,7 @@ def plot_prediction_scatter(
     ax.legend(fontsize=8, loc="upper left", frameon=False)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=100, tight=False)
 
 
 #: Panels of :func:`plot_learning_curves`: title -> keys drawn in it.
@@ -451,6 +458,7 @@ def plot_learning_curves(
             f"the history has none of {sorted(k for ks in LEARNING_PANELS.values() for k in ks)}"
         )
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+    fig.subplots_adjust(left=0.3 / len(panels), right=0.98, bottom=0.14, top=0.82, wspace=0.3)
     for ax, (name, keys) in zip(axes[0], panels.items(), strict=True):
         for key in keys:
             series = _per_epoch(table, key)
@@ -461,4 +469,4 @@ def plot_learning_curves(
         if len(keys) > 1:
             ax.legend(fontsize=7, frameon=False)
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=100, tight=False)
