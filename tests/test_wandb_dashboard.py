@@ -262,3 +262,27 @@ def test_docs_list_the_vocabulary() -> None:
     assert set(stats) - {"n_samples", "n_kept", "kept_fraction"} == set(STAT_NAMES)
     for name in STAT_NAMES.values():
         assert lookup(f"drcdown/{name}") and lookup(f"drcdown/{name}_after")
+
+
+def test_predictions_of_several_ranks_are_gathered_whole() -> None:
+    """DDP: each rank holds a different number of rows; the padded all-gather returns all
+    of them in rank order (what rank 0 then writes, duplicates of the sampler dropped)."""
+    import torch
+
+    from syndr_lightning.callbacks.dashboard import _gather
+
+    ranks = [torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 5.0])]
+
+    class TwoRanks:  # rank 0's view of a two-process all_gather
+        device = torch.device("cpu")
+        calls = 0
+
+        def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if self.calls == 1:  # the row counts
+                return torch.tensor([[len(r)] for r in ranks])
+            top = tensor.numel()
+            padded = [torch.cat([r, torch.zeros(top - len(r))]) for r in ranks]
+            return torch.stack(padded)
+
+    assert _gather(TwoRanks(), ranks[0]).tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]  # type: ignore[arg-type]

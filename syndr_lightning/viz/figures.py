@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from syndr_lightning.utils.errors import InputError
 from syndr_lightning.utils.io import atomic_path
@@ -463,6 +464,7 @@ def plot_learning_curves(
         for key in keys:
             series = _per_epoch(table, key)
             ax.plot(series.index.to_numpy(), series.to_numpy(), marker="o", label=key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
