@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +58,11 @@ TEST_SETS = ("authentic_like", "synthetic_unseen")
 PREFIXES = ("test", "test_last")
 
 
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One offline run for every assertion of this module (wandb's start-up is slow)."""
+def _run_logged(tmp: Path) -> dict[str, Any]:
+    """The short offline run all checks read (one run: wandb's start-up is slow, and one
+    test function keeps it one run under pytest-xdist too)."""
     from syndr_lightning.train import compose_config, train
 
-    tmp = tmp_path_factory.mktemp("wandb_dashboard")
     with pytest.MonkeyPatch.context() as mp:
         for var in ("WANDB_API_KEY", "WANDB_BASE_URL"):
             mp.delenv(var, raising=False)
@@ -81,7 +79,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         wandb.teardown()  # wandb's service writes the run's last records as it stops
     run_dir = tmp / "run"
     (folder,) = (run_dir / "wandb").glob("offline-run-*")
-    yield {
+    return {
         "run_dir": run_dir,
         "metrics": metrics,
         "wandb": read_offline_run(folder),
@@ -98,7 +96,7 @@ def _md5_b64(path: Path) -> str:
     return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()
 
 
-def test_run_name_group_tags_and_config_once(logged: dict[str, Any]) -> None:
+def _check_run_name_group_tags_and_config_once(logged: dict[str, Any]) -> None:
     run = _wandb(logged)
     assert run.exit_code == 0  # the run was finished
     assert run.name == "train-tiny_cnn-seed0"
@@ -111,7 +109,7 @@ def test_run_name_group_tags_and_config_once(logged: dict[str, Any]) -> None:
     assert config["model"]["backbone"] == "tiny_cnn" and "backbone" not in config
 
 
-def test_media_per_test_set_and_learning_curves(logged: dict[str, Any]) -> None:
+def _check_media_per_test_set_and_learning_curves(logged: dict[str, Any]) -> None:
     run, run_dir = _wandb(logged), logged["run_dir"]
     media = run.files_dir / "media"
     for prefix in PREFIXES:
@@ -141,7 +139,7 @@ def test_media_per_test_set_and_learning_curves(logged: dict[str, Any]) -> None:
     assert media | {"train/learning_curves"} <= run.history_keys()
 
 
-def test_artifacts_upsampled_set_and_checkpoints(logged: dict[str, Any]) -> None:
+def _check_artifacts_upsampled_set_and_checkpoints(logged: dict[str, Any]) -> None:
     run = _wandb(logged)
     by_type: dict[str, list[Any]] = {}
     for art in run.artifacts:
@@ -168,7 +166,7 @@ def test_artifacts_upsampled_set_and_checkpoints(logged: dict[str, Any]) -> None
         assert entry.path == "model.ckpt" and entry.digest == _md5_b64(path)
 
 
-def test_run_files(logged: dict[str, Any]) -> None:
+def _check_run_files(logged: dict[str, Any]) -> None:
     run, run_dir = _wandb(logged), logged["run_dir"]
     wanted = [
         "config_resolved.yaml",
@@ -187,7 +185,7 @@ def test_run_files(logged: dict[str, Any]) -> None:
         assert not copy.is_symlink() and copy.read_bytes() == (run_dir / rel).read_bytes(), rel
 
 
-def test_summary_and_metadata(logged: dict[str, Any]) -> None:
+def _check_summary_and_metadata(logged: dict[str, Any]) -> None:
     run, metrics = _wandb(logged), logged["metrics"]
     # selection=val: the summary of val/srcc is its maximum, the selected checkpoint's.
     assert run.metrics["val/srcc"].summary.max
@@ -221,14 +219,14 @@ def _tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:
     return tags
 
 
-def test_tensorboard_gets_the_figures_and_text(logged: dict[str, Any]) -> None:
+def _check_tensorboard_gets_the_figures_and_text(logged: dict[str, Any]) -> None:
     tags = _tensorboard_tags(logged["run_dir"])
     assert {"train/learning_curves", "test/authentic_like/scatter"} <= tags["images"]
     text = {t.removesuffix("/text_summary") for t in tags["tensors"]}
     assert {"run/protocol", "run/config", "drcdown/subset_hash"} <= text
 
 
-def test_every_logged_key_is_in_the_vocabulary(logged: dict[str, Any]) -> None:
+def _check_every_logged_key_is_in_the_vocabulary(logged: dict[str, Any]) -> None:
     run, run_dir = _wandb(logged), logged["run_dir"]
     csv_keys = set(pd.read_csv(run_dir / "csv" / "metrics.csv").columns)
     tb = _tensorboard_tags(run_dir)
@@ -247,6 +245,21 @@ def test_every_logged_key_is_in_the_vocabulary(logged: dict[str, Any]) -> None:
         "drcdown/m",
         "lr-Adam/pg1",
     ]
+
+
+def test_offline_wandb_run_records_names_media_artifacts_files_and_vocabulary(
+    tmp_path: Path,
+) -> None:
+    """A 2-epoch SynDR run with logger=many, read back from the offline W&B run folder
+    (records parsed with wandb's protobuf classes), TensorBoard events and the CSV log."""
+    logged = _run_logged(tmp_path)
+    _check_run_name_group_tags_and_config_once(logged)
+    _check_media_per_test_set_and_learning_curves(logged)
+    _check_artifacts_upsampled_set_and_checkpoints(logged)
+    _check_run_files(logged)
+    _check_summary_and_metadata(logged)
+    _check_tensorboard_gets_the_figures_and_text(logged)
+    _check_every_logged_key_is_in_the_vocabulary(logged)
 
 
 def test_docs_list_the_vocabulary() -> None:
