@@ -16,6 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
+from syndr_lightning.callbacks.dashboard import publish_run
 from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import (
     build_datamodule,
@@ -89,7 +90,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(selection.metrics())
         write_metrics(metrics, out_dir, cfg, rule)
         if trainer.is_global_zero:
-            _report(metrics, cfg, datamodule, rule)
+            protocol_line = _report(metrics, cfg, datamodule, rule)
+            # Run files, artifacts, summary and metadata to the loggers (issue 23).
+            publish_run(trainer, metrics, rule, protocol_line)
     finally:
         finish_wandb(loggers)
     return metrics
@@ -97,8 +100,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _report(
     metrics: dict[str, float], cfg: DictConfig, datamodule: L.LightningDataModule, rule: str
-) -> None:
-    """Print val/test metrics per checkpoint rule, captioned with the run's protocol."""
+) -> str:
+    """Print val/test metrics per checkpoint rule, captioned with the run's protocol;
+    return the protocol line."""
     best_epoch = metrics.get("val/epoch")
     chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
     caption = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
@@ -106,4 +110,6 @@ def _report(
         chosen, caption = "last epoch", "last epoch (nothing held out; no model selection)"
     rows = [("val", chosen), _ROWS_LAST[0], ("test", chosen), _ROWS_LAST[1], _ROW_ON_TEST]
     protocol = Protocol.from_datamodule(datamodule, int(cfg.get("seed", 0)), selection=caption)
-    print_report(metrics, list(getattr(datamodule, "test_names", [])), rows, protocol.line())
+    line = protocol.line()
+    print_report(metrics, list(getattr(datamodule, "test_names", [])), rows, line)
+    return line
