@@ -5,9 +5,10 @@ shipped inside an installed wheel (``syndr_lightning/conf``, package data), else
 repository's top-level ``conf/`` (source checkout / editable install).
 ``default_root()`` is the root of every default path (``${syndr_root:}``): the repository
 in a source checkout, else the working directory, never the installed package folder.
-The ``syndr_run_name``/``syndr_run_group`` resolvers name a run in loggers: a sweep job is
-named after its own overrides (``T_f=0.05,seed=1``) and every job of one multirun shares
-one group.
+The ``syndr_run_name``/``syndr_run_group``/``syndr_run_tags`` resolvers name a run in
+loggers: ``<task>-<target>-<backbone>-seed<seed>``, a sweep job with its swept overrides
+appended (``...-T_f=0.05``); every job of one multirun shares one group unless the config
+sets ``run_group`` (one per paper table) or ``sweep_group``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from syndr_lightning.utils.errors import ConfigError
 
@@ -30,6 +32,7 @@ __all__ = [
     "register_resolvers",
     "run_group",
     "run_name",
+    "run_tags",
     "sweep_run_name",
     "swept_keys",
 ]
@@ -105,14 +108,17 @@ def swept_keys(argv: Sequence[str]) -> list[str]:
     return keys
 
 
-def sweep_run_name(overrides: Sequence[str], keys: Sequence[str] | None = None) -> str:
+def sweep_run_name(
+    overrides: Sequence[str], keys: Sequence[str] | None = None, skip: Sequence[str] = ()
+) -> str:
     """``T_f=0.05,seed=1`` from a job's overrides: the swept ``keys`` (all but constant
-    groups and paths when unknown), each by its last component unless two clash."""
+    groups and paths when unknown) except ``skip``, each by its last component unless two
+    clash."""
     items: list[tuple[str, str]] = []
     for text in overrides:
         key, sep, value = str(text).partition("=")
         bare = key.lstrip("+~")
-        if not sep or key.startswith(_NAME_SKIP) or bare.startswith("paths."):
+        if not sep or key.startswith(_NAME_SKIP) or bare.startswith("paths.") or bare in skip:
             continue
         if keys and bare not in keys:
             continue
@@ -139,34 +145,94 @@ def is_multirun(mode: object | None = None) -> bool:
     return str(mode).upper().split(".")[-1] == "MULTIRUN"
 
 
-def run_name(task_name: str) -> str:
-    """A run's logger name: its sweep overrides in a multirun job, else ``task_name``."""
-    hc = _hydra()
-    if hc is None or not is_multirun(getattr(hc, "mode", "")):
-        return str(task_name)
+# ---------------------------------------------------------------- run names (issue 23)
+#: Config keys every run name shows; a sweep job's suffix leaves them out.
+NAME_KEYS = ("target", "seed")
+
+
+def _select(root: Any, key: str) -> Any:
+    from omegaconf import OmegaConf
+
+    if root is None:
+        return None
+    return OmegaConf.select(root, key, default=None, throw_on_missing=False)
+
+
+def _name_part(value: Any) -> str:
+    return "_".join(str(value).replace("/", "_").split())
+
+
+def _sweep_keys(hc: Any) -> list[str]:
     keys = [k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k]
-    params = hc.get("sweeper", {}).get("params") or {}  # type: ignore[attr-defined]
-    keys += [str(k).lstrip("+~") for k in params]
-    name = sweep_run_name(list(hc.overrides.task), keys)  # type: ignore[attr-defined]
-    num = hc.job.get("num")  # type: ignore[attr-defined]
-    return name or f"{task_name}-{num}"
+    params = hc.get("sweeper", {}).get("params") or {}
+    return keys + [str(k).lstrip("+~") for k in params]
 
 
-def run_group(task_name: str) -> str:
-    """One group per multirun (``<task>-<sweep folder>``); ``task_name`` for a single run."""
+def run_name(task_name: str | None = None, *, _root_: Any = None) -> str:
+    """A run's logger name (``${syndr_run_name:}``): the config's ``run_name`` when set,
+    else ``<task>-<target>-<backbone>-seed<seed>`` (the parts the config has) and, in a
+    multirun job, its swept overrides other than target and seed
+    (``syn2auth-livec-resnet50-seed1-T_f=0.05``)."""
+    explicit = _select(_root_, "run_name")
+    if explicit not in (None, ""):
+        return str(explicit)
+    task = _select(_root_, "task_name") or task_name or "train"
+    parts = [task, _select(_root_, "target"), _select(_root_, "model.backbone")]
+    name = "-".join(_name_part(p) for p in parts if p not in (None, ""))
+    seed = _select(_root_, "seed")
+    if seed is not None:
+        name += f"-seed{seed}"
     hc = _hydra()
     if hc is None or not is_multirun(getattr(hc, "mode", "")):
-        return str(task_name)
-    return f"{task_name}-{Path(str(hc.sweep.dir)).name}"  # type: ignore[attr-defined]
+        return name
+    keys = _sweep_keys(hc)
+    suffix = sweep_run_name(list(hc.overrides.task), keys, skip=NAME_KEYS)  # type: ignore[attr-defined]
+    if not suffix and not any(k in keys for k in NAME_KEYS):
+        suffix = f"job{hc.job.get('num')}"  # type: ignore[attr-defined]
+    return f"{name}-{_name_part(suffix)}" if suffix else name
+
+
+def run_group(task_name: str | None = None, *, _root_: Any = None) -> str:
+    """A run's group (``${syndr_run_group:}``): the config's ``run_group`` when set (e.g.
+    one per paper table), else its ``sweep_group`` (``hparams_search`` configs), else one
+    group per multirun (``<task>-<sweep folder>``), else the task name."""
+    for key in ("run_group", "sweep_group"):
+        value = _select(_root_, key)
+        if value not in (None, ""):
+            return str(value)
+    task = str(_select(_root_, "task_name") or task_name or "train")
+    hc = _hydra()
+    if hc is None or not is_multirun(getattr(hc, "mode", "")):
+        return task
+    return f"{task}-{Path(str(hc.sweep.dir)).name}"  # type: ignore[attr-defined]
+
+
+def run_tags(*, _root_: Any = None) -> list[str]:
+    """A run's tags (``${syndr_run_tags:}``): the config's ``tags`` (experiments set them),
+    then its task name and sweep name, each once, at most 64 characters (W&B's limit)."""
+    tags = list(_select(_root_, "tags") or [])
+    tags += [_select(_root_, "task_name"), _select(_root_, "sweep_name")]
+    out: list[str] = []
+    for tag in tags:
+        text = str(tag)[:64] if tag not in (None, "") else ""
+        if text and text not in out:
+            out.append(text)
+    return out
 
 
 def register_resolvers() -> None:
-    """Register ``${syndr_root:}``, ``${syndr_run_name:task}``, ``${syndr_run_group:task}``."""
+    """Register ``${syndr_root:}`` and the run resolvers ``${syndr_run_name:}``,
+    ``${syndr_run_group:}``, ``${syndr_run_tags:}``, ``${syndr_multirun:}``."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("syndr_root"):
         OmegaConf.register_new_resolver("syndr_root", lambda: str(default_root()))
-    if not OmegaConf.has_resolver("syndr_run_name"):
-        OmegaConf.register_new_resolver("syndr_run_name", run_name)
-    if not OmegaConf.has_resolver("syndr_run_group"):
-        OmegaConf.register_new_resolver("syndr_run_group", run_group)
+    resolvers = {
+        "syndr_run_name": run_name,
+        "syndr_run_group": run_group,
+        "syndr_run_tags": run_tags,
+        "syndr_multirun": is_multirun,
+    }
+    for name, function in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

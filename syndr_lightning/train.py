@@ -21,6 +21,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from syndr_lightning.build import build_callbacks, build_datamodule, build_loggers, instantiate
+from syndr_lightning.callbacks.dashboard import publish_run
 from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import compose_config
 from syndr_lightning.data.datamodule import IQADataModule
@@ -75,7 +76,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics.update(cb.metrics())
         write_metrics(metrics, out_dir, cfg, run.selection)
         if trainer.is_global_zero:
-            _report(metrics, run, datamodule, protocol)
+            protocol_line = _report(metrics, run, datamodule, protocol)
+            # Run files, artifacts, summary and metadata to the loggers (issue 23).
+            publish_run(trainer, metrics, run.selection, protocol_line)
     finally:
         finish_wandb(loggers)
     return metrics
@@ -101,8 +104,9 @@ def _protocol(run: RunConfig, datamodule: L.LightningDataModule, trainer: L.Trai
 
 def _report(
     metrics: dict[str, float], run: RunConfig, datamodule: L.LightningDataModule, protocol: Protocol
-) -> None:
-    """Print val/test metrics per checkpoint rule, captioned with the run's protocol."""
+) -> str:
+    """Print val/test metrics per checkpoint rule, captioned with the run's protocol;
+    return the protocol line."""
     best_epoch = metrics.get("val/epoch")
     chosen = f"best val/srcc (epoch {best_epoch:.0f})" if best_epoch is not None else "final"
     caption = "max val/srcc" if best_epoch is not None else "final weights (no checkpoint)"
@@ -110,5 +114,6 @@ def _report(
         chosen, caption = "last epoch", "last epoch (nothing held out; no model selection)"
     rows = [("val", chosen), _ROWS_LAST[0], ("test", chosen), _ROWS_LAST[1], _ROW_ON_TEST]
     assert isinstance(datamodule, IQADataModule)
-    names = list(datamodule.test_names)
-    print_report(metrics, names, rows, replace(protocol, selection=caption).line())
+    line = replace(protocol, selection=caption).line()
+    print_report(metrics, list(datamodule.test_names), rows, line)
+    return line

@@ -93,7 +93,8 @@ def test_logged_in_wandb_runs_in_offline_sync_mode(
         logger.log_metrics({"x": 1.0})
         run_dir = Path(logger.experiment.dir).parent
         assert run_dir.name.startswith("offline-run-")  # synced later with `wandb sync`
-        assert logger.experiment.name == "train"
+        # <task>-<backbone>-seed<seed> (the default data has no `target`)
+        assert logger.experiment.name == "train-efficientnet_lite0-seed0"
     finally:
         wandb.finish()
     GlobalHydra.instance().clear()
@@ -139,8 +140,61 @@ def test_multirun_jobs_get_distinct_names_and_one_group(tmp_path: Path, monkeypa
         HydraConfig.instance().set_config(cfg)
         resolved.append(OmegaConf.to_container(cfg.logger, resolve=True))
     names = [r["wandb"]["name"] for r in resolved]
-    assert names == ["T_f=0.05,seed=0", "T_f=0.1,seed=1"]
+    # task, backbone, seed, then the swept keys other than seed
+    assert names == [
+        "train-efficientnet_lite0-seed0-T_f=0.05",
+        "train-efficientnet_lite0-seed1-T_f=0.1",
+    ]
     assert [r["tensorboard"]["version"] for r in resolved] == names
     groups = {r["wandb"]["group"] for r in resolved}
     assert groups == {"train-sweep-a"}
+    GlobalHydra.instance().clear()
+
+
+def _job_config(tmp_path: Path, overrides: list[str], task: list[str], job: int = 0):
+    """Compose ``overrides`` as job ``job`` of a multirun whose task overrides are ``task``."""
+    from hydra import compose, initialize_config_dir
+
+    from syndr_lightning.config import conf_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("train", overrides, return_hydra_config=True)
+    cfg.hydra.mode = RunMode.MULTIRUN
+    cfg.hydra.overrides.task = task
+    cfg.hydra.job.num = job
+    cfg.hydra.runtime.output_dir = str(tmp_path / str(job))
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def test_run_names_groups_and_tags_of_experiments(tmp_path: Path, monkeypatch) -> None:
+    """Experiment, target, backbone and seed in the name; the experiment's tags; a group per
+    table (``run_group``, what `syndr reproduce` sets) over the sweep's own group."""
+    monkeypatch.delenv(SWEPT_KEYS_ENV, raising=False)
+    cfg = compose_config(["+experiment=syn2auth", "target=koniq10k", "seed=2", "logger=many"])
+    wandb_cfg = OmegaConf.to_container(cfg.logger.wandb, resolve=True)
+    assert wandb_cfg["name"] == "syn2auth-koniq10k-resnet50-seed2"
+    assert wandb_cfg["group"] == "syn2auth"
+    assert wandb_cfg["tags"] == ["syn2auth", "koniq10k"]
+    assert cfg.logger.tensorboard.version == wandb_cfg["name"]
+    named = compose_config(["run_name=my-run", "run_group=table5", "logger=wandb"])
+    assert (named.logger.wandb.name, named.logger.wandb.group) == ("my-run", "table5")
+    # A sweep job: swept keys appended (target and seed are in the name already), the
+    # sweep's tag; run_group wins over the sweep's own group.
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "reshape.T_u,target,seed")
+    task = ["+experiment=syn2auth", "reshape.T_u=10", "target=bid", "seed=1"]
+    over = [*task, "+hparams_search=T_u", "logger=wandb"]
+    job = _job_config(tmp_path, over, task)
+    resolved = OmegaConf.to_container(job.logger.wandb, resolve=True)
+    assert resolved["name"] == "syn2auth-bid-resnet50-seed1-T_u=10"
+    assert resolved["group"] == job.sweep_group and resolved["group"].startswith("syn2auth-T_u-")
+    assert resolved["tags"] == ["syn2auth", "bid", "T_u"]
+    assert job.callbacks.dashboard.sweep is True  # no checkpoint artifacts from sweep jobs
+    job = _job_config(tmp_path, [*over, "run_group=table7"], task)
+    assert job.logger.wandb.group == "table7"
+    # Nothing known about the sweep: the job number keeps names apart.
+    monkeypatch.delenv(SWEPT_KEYS_ENV)
+    job = _job_config(tmp_path, ["logger=wandb", "seed=0"], ["seed=0"], job=3)
+    assert job.logger.wandb.name == "train-efficientnet_lite0-seed0-job3"
     GlobalHydra.instance().clear()

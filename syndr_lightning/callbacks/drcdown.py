@@ -22,8 +22,9 @@ class DRCDownCallback(Callback):
 
     The subset itself is computed by the datamodule's engine
     (:class:`~syndr_lightning.reshape.engine.DRCDownSelector`) when the train loader is built (see the module docstring). This callback logs ``drcdown/*``
-    (kept, clusters, cluster-size statistics, feature/selection seconds, subset hash) at
-    the start of each epoch, writes ``drcdown_history[.rank<r>].json`` under
+    (kept, clusters, cluster-size statistics, feature/selection seconds; docs/metrics.md)
+    at the start of each epoch, records the subset's hash as run metadata
+    (``drcdown/subset_hash``: W&B summary, TensorBoard text), writes ``drcdown_history[.rank<r>].json`` under
     ``history_dir`` (default: the trainer's ``default_root_dir``) and stores the history
     in checkpoints so a resumed run continues it.
     """
@@ -44,6 +45,10 @@ class DRCDownCallback(Callback):
         result = dm.epoch_subset(epoch)
         for key, value in result.metrics().items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False)
+        if trainer.is_global_zero:
+            from syndr_lightning.tracking import set_metadata
+
+            set_metadata(trainer.loggers, {"drcdown/subset_hash": result.hash}, step=epoch)
         rec = result.record()
         rec["rank"] = int(trainer.global_rank)
         self.history = [h for h in self.history if h["epoch"] != epoch] + [rec]

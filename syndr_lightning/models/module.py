@@ -52,7 +52,10 @@ class BIQAModule(L.LightningModule):
                 raise ConfigError(f"model.{key} must be > 0, got {value!r}")
         if float(weight_decay) < 0:
             raise ConfigError(f"model.weight_decay must be >= 0, got {weight_decay!r}")
-        self.save_hyperparameters()
+        # Saved into checkpoints, not sent to the loggers: train() logs the whole run config
+        # (model.* included) once; Lightning would push these again at every fit,
+        # validate and test call (docs/metrics.md).
+        self.save_hyperparameters(logger=False)
         self.backbone, self.feature_dim = build_backbone(backbone, weights)
         self.head = nn.Linear(self.feature_dim, 1)
         nn.init.kaiming_normal_(self.head.weight)
@@ -186,8 +189,9 @@ class BIQAModule(L.LightningModule):
         hp = self.hparams
         return torch.optim.Adam(
             [
-                {"params": self.backbone.parameters(), "lr": hp.lr},
-                {"params": self.head.parameters(), "lr": hp.lr * hp.lr_ratio},
+                # names: the learning rates are logged as lr-Adam/backbone, lr-Adam/head
+                {"params": self.backbone.parameters(), "lr": hp.lr, "name": "backbone"},
+                {"params": self.head.parameters(), "lr": hp.lr * hp.lr_ratio, "name": "head"},
             ],
             lr=hp.lr,
             weight_decay=hp.weight_decay,
@@ -231,9 +235,12 @@ class BIQAModule(L.LightningModule):
 
     def test_step(
         self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Collect crop-averaged predictions of test dataset ``dataloader_idx``."""
-        self._test_metric(dataloader_idx).update(self.predict_crops(batch["image"]), batch["score"])
+    ) -> dict[str, torch.Tensor]:
+        """Collect crop-averaged predictions of test dataset ``dataloader_idx``; return them
+        with the MOS and manifest rows (``pred``, ``score``, ``index``) for callbacks."""
+        pred = self.predict_crops(batch["image"])
+        self._test_metric(dataloader_idx).update(pred, batch["score"])
+        return {"pred": pred.detach(), "score": batch["score"], "index": batch["index"]}
 
     def on_test_epoch_start(self) -> None:
         """Start every test run with empty metric states."""

@@ -45,11 +45,6 @@ def subset_hash(indices: np.ndarray | Sequence[int]) -> str:
     return hashlib.sha256(arr.tobytes()).hexdigest()
 
 
-def hash_metric(digest: str) -> float:
-    """The first 24 bits of a hex digest as a float (exact in float32, so loggable)."""
-    return float(int(digest[:6], 16))
-
-
 # --------------------------------------------------------------------------- selection
 
 
@@ -70,14 +65,14 @@ class EpochSubset:
         return subset_hash(self.kept)
 
     def metrics(self) -> dict[str, float]:
-        """The ``drcdown/*`` values logged for this epoch."""
+        """The ``drcdown/*`` numbers logged for this epoch (docs/metrics.md); the subset's
+        hash is run metadata, not a number (``callbacks/drcdown.py``)."""
         out = {
             "drcdown/kept": float(len(self.kept)),
             "drcdown/total": float(self.n_total),
             "drcdown/kept_fraction": len(self.kept) / max(1, self.n_total),
             "drcdown/feature_seconds": self.feature_seconds,
             "drcdown/select_seconds": self.select_seconds,
-            "drcdown/subset_hash": hash_metric(self.hash),
         }
         for k, v in self.stats.items():
             out[f"drcdown/{k}"] = float(v)
@@ -96,22 +91,31 @@ class EpochSubset:
         }
 
 
+#: ``cluster_stats`` key -> logged name (``drcdown/<name>``; ``<name>_after`` after thinning).
+STAT_NAMES: dict[str, str] = {
+    "n_clusters": "clusters",
+    "n_singletons": "singletons",
+    "m": "clusters_incl_singletons",
+    "size_mean": "size_mean",
+    "size_max": "size_max",
+    "size_k2_over_k": "size_k2_over_k",
+    "size_cv": "size_cv",
+    "cluster_size_mean": "cluster_size_mean",
+}
+
+
 def _flatten_stats(res: Any) -> dict[str, float]:
     """Cluster diagnostics of a DRCDownResult as flat ``name -> float`` (logged as
-    ``drcdown/<name>``): cluster-size statistics before downsampling under their own
-    names (``clusters`` = clusters of size >= 2), after it under ``after_<name>``."""
+    ``drcdown/<name>``, docs/metrics.md): the pair count, the cluster-size statistics
+    before thinning under :data:`STAT_NAMES`, the same after thinning as ``<name>_after``."""
     stats: dict[str, float] = {"pairs": float(getattr(res, "n_pairs", 0))}
-    before = dict(getattr(res, "stats_before", {}) or {})
-    after = dict(getattr(res, "stats_after", {}) or {})
-    for key, value in before.items():
-        if key in ("n_samples", "n_kept", "kept_fraction"):
-            continue
-        name = "clusters" if key == "n_clusters" else key
-        stats[name] = float(value)
-    for key, value in after.items():
-        if key in ("n_samples", "n_kept", "kept_fraction"):
-            continue
-        stats[f"after_{key}"] = float(value)
+    for suffix, values in (
+        ("", getattr(res, "stats_before", {}) or {}),
+        ("_after", getattr(res, "stats_after", {}) or {}),
+    ):
+        for key, name in STAT_NAMES.items():
+            if key in values:
+                stats[name + suffix] = float(values[key])
     return stats
 
 

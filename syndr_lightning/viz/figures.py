@@ -14,6 +14,9 @@ Figures of the paper reproduced here:
 * the cluster-size distribution before and after DRCDown
   (:func:`plot_cluster_histogram`) and kept count / validation SRCC per epoch
   (:func:`plot_training_curves`).
+
+Dashboard figures of every run (``callbacks/dashboard.py``): prediction vs MOS per test
+set (:func:`plot_prediction_scatter`) and the learning curves (:func:`plot_learning_curves`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from syndr_lightning.utils.errors import InputError
 from syndr_lightning.utils.io import atomic_path
@@ -41,6 +45,8 @@ __all__ = [
     "is_categorical",
     "plot_cluster_histogram",
     "plot_feature_map",
+    "plot_learning_curves",
+    "plot_prediction_scatter",
     "plot_reference_selection",
     "plot_training_curves",
     "save_figure",
@@ -103,14 +109,20 @@ def embed_umap(
     return np.asarray(emb, dtype=np.float32)
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically, close it and return the path."""
+def save_figure(
+    fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120, tight: bool = True
+) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically, close it and return the path.
+
+    ``tight=False`` skips the tight bounding box (a second drawing pass: half the time) for
+    figures with fixed margins.
+    """
     final = Path(path)
     if final.suffix.lower() != ".png":
         raise InputError(f"figure path must end in .png; got {str(final)!r}")
     try:
         with atomic_path(final) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     finally:
         plt.close(fig)
     return final
@@ -362,3 +374,101 @@ def _read_metrics(metrics: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFram
         return pd.read_csv(where)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read metrics file {str(where)!r} as CSV: {exc}") from None
+
+
+def plot_prediction_scatter(
+    mos: Sequence[float] | np.ndarray,
+    predictions: Sequence[float] | np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Prediction vs MOS",
+    max_points: int = 20_000,
+    seed: int = 0,
+) -> Path:
+    """Predicted score against MOS (both 0..10) per image, with the identity line and the
+    SRCC/PLCC of all images in the legend. Beyond ``max_points`` images a seeded subsample
+    is drawn (the correlations still use every image)."""
+    y = np.asarray(mos, dtype=np.float64).ravel()
+    p = np.asarray(predictions, dtype=np.float64).ravel()
+    if y.size != p.size or y.size < 2:
+        raise InputError(
+            f"a scatter needs as many predictions as MOS values (at least 2); got {p.size} "
+            f"predictions and {y.size} MOS values"
+        )
+    from scipy.stats import pearsonr, spearmanr
+
+    finite = np.isfinite(y) & np.isfinite(p)
+    srcc = plcc = float("nan")
+    if finite.sum() > 1:
+        with warnings.catch_warnings():  # constant predictions: NaN, said in the legend
+            warnings.simplefilter("ignore")
+            srcc = float(spearmanr(y[finite], p[finite]).statistic)
+            plcc = float(pearsonr(y[finite], p[finite]).statistic)
+    shown = np.flatnonzero(finite)
+    if shown.size > max_points:
+        shown = np.sort(np.random.default_rng(seed).choice(shown, max_points, replace=False))
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.92)  # fixed: fast to save
+    ax.scatter(
+        y[shown],
+        p[shown],
+        s=8 if shown.size > 2000 else 14,
+        alpha=0.5 if shown.size > 2000 else 0.8,
+        label=f"{finite.sum()} images\nSRCC {srcc:.3f}  PLCC {plcc:.3f}",
+    )
+    lo = float(min(y[finite].min(initial=0.0), p[finite].min(initial=0.0)))
+    hi = float(max(y[finite].max(initial=10.0), p[finite].max(initial=10.0)))
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="y = x")
+    ax.set_xlabel("MOS (0..10)")
+    ax.set_ylabel("predicted score (0..10)")
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return save_figure(fig, path, dpi=100, tight=False)
+
+
+#: Panels of :func:`plot_learning_curves`: title -> keys drawn in it.
+LEARNING_PANELS: dict[str, tuple[str, ...]] = {
+    "training loss": ("train/loss_epoch",),
+    "validation": ("val/srcc", "val/plcc", "val/krcc"),
+    "DRCDown kept fraction": ("drcdown/kept_fraction",),
+}
+
+
+def plot_learning_curves(
+    history: pd.DataFrame | Sequence[Mapping[str, float]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Learning curves",
+) -> Path:
+    """Training loss, validation correlations and DRCDown's kept fraction per epoch.
+
+    ``history``: one row per epoch with an ``epoch`` column and metric columns (missing
+    ones are left out; a panel with none of its keys is dropped).
+    """
+    table = pd.DataFrame(history)
+    if "epoch" not in table.columns or table.empty:
+        raise InputError("learning curves need a history with an 'epoch' column and rows")
+    panels = {
+        name: [k for k in keys if k in table.columns and table[k].notna().any()]
+        for name, keys in LEARNING_PANELS.items()
+    }
+    panels = {name: keys for name, keys in panels.items() if keys}
+    if not panels:
+        raise InputError(
+            f"the history has none of {sorted(k for ks in LEARNING_PANELS.values() for k in ks)}"
+        )
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+    fig.subplots_adjust(left=0.3 / len(panels), right=0.98, bottom=0.14, top=0.82, wspace=0.3)
+    for ax, (name, keys) in zip(axes[0], panels.items(), strict=True):
+        for key in keys:
+            series = _per_epoch(table, key)
+            ax.plot(series.index.to_numpy(), series.to_numpy(), marker="o", label=key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(title)
+    return save_figure(fig, path, dpi=100, tight=False)
