@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.labels import LabelError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -105,7 +106,11 @@ class BaseDataset:
 
     def load(self) -> pd.DataFrame:
         """Return the manifest of this dataset; raise DatasetError if images are missing."""
-        df = self.read()
+        try:
+            df = self.read()
+        except LabelError as exc:  # unrankable labels: name the label file (utils/labels.py)
+            where = self.root / self.info.label_file if self.info.label_file else self.root
+            raise LabelError(f"{where}: {exc}") from None
         if len(df) == 0:
             raise DatasetError(
                 f"{self.info.name}: no images selected under {str(self.root)!r}; check "
