@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 from syndr_lightning.callbacks.preemption import (
     AtomicCheckpointIO,
     PreemptionCheckpoint,
-    check_fit_length,
     preemption_guard,
     requeued_checkpoint,
 )
@@ -41,6 +40,7 @@ from syndr_lightning.evaluation import apply_selection, evaluate, resolve_select
 from syndr_lightning.protocol import Protocol, run_facts
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
+from syndr_lightning.utils.runchecks import check_run
 
 __all__ = [
     "REPO_ROOT",
@@ -61,7 +61,7 @@ _ROW_ON_TEST = ("test_best_on_test", "best epoch on TEST (optimistic)")
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
     validate_before_building(cfg)
-    check_fit_length(cfg)
+    check_run(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from syndr_lightning.callbacks.preemption import AtomicCheckpointIO, check_fit_length
+from syndr_lightning.callbacks.preemption import AtomicCheckpointIO
 from syndr_lightning.utils.errors import EXIT_PREEMPTED, ConfigError, DiskFullError
+from syndr_lightning.utils.runchecks import check_fit_length
 
 TESTS = Path(__file__).resolve().parent
 TINY = [

@@ -34,14 +34,13 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from syndr_lightning.utils.errors import ConfigError, PreemptedError
+from syndr_lightning.utils.errors import PreemptedError
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
 __all__ = [
     "PREEMPTED_NAME",
     "AtomicCheckpointIO",
     "PreemptionCheckpoint",
-    "check_fit_length",
     "preemption_guard",
     "requeued_checkpoint",
     "slurm_job_key",
@@ -138,15 +137,3 @@ def preemption_guard(callback: PreemptionCheckpoint, resume_hint: str) -> Iterat
             f"stopped by SIGTERM (preempted) at {callback.where or 'an unknown point'}; "
             f"{how}{slurm}"
         ) from None
-
-
-def check_fit_length(cfg: Any) -> None:
-    """``trainer.max_epochs=0`` (or ``max_steps=0``) would test untrained weights: refuse."""
-    trainer = cfg.get("trainer") or {}
-    for key in ("max_epochs", "max_steps"):
-        value = trainer.get(key)
-        if value is not None and not isinstance(value, bool) and value == 0:
-            raise ConfigError(
-                f"trainer.{key}=0 would test untrained weights; set trainer.{key} to at least "
-                "1 (or use `syndr eval` to score an existing checkpoint)"
-            )

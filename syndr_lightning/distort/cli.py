@@ -107,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not args.out:
             raise ConfigError("--out is required unless --preview is given")
+        if Path(args.out).resolve() == Path(args.refs).resolve():
+            raise ConfigError(
+                f"--out {args.out} is the --refs folder; the distorted images and their "
+                "manifest would be mixed with (and later read as) references - choose "
+                "another --out folder"
+            )
         from syndr_lightning.distort.generator import MANIFEST_NAME, default_workers, generate_rows
 
         rows = generate_rows(

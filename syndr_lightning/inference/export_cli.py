@@ -22,9 +22,13 @@ __all__ = ["register", "run"]
 def run(args: argparse.Namespace) -> int:
     """Body of ``syndr export``; returns the exit code."""
     from syndr_lightning.inference.api import load_model
-    from syndr_lightning.inference.export import export_model
+    from syndr_lightning.inference.export import check_opset, export_model
+    from syndr_lightning.utils.io import check_output_file
 
     try:
+        check_output_file(args.out)  # before the model is loaded: one line, nothing built
+        if args.format == "onnx":
+            check_opset(args.opset)
         scorer = load_model(args.ckpt, crop_size=args.crop_size, crops=1)
         out = export_model(
             scorer.module,

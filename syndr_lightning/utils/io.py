@@ -251,7 +251,12 @@ def read_npy(path: str | os.PathLike[str], what: str = "array") -> Any:
                         f"{tuple(shape)} ({need:,} bytes) but the file holds {have:,} bytes "
                         "of data; re-create it with numpy.save"
                     )
-        return np.load(where, allow_pickle=False)
+        arr = np.load(where, allow_pickle=False)
+        if isinstance(arr, np.ndarray) and not arr.dtype.isnative:
+            # Big-endian files (numpy.save on another machine, MATLAB exports) are valid:
+            # read them in this machine's byte order (torch refuses foreign byte orders).
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        return arr
     except InputError:
         raise
     except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
