@@ -104,13 +104,17 @@ class BaseDataset:
             return type(self).load(self)
         raise NotImplementedError(f"{type(self).__name__} implements neither read nor load")
 
-    def load(self) -> pd.DataFrame:
-        """Return the manifest of this dataset; raise DatasetError if images are missing."""
+    def read_checked(self) -> pd.DataFrame:
+        """:meth:`read`, with unrankable labels (``utils/labels.py``) named by label file."""
         try:
-            df = self.read()
-        except LabelError as exc:  # unrankable labels: name the label file (utils/labels.py)
+            return self.read()
+        except LabelError as exc:
             where = self.root / self.info.label_file if self.info.label_file else self.root
             raise LabelError(f"{where}: {exc}") from None
+
+    def load(self) -> pd.DataFrame:
+        """Return the manifest of this dataset; raise DatasetError if images are missing."""
+        df = self.read_checked()
         if len(df) == 0:
             raise DatasetError(
                 f"{self.info.name}: no images selected under {str(self.root)!r}; check "
