@@ -21,7 +21,7 @@ from inference_helpers import make_checkpoint, write_image
 from PIL import Image
 
 from syndr_lightning.cli import main as syndr
-from syndr_lightning.utils.errors import DatasetError, DiskFullError
+from syndr_lightning.utils.errors import DatasetError
 
 
 def _err_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -436,6 +436,8 @@ def test_full_disk_during_the_ddcup_build_is_one_line(tmp_path: Path) -> None:
     spec = UpsampleSpec(
         types=(1,), encoder="tiny_cnn", encoder_weights="none", crop_size=32, select=False
     )
+    from syndr_lightning.utils.errors import DiskFullError
+
     disk = _tmpfs(tmp_path / "disk", "48k")  # the lock fits, GenDist's images do not
     try:
         with pytest.raises(DiskFullError, match="no space left") as info:

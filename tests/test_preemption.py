@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from syndr_lightning.callbacks.preemption import AtomicCheckpointIO
-from syndr_lightning.utils.errors import EXIT_PREEMPTED, ConfigError, DiskFullError
-from syndr_lightning.utils.runchecks import check_fit_length
+from syndr_lightning.utils.errors import ConfigError
+
+EXIT_PREEMPTED = 143  # utils.errors.EXIT_PREEMPTED (128 + SIGTERM)
 
 TESTS = Path(__file__).resolve().parent
 TINY = [
@@ -152,6 +152,8 @@ def test_slurm_sigusr1_requeues_and_the_requeued_job_resumes_by_itself(tmp_path:
 
 
 def test_checkpoint_io_leaves_no_partial_file_under_its_name(tmp_path: Path) -> None:
+    from syndr_lightning.callbacks.preemption import AtomicCheckpointIO
+
     target = tmp_path / "ckpts" / "last.ckpt"
     io = AtomicCheckpointIO()
     io.save_checkpoint({"w": torch.ones(3)}, target)
@@ -177,6 +179,9 @@ def small_disk(tmp_path: Path):
 
 
 def test_full_disk_checkpoint_is_one_error_and_no_file(small_disk: Path) -> None:
+    from syndr_lightning.callbacks.preemption import AtomicCheckpointIO
+    from syndr_lightning.utils.errors import DiskFullError
+
     old = small_disk / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(4)}, old)
     before = old.read_bytes()
@@ -187,6 +192,33 @@ def test_full_disk_checkpoint_is_one_error_and_no_file(small_disk: Path) -> None
 
 
 def test_max_epochs_zero_is_refused() -> None:
+    from syndr_lightning.utils.runchecks import check_fit_length
+
     with pytest.raises(ConfigError, match=r"trainer\.max_epochs=0 would test untrained"):
         check_fit_length({"trainer": {"max_epochs": 0}})
     check_fit_length({"trainer": {"max_epochs": 1}})
+
+
+def test_full_log_folder_during_training_is_one_line_and_no_partial_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from syndr_lightning.__main__ import run_task
+    from syndr_lightning.train import compose_config
+
+    logs = tmp_path / "logs"
+    _tmpfs(logs, "160k")  # the run files fit, the first checkpoint does not
+    try:
+        GlobalHydra.instance().clear()
+        extra = [f"paths.cache_dir={tmp_path / 'cache'}", "trainer.max_epochs=1"]
+        cfg = compose_config([*TINY[:-1], *extra], output_dir=logs / "run")
+        with pytest.raises(SystemExit) as info:
+            run_task(cfg)
+        assert info.value.code == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+        assert len(err) == 1 and "no space left" in err[0], err
+        left = sorted(p.name for p in logs.rglob("*") if p.is_file())
+        assert not [n for n in left if n.endswith((".ckpt", ".tmp"))], left
+    finally:
+        subprocess.run(["umount", "-l", str(logs)], check=False)
