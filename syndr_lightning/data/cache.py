@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,11 @@ import numpy as np
 
 from syndr_lightning.utils.errors import DatasetError, InputError
 from syndr_lightning.utils.images import image_size, read_rgb
-from syndr_lightning.utils.integrity import BlockCheck
+from syndr_lightning.utils.integrity import BlockCheck, block_checksum
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
-CACHE_VERSION = 3  # 2: file identities are utils.io.file_identity strings; 3: CRC-32s
+CACHE_VERSION = 3  # 2: file identities are utils.io.file_identity strings; 3: checksums
 _CHUNK = 64
 
 
@@ -86,8 +85,9 @@ class ImageCache:
         self._offsets = np.asarray(index["offsets"], dtype=np.int64)
         self._total = int(index["total_bytes"])
         self._lookup = {p: i for i, p in enumerate(self.paths)}
-        # Each image's CRC-32, written with it and checked on its first read per process.
-        self._check = BlockCheck(self.data_file, np.asarray(index["crc32"]), "image cache")
+        # Each image's checksum, written with it and checked on its first read per process.
+        sums = np.asarray([int(v) for v in index["checksums"]], dtype=np.uint64)
+        self._check = BlockCheck(self.data_file, sums, "image cache")
         self.built = built  # True when this call decoded the images
         self._mm: np.memmap | None = None
         self._pid = -1
@@ -150,7 +150,7 @@ class ImageCache:
             same = (
                 index["paths"] == paths
                 and index["identity"] == ident
-                and len(index["crc32"]) == len(paths)
+                and len(index["checksums"]) == len(paths)
                 and data.is_file()
                 and data.stat().st_size == int(index["total_bytes"])
             )
@@ -198,9 +198,9 @@ class ImageCache:
                         f"image cache: {p!r} decoded to {arr.shape[:2]} but its header says "
                         f"{shapes[i]}; was it modified during the build?"
                     )
-                raw = np.ascontiguousarray(arr).tobytes()
-                crcs.append(zlib.crc32(raw))
-                fh.write(raw)
+                raw = np.ascontiguousarray(arr)
+                crcs.append(block_checksum(raw))
+                fh.write(raw.tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
                     bar.update(completed=i + 1)
         return {
@@ -211,7 +211,7 @@ class ImageCache:
             "shapes": [list(s) for s in shapes],
             "offsets": offsets.tolist(),
             "total_bytes": total,
-            "crc32": crcs,
+            "checksums": [str(c) for c in crcs],  # uint64 as text: JSON readers lose bits
         }
 
     # ------------------------------------------------------------------ reading

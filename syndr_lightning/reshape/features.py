@@ -349,7 +349,7 @@ class CropCache:
         )
 
     def verify(self, chunk: int = 256) -> bool:
-        """True when every crop matches the CRC-32 written with it; else the cache is
+        """True when every crop matches the checksum written with it; else the cache is
         deleted (with a warning naming it), so this pass decodes and rebuilds it."""
         crcs = read_crcs(self.file, len(self.paths)) if self.file.is_file() else None
         if crcs is None:

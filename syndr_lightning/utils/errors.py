@@ -31,8 +31,17 @@ class PreemptedError(SyndrError):
     """The run was stopped by a signal (preemption); the message says how to resume."""
 
 
-#: Exit status of a run stopped by SIGTERM/SIGUSR1 (128 + SIGTERM, what a shell reports).
+#: Exit status of a run stopped by SIGTERM (128 + SIGTERM, what a shell reports).
 EXIT_PREEMPTED = 143
+
+#: Every exit status of the commands (docs/failures.md states the same table; a test
+#: checks the two, README's summary and :func:`exit_code` against each other).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "data error",
+    2: "usage or configuration error",
+    EXIT_PREEMPTED: "preempted",
+}
 
 
 def exit_code(exc: BaseException) -> int:

@@ -2,10 +2,12 @@
 
 Small files (reference features, the upsampled set's ``manifest.csv``) carry a SHA-256
 of their bytes; a mismatch means "rebuild". Large memory-mapped files (the decoded-image
-cache, the DRCDown crop cache) carry one CRC-32 per block (an image, a crop) in a
-sidecar ``<file>.crc`` (``.npy`` of uint32), checked block by block when read
-(:class:`BlockCheck`: each block once per process), so checking never reads more than
-what is used. Edits that keep a file's size and modification time are found either way.
+cache, the DRCDown crop cache) carry one cheap checksum per block (an image, a crop):
+the sum of the block's 64-bit words modulo 2**64 (numpy, at memory speed; any change
+within one word and all but 2**-64 of random damage change it; blocks whose size is not
+a multiple of 8 bytes use CRC-32). The crop cache keeps them in a sidecar
+``<file>.sum`` (``.npy`` of uint64), the image cache in its index. Edits that keep a
+file's size and modification time are found either way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from syndr_lightning.utils.io import atomic_open
 
 __all__ = [
     "BlockCheck",
+    "block_checksum",
     "block_crcs",
     "crc_file",
     "file_sha256",
@@ -49,40 +52,47 @@ def file_sha256(path: str | os.PathLike[str]) -> str | None:
 
 
 def crc_file(data_file: str | os.PathLike[str]) -> Path:
-    """The sidecar holding ``data_file``'s per-block CRC-32 values."""
+    """The sidecar holding ``data_file``'s per-block checksums."""
     p = Path(data_file)
-    return p.with_name(p.name + ".crc")
+    return p.with_name(p.name + ".sum")
 
 
 def block_crcs(blocks: np.ndarray) -> np.ndarray:
-    """CRC-32 of each row of ``blocks`` (``[N, ...]`` uint8) as uint32 ``[N]``."""
+    """The checksum of each row of ``blocks`` (``[N, ...]`` uint8) as uint64 ``[N]``."""
     flat = np.ascontiguousarray(blocks).reshape(len(blocks), -1)
-    return np.fromiter((zlib.crc32(row) for row in flat), dtype=np.uint32, count=len(flat))
+    if flat.shape[1] % 8 == 0:
+        return np.add.reduce(flat.view(np.uint64), axis=1, dtype=np.uint64)
+    return np.fromiter((zlib.crc32(row) for row in flat), dtype=np.uint64, count=len(flat))
 
 
-def write_crcs(data_file: str | os.PathLike[str], crcs: np.ndarray) -> None:
+def block_checksum(block: np.ndarray) -> int:
+    """The checksum of one block (its bytes, any shape), as :func:`block_crcs`."""
+    return int(block_crcs(np.ascontiguousarray(block).reshape(1, -1))[0])
+
+
+def write_crcs(data_file: str | os.PathLike[str], sums: np.ndarray) -> None:
     """Write the sidecar of ``data_file`` atomically."""
     with atomic_open(crc_file(data_file), "wb") as fh:
-        np.save(fh, np.asarray(crcs, dtype=np.uint32), allow_pickle=False)
+        np.save(fh, np.asarray(sums, dtype=np.uint64), allow_pickle=False)
 
 
 def read_crcs(data_file: str | os.PathLike[str], n: int) -> np.ndarray | None:
-    """The ``n`` CRC-32 values of ``data_file``, None when the sidecar is missing or wrong."""
+    """The ``n`` checksums of ``data_file``, None when the sidecar is missing or wrong."""
     try:
-        crcs = np.load(crc_file(data_file), allow_pickle=False)
+        sums = np.load(crc_file(data_file), allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    if crcs.dtype != np.uint32 or crcs.shape != (n,):
+    if sums.dtype != np.uint64 or sums.shape != (n,):
         return None
-    return crcs
+    return sums
 
 
 class BlockCheck:
-    """Checks each block of a memory-mapped cache against its CRC-32, once per process."""
+    """Checks each block of a memory-mapped cache against its checksum, once per process."""
 
     def __init__(self, data_file: str | os.PathLike[str], crcs: np.ndarray, what: str) -> None:
         self.data_file = Path(data_file)
-        self.crcs = np.asarray(crcs, dtype=np.uint32)
+        self.crcs = np.asarray(crcs, dtype=np.uint64)
         self.what = what
         self._seen = np.zeros(len(self.crcs), dtype=bool)
         self._pid = os.getpid()
@@ -94,7 +104,7 @@ class BlockCheck:
             self._pid = os.getpid()
         if self._seen[i]:
             return
-        if zlib.crc32(np.ascontiguousarray(block)) != int(self.crcs[i]):
+        if block_checksum(block) != int(self.crcs[i]):
             raise DatasetError(
                 f"{self.what} {str(self.data_file)!r} is corrupt: block {i}"
                 f"{f' ({name})' if name else ''} does not match the checksum written with it; "
@@ -103,5 +113,5 @@ class BlockCheck:
         self._seen[i] = True
 
     def bad_blocks(self, blocks: np.ndarray) -> np.ndarray:
-        """Indices of the blocks of ``blocks`` (``[N, ...]``) whose CRC-32 differ."""
+        """Indices of the blocks of ``blocks`` (``[N, ...]``) whose checksums differ."""
         return np.flatnonzero(block_crcs(blocks) != self.crcs)
