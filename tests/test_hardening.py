@@ -297,10 +297,10 @@ def test_eval_and_export_out_folder_and_bad_opset_are_one_line(
     folder.mkdir()
     ev = ["eval", "--ckpt", str(ckpt), "--data", "csv", str(label_file), "--no-progress"]
     assert syndr([*ev, "--crops", "1", "--out", str(folder)]) == 2
-    assert "is a folder" in _err_line(capsys)
+    assert "is a directory" in _err_line(capsys)
     exp = ["export", "--ckpt", str(ckpt), "--format", "torchscript", "--out", str(folder)]
     assert syndr(exp) == 2
-    assert "is a folder" in _err_line(capsys)
+    assert "is a directory" in _err_line(capsys)
     onnx = ["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
     assert syndr([*onnx, "--opset", "1"]) == 2
     assert "--opset 1 is not supported" in _err_line(capsys)

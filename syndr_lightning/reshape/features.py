@@ -542,8 +542,14 @@ def extract_features(
             bar.advance(1)
         if mm is not None and writer is not None:
             mm.flush()
-            # The checksums are published before the crops (the data file's rename).
-            write_crcs(writer.file, block_crcs(mm))
+            # The checksums are published before the crops (the data file's rename); the
+            # cache is optional: without its checksums it is never used (rebuilt later).
+            try:
+                write_crcs(writer.file, block_crcs(mm))
+            except OSError as exc:
+                log.warning(
+                    "DRCDown crop cache not kept: its checksums cannot be written (%s)", exc
+                )
             del mm
     if out is None:
         out = np.empty((0, 0), dtype=dtype)

@@ -172,10 +172,10 @@ def read_rgb(
 
 
 def image_size(
-    path: str | os.PathLike[str], *, error: type[SyndrError] = DatasetError
+    path: str | os.PathLike[str], *, error: type[SyndrError] = DatasetError, what: str = "image"
 ) -> tuple[int, int]:
     """``(height, width)`` of the decoded image (EXIF orientation applied), from the header."""
-    with _opened(path, error, "image") as img:
+    with _opened(path, error, what) as img:
         w, h = _oriented_size(img)
         return h, w
 

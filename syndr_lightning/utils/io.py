@@ -35,7 +35,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     if final.is_dir():
         raise ConfigError(
-            f"{str(final)!r} is a folder; pass a file name to write (the folder is left as it is)"
+            f"{str(final)!r} is a directory; pass a file name to write (the folder is left as it is)"
         )
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +102,8 @@ def check_output_file(path: str | os.PathLike[str], what: str = "--out") -> Path
     out = Path(path)
     if out.is_dir():
         raise ConfigError(
-            f"{what} {str(out)!r} is a folder; pass a file name to write (the folder is left "
-            "as it is)"
+            f"{what} {str(out)!r} is a directory; pass a file name to write (the folder is "
+            "left as it is)"
         )
     try:
         mode = out.stat().st_mode
