@@ -139,7 +139,7 @@ def test_slurm_sigusr1_requeues_and_the_requeued_job_resumes_by_itself(tmp_path:
     assert "a requeued SLURM job resumes by itself" in _last_line(err)
 
     # The requeued job (same job id, a new run folder, no ckpt_path) resumes by itself.
-    again = _start(tmp_path, "second", "trainer.max_epochs=2", env=env)
+    again = _start(tmp_path, "second", "trainer.max_epochs=1", env=env)
     out, err = again.communicate(timeout=240)
     assert again.returncode == 0, err[-2000:]
     assert "resuming from" in out + err
