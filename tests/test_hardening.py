@@ -177,6 +177,12 @@ def test_image_cache_edit_is_found_and_rebuilt(tmp_path: Path) -> None:
     assert rebuilt.built
     for p, t in zip(paths, truth, strict=True):
         np.testing.assert_array_equal(rebuilt.get(p), t)
+    # An index without checksums (an older version's) is rebuilt, never trusted.
+    index = json.loads(rebuilt.index_file.read_text())
+    del index["checksums"]
+    index["version"] = 2
+    rebuilt.index_file.write_text(json.dumps(index))
+    assert ImageCache.open_or_build(paths, tmp_path / "cache", progress=False).built
 
 
 def test_crop_cache_edit_is_found_and_rebuilt(tmp_path: Path) -> None:

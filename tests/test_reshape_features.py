@@ -59,6 +59,11 @@ def test_extract_and_cache(images, capsys):
     b = extract_reference_features(paths, cache_dir=cache, **kw, progress=False)
     assert not (b == 7.0).all(axis=1).any()
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    # A file without its digest (written by an older version) is recomputed too.
+    f.with_name(f.name + ".sha256").unlink()
+    np.save(f, poisoned)
+    b = extract_reference_features(paths, cache_dir=cache, **kw, progress=False)
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     # Without a cache the features are recomputed and equal the first run.
     np.testing.assert_allclose(extract_reference_features(paths, **kw), a, rtol=1e-5, atol=1e-6)
     # A modified image gets a new cache entry (size/mtime are in the key).
