@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from syndr_lightning.callbacks.preemption import (
     AtomicCheckpointIO,
     PreemptionCheckpoint,
+    forget_requeue,
     preemption_guard,
     requeued_checkpoint,
 )
@@ -100,6 +101,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         with preemption_guard(preempt, "the same command plus"):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             metrics = evaluate(cfg, trainer, model, datamodule)
+        if trainer.is_global_zero:
+            forget_requeue(log_dir)  # finished: a later run of this job starts afresh
         if selection is not None:
             metrics.update(selection.metrics())
         write_metrics(metrics, out_dir, cfg, rule)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ class SlowBatches(Callback):
 
     def __init__(self, marker: str, seconds: float = 0.3) -> None:
         self.marker = Path(marker)
-        self.seconds = float(seconds)
+        self.seconds = float(os.environ.get("SYNDR_TEST_SLOW_S", seconds))
 
     def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
         """Let the test see that training is under way, then give it time to signal."""

@@ -51,8 +51,9 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _start(tmp: Path, run: str, *extra: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    args = [*TINY, f"hydra.run.dir={tmp / run}", *extra]
+def _start(tmp: Path, run: str | None, *extra: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    # run=None: Hydra's own (time-stamped) run folder, as a requeued job gets a new one.
+    args = [*TINY, *([f"hydra.run.dir={tmp / run}"] if run else []), *extra]
     return subprocess.Popen(
         [sys.executable, "-m", "syndr_lightning", *args],
         cwd=tmp,
@@ -63,9 +64,9 @@ def _start(tmp: Path, run: str, *extra: str, env: dict[str, str]) -> subprocess.
     )
 
 
-def _slow(marker: Path) -> list[str]:
+def _slow(marker: Path, epochs: int = 30) -> list[str]:
     return [
-        "trainer.max_epochs=30",
+        f"trainer.max_epochs={epochs}",
         "+callbacks.slow._target_=preempt_helpers.SlowBatches",
         f"+callbacks.slow.marker={marker}",
     ]
@@ -125,7 +126,8 @@ def test_slurm_sigusr1_requeues_and_the_requeued_job_resumes_by_itself(tmp_path:
     }
     env = _env(tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **slurm)
     marker = tmp_path / "started"
-    proc = _start(tmp_path, "first", *_slow(marker), env=env)
+    command = _slow(marker, epochs=2)  # the job script's command: the same when requeued
+    proc = _start(tmp_path, None, *command, env=env)
     _wait_for(marker, proc)
     os.kill(proc.pid, signal.SIGUSR1)  # SLURM's warning signal (sbatch --signal=USR1@90)
     end = time.monotonic() + 60
@@ -134,16 +136,20 @@ def test_slurm_sigusr1_requeues_and_the_requeued_job_resumes_by_itself(tmp_path:
     os.kill(proc.pid, signal.SIGTERM)  # what SLURM sends when it requeues the job
     _out, err = proc.communicate(timeout=120)
     assert calls.read_text().split() == ["requeue", "4242"]
-    assert list((tmp_path / "first").glob("hpc_ckpt_*.ckpt")), "no SLURM checkpoint"
+    (first,) = (tmp_path / "logs" / "preempt" / "runs").iterdir()
+    assert list(first.glob("hpc_ckpt_*.ckpt")), "no SLURM checkpoint"
     assert proc.returncode == EXIT_PREEMPTED, err[-2000:]
     assert "a requeued SLURM job resumes by itself" in _last_line(err)
 
     # The requeued job (same job id, a new run folder, no ckpt_path) resumes by itself.
-    again = _start(tmp_path, "second", "trainer.max_epochs=1", env=env)
+    time.sleep(1.1)  # a new time-stamped run folder
+    again = _start(tmp_path, None, *command, env={**env, "SYNDR_TEST_SLOW_S": "0"})
     out, err = again.communicate(timeout=240)
     assert again.returncode == 0, err[-2000:]
     assert "resuming from" in out + err
-    assert str(tmp_path / "first" / "checkpoints" / "preempted.ckpt") in out + err
+    assert str(first / "checkpoints" / "preempted.ckpt") in out + err
+    assert len(list((tmp_path / "logs" / "preempt" / "runs").iterdir())) == 2
+    assert not list((tmp_path / "logs" / ".preempted").iterdir())  # done: record dropped
 
 
 def test_checkpoint_io_leaves_no_partial_file_under_its_name(tmp_path: Path) -> None:

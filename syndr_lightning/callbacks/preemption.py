@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "PREEMPTED_NAME",
     "AtomicCheckpointIO",
     "PreemptionCheckpoint",
+    "forget_requeue",
     "preemption_guard",
     "requeued_checkpoint",
     "slurm_job_key",
@@ -79,8 +81,17 @@ def _pointer(log_dir: str | os.PathLike[str], job: str) -> Path:
     return Path(log_dir) / ".preempted" / f"{job}.json"
 
 
+def forget_requeue(log_dir: str | os.PathLike[str] | None) -> None:
+    """Drop this SLURM job's resume record (the run it pointed to has finished)."""
+    job = slurm_job_key()
+    if job is not None and log_dir is not None:
+        with contextlib.suppress(OSError):
+            _pointer(log_dir, job).unlink()
+
+
 def requeued_checkpoint(log_dir: str | os.PathLike[str] | None) -> str | None:
-    """The checkpoint a requeued SLURM job resumes from (its previous run's), or None."""
+    """The checkpoint a requeued SLURM job resumes from (its previous run's, recorded for
+    the same job id and command line), or None."""
     job = slurm_job_key()
     if job is None or log_dir is None:
         return None
@@ -91,6 +102,8 @@ def requeued_checkpoint(log_dir: str | os.PathLike[str] | None) -> str | None:
     ckpt = record.get("ckpt") if isinstance(record, dict) else None
     if not ckpt or not Path(str(ckpt)).is_file():
         return None
+    if record.get("argv") != sys.argv[1:]:
+        return None  # another command of the same job: not the preempted run
     log.warning("requeued SLURM job %s: resuming from %s", job, ckpt)
     return str(ckpt)
 
@@ -119,7 +132,7 @@ class PreemptionCheckpoint(Callback):
         job = slurm_job_key()
         if job is not None and self.log_dir and trainer.is_global_zero:
             with atomic_open(_pointer(self.log_dir, job)) as fh:
-                json.dump({"ckpt": str(path.resolve())}, fh)
+                json.dump({"ckpt": str(path.resolve()), "argv": sys.argv[1:]}, fh)
 
 
 @contextlib.contextmanager
