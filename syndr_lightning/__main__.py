@@ -64,6 +64,43 @@ def run_task(cfg: DictConfig) -> float | None:
         sys.exit(exit_code(exc))
 
 
+def _config_errors_in_one_line() -> None:
+    """Hydra's own config errors (an unknown key, a bad override, a missing config group
+    option) as one line and exit status 2, like every other configuration error.
+
+    Hydra reports them in several lines with status 1 through ``run_and_report``; only
+    its compact (user-facing) exceptions are changed here, crashes keep their traceback.
+    """
+    import hydra._internal.utils as hydra_utils
+    from hydra.errors import CompactHydraException, InstantiationException
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "_syndr", False):
+        return
+
+    def reraise(exc: BaseException) -> Callable[[], Any]:
+        def again() -> Any:
+            raise exc
+
+        return again
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        try:
+            return func()
+        except CompactHydraException as exc:
+            if isinstance(exc, InstantiationException):
+                return original(reraise(exc))
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            text = " ".join(f"{exc}{cause}".split()).split(" Config search path:")[0]
+            print(f"error: {text}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as exc:  # anything else: Hydra's report (stripped traceback)
+            return original(reraise(exc))
+
+    run_and_report._syndr = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
 def main() -> None:
     """Find conf/, then hand over to Hydra (the task module is imported only to run it)."""
     import warnings
@@ -90,6 +127,7 @@ def main() -> None:
     except SyndrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    _config_errors_in_one_line()
     hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
 
 

@@ -113,6 +113,16 @@ def logistic_plcc(pred: Any, target: Any) -> float:
 def iqa_metrics(pred: Any, target: Any) -> dict[str, float]:
     """Return ``{"srcc", "plcc", "krcc", "plcc_logistic"}`` for 1-D predictions and targets."""
     p, t = _as_pair(pred, target)
+    if np.ptp(t) == 0 or np.ptp(p) == 0:
+        # A correlation with a constant is undefined: NaN, never 0 (which would rank it).
+        which = "targets" if np.ptp(t) == 0 else "predictions"
+        warnings.warn(
+            f"the {which} are all equal ({(t if which == 'targets' else p)[0]:g}); SRCC, PLCC "
+            "and KRCC are undefined and reported as NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return dict.fromkeys(METRIC_NAMES, float("nan"))
     pt, tt = torch.from_numpy(p), torch.from_numpy(t)
     return {
         "srcc": float(spearman_corrcoef(pt, tt)),

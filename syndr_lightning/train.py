@@ -17,6 +17,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from syndr_lightning.callbacks.dashboard import publish_run
+from syndr_lightning.callbacks.preemption import (
+    AtomicCheckpointIO,
+    PreemptionCheckpoint,
+    forget_requeue,
+    preemption_guard,
+    requeued_checkpoint,
+)
 from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import (
     build_datamodule,
@@ -35,6 +42,7 @@ from syndr_lightning.evaluation import apply_selection, evaluate, resolve_select
 from syndr_lightning.protocol import Protocol, run_facts
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
+from syndr_lightning.utils.runchecks import check_run
 
 __all__ = [
     "REPO_ROOT",
@@ -55,6 +63,7 @@ _ROW_ON_TEST = ("test_best_on_test", "best epoch on TEST (optimistic)")
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
     validate_before_building(cfg)
+    check_run(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)
@@ -70,6 +79,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     selection = TestSetSelection() if cfg.get("select_on_test", False) else None
     if selection is not None:
         callbacks.append(selection)
+    # Atomic checkpoints and preemption (callbacks/preemption.py, docs/failures.md).
+    log_dir = cfg.get("paths", {}).get("log_dir")
+    preempt = PreemptionCheckpoint(out_dir / "checkpoints", str(log_dir) if log_dir else None)
+    callbacks.append(preempt)
+    ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(log_dir)
     loggers = build_loggers(cfg)
     if not loggers:
         # LearningRateMonitor refuses to run without a logger; nothing to record anyway.
@@ -80,12 +94,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "trainer",
             callbacks=callbacks,
             logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
             **progress_bar_setting(cfg, callbacks),
         )
         for lg in trainer.loggers:  # loggers write on rank 0 only
             lg.log_hyperparams(plain_config(cfg))
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics = evaluate(cfg, trainer, model, datamodule)
+        with preemption_guard(preempt, "the same command plus"):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            metrics = evaluate(cfg, trainer, model, datamodule)
+        if trainer.is_global_zero:
+            forget_requeue(log_dir)  # finished: a later run of this job starts afresh
         if selection is not None:
             metrics.update(selection.metrics())
         write_metrics(metrics, out_dir, cfg, rule)

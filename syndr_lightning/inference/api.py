@@ -234,7 +234,20 @@ def _module_from_checkpoint(cls: Any, ckpt: dict[str, Any], path: Any) -> torch.
             "config or another version of syndr_lightning?"
         )
     module.load_state_dict(state, strict=True)
+    _refuse_non_finite(module, path)
     return module
+
+
+def _refuse_non_finite(module: torch.nn.Module, path: Any) -> None:
+    """InputError naming the first tensor with NaN/inf: such weights score nothing."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InputError(
+                f"checkpoint {str(path)!r} has {bad} non-finite values (NaN/inf) in "
+                f"{name!r}; the training diverged before it was saved - use an earlier "
+                "checkpoint"
+            )
 
 
 def state_dict_mismatch(

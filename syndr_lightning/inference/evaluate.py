@@ -8,6 +8,7 @@ random crops of the checkpoint's crop size, or one centre crop), the dataset's l
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,16 @@ def evaluate_checkpoint(
     if ok.sum() < 2:
         first = table.loc[~ok, "error"].iloc[0] if (~ok).any() else "no images"
         raise DatasetError(f"fewer than 2 images of {name!r} could be scored; first error: {first}")
+    skipped = [
+        {"path": str(p), "error": str(e)}
+        for p, e in zip(table.loc[~ok, "path"], table.loc[~ok, "error"], strict=True)
+    ]
+    if skipped:  # named, never dropped silently
+        print(
+            f"syndr eval: skipped {len(skipped)} unreadable image(s); first: "
+            f"{skipped[0]['path']}: {skipped[0]['error']}",
+            file=sys.stderr,
+        )
     preds = table.loc[ok, "score"].to_numpy(dtype=np.float64)
     labels = manifest["score"].to_numpy(dtype=np.float64)[ok]
     metrics = {k: float(v) for k, v in iqa_metrics(preds, labels).items()}
@@ -82,6 +93,7 @@ def evaluate_checkpoint(
         "images": len(manifest),
         "scored": int(ok.sum()),
         "unreadable": int((~ok).sum()),
+        "skipped": skipped,
         "eval": crops_text,
         "labels": "dataset scores normalised to 0..10, higher is better",
     }

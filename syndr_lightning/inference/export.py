@@ -12,6 +12,7 @@ TorchScript as the extra file ``syndr.json``, ONNX as ``metadata_props``.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import warnings
@@ -24,7 +25,7 @@ from torch import nn
 
 from syndr_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from syndr_lightning.utils.errors import ConfigError, InputError
-from syndr_lightning.utils.io import atomic_path
+from syndr_lightning.utils.io import atomic_path, check_output_file
 
 __all__ = [
     "FORMATS",
@@ -79,27 +80,46 @@ def export_model(
         raise ConfigError(f"export format {fmt!r} is unknown; choose one of {', '.join(FORMATS)}")
     if int(crop_size) < 8:
         raise ConfigError(f"crop_size must be >= 8; got {crop_size}")
+    if fmt == "onnx":
+        check_opset(opset)
+    final = check_output_file(out)
     wrapper = ExportableScorer(copy.deepcopy(module)).eval().cpu()
     wrapper.requires_grad_(False)  # the exported graph is for inference only
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(2, 3, int(crop_size), int(crop_size), generator=gen)
     meta = _metadata(crop_size, source)
-    final = Path(out)
-    with atomic_path(final) as tmp:
-        if fmt == "torchscript":
-            # TorchScript is deprecated upstream but still the one dependency-free format
-            # that C++ (libtorch) and mobile runtimes load.
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                traced = torch.jit.trace(wrapper, example)
-                torch.jit.save(traced, str(tmp), _extra_files={"syndr.json": json.dumps(meta)})
-        else:
-            _export_onnx(wrapper, example, tmp, meta, opset)
+    # Serialised in memory first: a full disk is then one OSError on a plain write (torch's
+    # own file writers abort the process), and the temporary is removed.
+    buffer = io.BytesIO()
+    if fmt == "torchscript":
+        # TorchScript is deprecated upstream but still the one dependency-free format
+        # that C++ (libtorch) and mobile runtimes load.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            traced = torch.jit.trace(wrapper, example)
+            torch.jit.save(traced, buffer, _extra_files={"syndr.json": json.dumps(meta)})
+    else:
+        _export_onnx(wrapper, example, buffer, meta, opset)
+    with atomic_path(final) as tmp, open(tmp, "wb") as fh:
+        fh.write(buffer.getbuffer())
     return final
 
 
+def check_opset(opset: int) -> None:
+    """ConfigError unless torch's ONNX exporter supports ``opset``."""
+    from torch.onnx import _constants
+
+    lo = int(_constants.ONNX_MIN_OPSET)
+    hi = int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    if not lo <= int(opset) <= hi:
+        raise ConfigError(
+            f"--opset {opset} is not supported by this torch's ONNX exporter; choose "
+            f"{lo}..{hi} (default 18)"
+        )
+
+
 def _export_onnx(
-    wrapper: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[str, str], opset: int
+    wrapper: nn.Module, example: torch.Tensor, buffer: io.BytesIO, meta: dict[str, str], opset: int
 ) -> None:
     try:
         import onnx
@@ -111,19 +131,21 @@ def _export_onnx(
         torch.onnx.export(
             wrapper,
             (example,),
-            str(tmp),
+            buffer,
             input_names=["image"],
             output_names=["score"],
             dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
-    model = onnx.load(str(tmp))
+    model = onnx.load_from_string(buffer.getvalue())
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
+    buffer.seek(0)
+    buffer.truncate()
+    buffer.write(model.SerializeToString())
 
 
 def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
