@@ -194,9 +194,7 @@ def generate_synthetic_iqa(
     reference (``<ref>_<type>_<level>_v<k>.png``), with its own rater noise; the ``ref``
     column stays the reference, so splits by reference keep the shots together.
     """
-    h, w = _check_args(
-        size, n_refs=n_refs, n_types=n_types, n_levels=n_levels, variants=variants
-    )
+    h, w = _check_args(size, n_refs=n_refs, n_types=n_types, n_levels=n_levels, variants=variants)
     if n_types > len(DISTORTIONS):
         raise InputError(
             f"n_types must be at most {len(DISTORTIONS)} (the built-in distortions "
