@@ -341,3 +341,27 @@ def test_last_checkpoint_path_falls_back_to_the_val_callbacks_last_file() -> Non
     trainer = L.Trainer(callbacks=[best, latest], logger=False, accelerator="cpu")
     assert _last_checkpoint_path(trainer) == "run/checkpoints/latest.ckpt"
     assert _last_checkpoint_path(L.Trainer(logger=False, enable_checkpointing=False)) == ""
+
+
+def test_syndr_eval_equals_trainings_test(run: tuple[Path, dict[str, float]]) -> None:
+    """One test-time crop rule: `syndr eval` on last.ckpt repeats training's test_last/*
+    (the same crops per image, raw scores) to 1e-6, on random and centre-cropped sets."""
+    from syndr_lightning.inference.evaluate import evaluate_checkpoint
+
+    out, metrics = run
+    data = yaml.safe_load((out / "config_resolved.yaml").read_text())["data"]
+    for entry in data["test"]:
+        center = (entry.get("crop_mode") or data["eval_crop_mode"]) == "center"
+        result = evaluate_checkpoint(
+            out / "checkpoints" / "last.ckpt",
+            entry["name"],
+            entry["root"],
+            options=entry["options"],
+            crops=data["eval_crops"],
+            center=center,
+            seed=data["seed"],
+            progress=False,
+        )
+        for m in ("srcc", "plcc", "krcc", "plcc_logistic"):
+            got, want = result["metrics"][m], metrics[f"test_last/{entry['label']}/{m}"]
+            assert got == pytest.approx(want, abs=1e-6), (entry["label"], m)
