@@ -90,6 +90,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_metrics(metrics, out_dir, cfg, rule)
         if trainer.is_global_zero:
             _report(metrics, cfg, datamodule, rule)
+            from syndr_lightning.logs import show_run_folder
+
+            show_run_folder(str(out_dir))
     finally:
         finish_wandb(loggers)
     return metrics
