@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -51,7 +52,35 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _user_facing(parser)
     return parser
+
+
+#: Sentences of module docstrings meant for developers, not for ``--help``.
+_DEVELOPER = re.compile(r"[^.;]*(?:This module|argparse|syndr_lightning\.[\w.]+)[^.;]*[.;]\s*")
+
+
+def user_text(text: str | None) -> str | None:
+    """A docstring as help text: no reST backticks, no sentences meant for developers."""
+    if not text:
+        return text
+    text = _DEVELOPER.sub("", text).replace("``", "")
+    text = re.sub(r";(\s*(?:\n\s*\n|$))", r".\1", text)  # a clause was removed after it
+    return re.sub(r"[ \t]*\n(?:[ \t]*\n)+", "\n\n", text).strip()
+
+
+def _user_facing(parser: argparse.ArgumentParser) -> None:
+    """Clean the description, epilog and argument help of ``parser`` and its subparsers."""
+    parser.description = user_text(parser.description)
+    parser.epilog = user_text(parser.epilog)
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS:
+            action.help = user_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = user_text(choice.help)
+            for child in action.choices.values():
+                _user_facing(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
