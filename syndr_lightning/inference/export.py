@@ -6,7 +6,9 @@ training crop size, recorded in the file's metadata) and returns scores ``[B]`` 
 image the way ``syndr predict`` does, cut ``n`` crops, score them, and average.
 
 Metadata (crop size, normalisation, input/output meaning) is stored with the model:
-TorchScript as the extra file ``syndr.json``, ONNX as ``metadata_props``.
+TorchScript and ``torch-export`` (a ``torch.export`` ExportedProgram, ``.pt2``, loaded with
+``torch.export.load``: the successor of TorchScript) as the extra file ``syndr.json``,
+ONNX as ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ __all__ = [
     "FORMATS",
     "ExportableScorer",
     "export_model",
+    "load_exported",
     "load_torchscript",
     "run_onnx",
 ]
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = ("torchscript", "onnx", "torch-export")
 
 
 class ExportableScorer(nn.Module):
@@ -93,9 +96,31 @@ def export_model(
                 warnings.simplefilter("ignore", FutureWarning)
                 traced = torch.jit.trace(wrapper, example)
                 torch.jit.save(traced, str(tmp), _extra_files={"syndr.json": json.dumps(meta)})
+        elif fmt == "torch-export":
+            _export_program(wrapper, example, tmp, meta)
         else:
             _export_onnx(wrapper, example, tmp, meta, opset)
     return final
+
+
+def _export_program(
+    wrapper: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[str, str]
+) -> None:
+    """``torch.export``: an ``ExportedProgram`` (.pt2) with a dynamic batch dimension."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        program = torch.export.export(wrapper, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp), extra_files={"syndr.json": json.dumps(meta)})
+
+
+def load_exported(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a ``torch-export`` file (``torch.export.load``): a callable module and metadata."""
+    where = Path(path)
+    if not where.is_file():
+        raise InputError(f"exported model {str(where)!r} does not exist")
+    extra = {"syndr.json": ""}
+    program = torch.export.load(str(where), extra_files=extra)
+    return program.module(), json.loads(extra["syndr.json"] or "{}")
 
 
 def _export_onnx(
