@@ -365,3 +365,27 @@ def test_syndr_eval_equals_trainings_test(run: tuple[Path, dict[str, float]]) ->
         for m in ("srcc", "plcc", "krcc", "plcc_logistic"):
             got, want = result["metrics"][m], metrics[f"test_last/{entry['label']}/{m}"]
             assert got == pytest.approx(want, abs=1e-6), (entry["label"], m)
+
+
+def test_hydra_eval_task_equals_trainings_test(
+    run: tuple[Path, dict[str, float]], tmp_path: Path
+) -> None:
+    """`syndr-train --config-name eval ckpt_path=... data.test=[...]`: several test sets at
+    once, each equal to training's test_last/* to 1e-6."""
+    from syndr_lightning.eval_task import evaluate
+
+    out, metrics = run
+    GlobalHydra.instance().clear()
+    cache = out.parent / "cache"
+    cfg = compose_config(
+        [*TINY, f"paths.cache_dir={cache}", f"paths.log_dir={tmp_path}",
+         f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"],
+        output_dir=tmp_path / "eval",
+        config_name="eval",
+    )  # fmt: skip
+    got = evaluate(cfg)
+    names = {k.split("/")[1] for k in got}
+    assert names == {"authentic_like", "synthetic_unseen"}
+    for key, value in got.items():
+        assert value == pytest.approx(metrics[key.replace("test/", "test_last/")], abs=1e-6), key
+    assert (tmp_path / "eval" / "metrics.json").is_file()
