@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "syndr_lightning.inference.export_cli",
     "umap": "syndr_lightning.viz.cli",
     "eval": "syndr_lightning.inference.eval_cli",
+    "sweep": "syndr_lightning.sweep.cli",
 }
 
 
@@ -94,7 +95,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except ModuleNotFoundError as exc:  # an optional dependency is not installed
+        print(missing_dependency(exc, f"syndr {args.command}"), file=sys.stderr)
+        return 1
+
+
+#: Optional packages -> the extra of syndr-lightning that installs them.
+_EXTRAS = {"onnx": "export", "onnxscript": "export", "optuna": "cluster", "submitit": "cluster"}
+
+
+def missing_dependency(exc: ModuleNotFoundError, what: str) -> str:
+    """One line naming the missing package and how to install it (no traceback)."""
+    name = (exc.name or str(exc)).split(".")[0]
+    extra = _EXTRAS.get(name)
+    hint = f"pip install 'syndr-lightning[{extra}]'" if extra else f"pip install {name}"
+    return f"error: {what} needs the Python package {name!r}, which is not installed: {hint}"
 
 
 def train(argv: Sequence[str]) -> int:
