@@ -61,6 +61,11 @@ def run_task(cfg: DictConfig) -> float | None:
             return None
 
         return objective(metrics, cfg.get("optimized_metric"))
+    except ModuleNotFoundError as exc:  # an optional dependency: one line, no traceback
+        from syndr_lightning.cli import missing_dependency
+
+        print(missing_dependency(exc, "syndr-train"), file=sys.stderr)
+        sys.exit(1)
     except SyndrError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
