@@ -52,11 +52,20 @@ def run_task(cfg: DictConfig) -> float | None:
         from syndr_lightning.utils.launch import check_hydra_launch, objective
 
         check_hydra_launch(cfg)  # one device per sweep job (docs/scaling.md)
-        metrics = resolve_task(cfg.get("task") or DEFAULT_TASK)(cfg)
+        task = resolve_task(cfg.get("task") or DEFAULT_TASK)
+        from syndr_lightning.logs import route_lightning
+
+        route_lightning()  # Lightning imported by now: its lines once, through Hydra's handlers
+        metrics = task(cfg)
         if not isinstance(metrics, dict) or not _is_multirun():
             return None
 
         return objective(metrics, cfg.get("optimized_metric"))
+    except ModuleNotFoundError as exc:  # an optional dependency: one line, no traceback
+        from syndr_lightning.cli import missing_dependency
+
+        print(missing_dependency(exc, "syndr-train"), file=sys.stderr)
+        sys.exit(1)
     except SyndrError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
@@ -116,6 +125,9 @@ def main() -> None:
     from syndr_lightning.config import SWEPT_KEYS_ENV, conf_dir, register_resolvers, swept_keys
 
     register_resolvers()
+    from syndr_lightning.logs import quiet_third_party
+
+    quiet_third_party()  # before Hydra: the Optuna sweeper logs while it starts
     # Sweep jobs are named after the keys this command line sweeps (config.run_name).
     os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
 

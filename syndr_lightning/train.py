@@ -111,6 +111,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             protocol_line = _report(metrics, cfg, datamodule, rule)
             # Run files, artifacts, summary and metadata to the loggers (issue 23).
             publish_run(trainer, metrics, rule, protocol_line)
+            from syndr_lightning.logs import show_run_folder
+
+            show_run_folder(str(out_dir))
     finally:
         finish_wandb(loggers)
     return metrics

@@ -214,7 +214,16 @@ class SynDRDataModule(IQADataModule):
                 f"loader {self.train_entry['name']!r} has no references(); use kadid10k "
                 f"or set reshape.ddcup=false"
             )
-        return {str(k): Path(v) for k, v in refs().items()}
+        found = {str(k): Path(v) for k, v in refs().items()}
+        if len(found) < 2:  # i24: say what is missing and that DRCDown alone would run
+            raise ConfigError(
+                f"reshape.ddcup=true needs the pristine reference image of at least 2 training "
+                f"references, found {len(found)} for data.train ({self.train_entry['name']!r}); "
+                f"for a csv add a column ref_path (each row's reference image) or set "
+                f"data.train.options.refs_dir=<folder with <ref>.png>, and a ref column; or "
+                f"run DRCDown alone: reshape.ddcup=false"
+            )
+        return found
 
     def _candidate_images(self) -> dict[str, Path]:
         assert self.candidates is not None

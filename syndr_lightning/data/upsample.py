@@ -41,6 +41,8 @@ from syndr_lightning.utils.integrity import file_sha256
 from syndr_lightning.utils.io import atomic_open, file_identity, git_sha
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
+#: Upsampled sets already announced as reused in this process.
+_ANNOUNCED: set[str] = set()
 log = logging.getLogger(__name__)
 
 #: Bump when the cache layout or the meaning of its contents changes (2: reference
@@ -447,7 +449,11 @@ def build_upsampled_set(
     final = root / key
     cached = load_cached(final)
     if cached is not None:
-        log.info("DDCUp: reusing the upsampled set %s (%d samples)", final, len(cached.manifest))
+        if str(final) not in _ANNOUNCED:  # setup runs for fit and again for test: say it once
+            _ANNOUNCED.add(str(final))
+            log.info(
+                "DDCUp: reusing the upsampled set %s (%d samples)", final, len(cached.manifest)
+            )
         return cached
 
     def build() -> UpsampledSet:

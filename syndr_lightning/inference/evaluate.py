@@ -1,7 +1,8 @@
 """Score a checkpoint on a labelled dataset: SRCC, PLCC, KRCC, logistic PLCC + protocol.
 
-The evaluation of ``syndr eval`` (and a notebook): the same crops as validation (``crops``
-random crops of the checkpoint's crop size, or one centre crop), the dataset's labels on
+The evaluation of ``syndr eval`` (and a notebook): the crops of training's validation and
+test (``crops`` random crops of the checkpoint's crop size placed by the one test-time
+crop rule, ``data.transforms.crop_seed``, or one centre crop), raw (unclamped) scores, the dataset's labels on
 0..10, one checkpoint chosen by the user (nothing is selected here).
 """
 
@@ -58,7 +59,8 @@ def evaluate_checkpoint(
         seed=seed,
     )
     files = [Path(p) for p in manifest["path"]]
-    table = predict_files(scorer, files, workers=workers, progress=progress)
+    # Unclamped, like training's test: the same checkpoint gives the same numbers.
+    table = predict_files(scorer, files, workers=workers, progress=progress, clamp=False)
     ok = (table["error"] == "").to_numpy()
     if ok.sum() < 2:
         first = table.loc[~ok, "error"].iloc[0] if (~ok).any() else "no images"

@@ -6,7 +6,9 @@ training crop size, recorded in the file's metadata) and returns scores ``[B]`` 
 image the way ``syndr predict`` does, cut ``n`` crops, score them, and average.
 
 Metadata (crop size, normalisation, input/output meaning) is stored with the model:
-TorchScript as the extra file ``syndr.json``, ONNX as ``metadata_props``.
+TorchScript and ``torch-export`` (a ``torch.export`` ExportedProgram, ``.pt2``, loaded with
+``torch.export.load``: the successor of TorchScript) as the extra file ``syndr.json``,
+ONNX as ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ __all__ = [
     "FORMATS",
     "ExportableScorer",
     "export_model",
+    "load_exported",
     "load_torchscript",
     "run_onnx",
 ]
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = ("torchscript", "onnx", "torch-export")
 
 
 class ExportableScorer(nn.Module):
@@ -98,6 +101,8 @@ def export_model(
             warnings.simplefilter("ignore", FutureWarning)
             traced = torch.jit.trace(wrapper, example)
             torch.jit.save(traced, buffer, _extra_files={"syndr.json": json.dumps(meta)})
+    elif fmt == "torch-export":
+        _export_program(wrapper, example, buffer, meta)
     else:
         _export_onnx(wrapper, example, buffer, meta, opset)
     with atomic_path(final) as tmp, open(tmp, "wb") as fh:
@@ -116,6 +121,26 @@ def check_opset(opset: int) -> None:
             f"--opset {opset} is not supported by this torch's ONNX exporter; choose "
             f"{lo}..{hi} (default 18)"
         )
+
+
+def _export_program(
+    wrapper: nn.Module, example: torch.Tensor, buffer: io.BytesIO, meta: dict[str, str]
+) -> None:
+    """``torch.export``: an ``ExportedProgram`` (.pt2) with a dynamic batch dimension."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        program = torch.export.export(wrapper, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, buffer, extra_files={"syndr.json": json.dumps(meta)})
+
+
+def load_exported(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a ``torch-export`` file (``torch.export.load``): a callable module and metadata."""
+    where = Path(path)
+    if not where.is_file():
+        raise InputError(f"exported model {str(where)!r} does not exist")
+    extra = {"syndr.json": ""}
+    program = torch.export.load(str(where), extra_files=extra)
+    return program.module(), json.loads(extra["syndr.json"] or "{}")
 
 
 def _export_onnx(

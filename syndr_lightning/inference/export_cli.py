@@ -1,4 +1,4 @@
-"""``syndr export``: write a checkpoint as TorchScript or ONNX.
+"""``syndr export``: write a checkpoint as TorchScript, ONNX or a torch.export program.
 
     syndr export --ckpt run/checkpoints/last.ckpt --format onnx --out model.onnx
 
@@ -59,7 +59,12 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) written by training")
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["torchscript", "onnx", "torch-export"],
+        help="torch-export: a torch.export ExportedProgram (.pt2, torch.export.load)",
+    )
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--crop-size", type=int, default=None, help="default: the checkpoint's")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
