@@ -45,18 +45,63 @@ def run_task(cfg: DictConfig) -> float | None:
         from syndr_lightning.utils.launch import check_hydra_launch, objective
 
         check_hydra_launch(cfg)  # one device per sweep job (docs/scaling.md)
-        metrics = resolve_task(cfg.get("task") or DEFAULT_TASK)(cfg)
+        task = resolve_task(cfg.get("task") or DEFAULT_TASK)
         from syndr_lightning.config import is_multirun
+        from syndr_lightning.logs import route_lightning
 
+        route_lightning()  # Lightning imported by now: its lines once, through Hydra's handlers
+        metrics = task(cfg)
         if not isinstance(metrics, dict) or not is_multirun():
             return None
 
         return objective(metrics, cfg.get("optimized_metric"))
+    except ModuleNotFoundError as exc:  # an optional dependency: one line, no traceback
+        from syndr_lightning.cli import missing_dependency
+
+        print(missing_dependency(exc, "syndr-train"), file=sys.stderr)
+        sys.exit(1)
     except SyndrError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
         # (2: the config is wrong, 1: the data are; see docs/failures.md).
         sys.exit(exit_code(exc))
+
+
+def _config_errors_in_one_line() -> None:
+    """Hydra's own config errors (an unknown key, a bad override, a missing config group
+    option) as one line and exit status 2, like every other configuration error.
+
+    Hydra reports them in several lines with status 1 through ``run_and_report``; only
+    its compact (user-facing) exceptions are changed here, crashes keep their traceback.
+    """
+    import hydra._internal.utils as hydra_utils
+    from hydra.errors import CompactHydraException, InstantiationException
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "_syndr", False):
+        return
+
+    def reraise(exc: BaseException) -> Callable[[], Any]:
+        def again() -> Any:
+            raise exc
+
+        return again
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        try:
+            return func()
+        except CompactHydraException as exc:
+            if isinstance(exc, InstantiationException):
+                return original(reraise(exc))
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            text = " ".join(f"{exc}{cause}".split()).split(" Config search path:")[0]
+            print(f"error: {text}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as exc:  # anything else: Hydra's report (stripped traceback)
+            return original(reraise(exc))
+
+    run_and_report._syndr = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
 
 
 def main() -> None:
@@ -74,6 +119,9 @@ def main() -> None:
     from syndr_lightning.config import SWEPT_KEYS_ENV, conf_dir, register_resolvers, swept_keys
 
     register_resolvers()
+    from syndr_lightning.logs import quiet_third_party
+
+    quiet_third_party()  # before Hydra: the Optuna sweeper logs while it starts
     # Sweep jobs are named after the keys this command line sweeps (config.run_name).
     os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
 
@@ -85,6 +133,7 @@ def main() -> None:
     except SyndrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    _config_errors_in_one_line()
     hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
 
 

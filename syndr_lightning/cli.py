@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "umap": "syndr_lightning.viz.cli",
     "eval": "syndr_lightning.inference.eval_cli",
     "reproduce": "syndr_lightning.paper.cli",
+    "sweep": "syndr_lightning.sweep.cli",
 }
 
 
@@ -52,7 +54,35 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _user_facing(parser)
     return parser
+
+
+#: Sentences of module docstrings meant for developers, not for ``--help``.
+_DEVELOPER = re.compile(r"[^.;]*(?:This module|argparse|syndr_lightning\.[\w.]+)[^.;]*[.;]\s*")
+
+
+def user_text(text: str | None) -> str | None:
+    """A docstring as help text: no reST backticks, no sentences meant for developers."""
+    if not text:
+        return text
+    text = _DEVELOPER.sub("", text).replace("``", "")
+    text = re.sub(r";(\s*(?:\n\s*\n|$))", r".\1", text)  # a clause was removed after it
+    return re.sub(r"[ \t]*\n(?:[ \t]*\n)+", "\n\n", text).strip()
+
+
+def _user_facing(parser: argparse.ArgumentParser) -> None:
+    """Clean the description, epilog and argument help of ``parser`` and its subparsers."""
+    parser.description = user_text(parser.description)
+    parser.epilog = user_text(parser.epilog)
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS:
+            action.help = user_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = user_text(choice.help)
+            for child in action.choices.values():
+                _user_facing(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except ModuleNotFoundError as exc:  # an optional dependency is not installed
+        print(missing_dependency(exc, f"syndr {args.command}"), file=sys.stderr)
+        return 1
+
+
+#: Optional packages -> the extra of syndr-lightning that installs them.
+_EXTRAS = {"onnx": "export", "onnxscript": "export", "optuna": "cluster", "submitit": "cluster"}
+
+
+def missing_dependency(exc: ModuleNotFoundError, what: str) -> str:
+    """One line naming the missing package and how to install it (no traceback)."""
+    name = (exc.name or str(exc)).split(".")[0]
+    extra = _EXTRAS.get(name)
+    hint = f"pip install 'syndr-lightning[{extra}]'" if extra else f"pip install {name}"
+    return f"error: {what} needs the Python package {name!r}, which is not installed: {hint}"
 
 
 def train(argv: Sequence[str]) -> int:

@@ -2,10 +2,9 @@
 
 ``plcc`` is the plain Pearson correlation (what the reference code reports);
 ``plcc_logistic`` first maps predictions through the 4-parameter logistic of the VQEG
-protocol, fitted by least squares (scipy), and falls back to the plain Pearson value when
-the fit fails. All four are higher-is-better and lie in [-1, 1]. The fitted logistic
-may be decreasing, so ``plcc_logistic`` is positive for any monotonic relation, even an
-inverted one: read it together with the sign of ``srcc``.
+protocol, fitted by least squares (scipy) monotone in the direction of the plain
+Pearson correlation, and carries that direction, so its sign is always that of ``plcc``; it falls back to the plain
+Pearson value when the fit fails. All four are higher-is-better and lie in [-1, 1].
 """
 
 from __future__ import annotations
@@ -72,33 +71,72 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else float("nan")
 
 
+def _monotone_logistic(s: float) -> Any:
+    """The 4-parameter logistic with amplitude ``s * amp`` (``amp >= 0``): monotone in the
+    direction ``s`` (+1 increasing, -1 decreasing) for every parameter value."""
+
+    def f(x: np.ndarray, low: float, amp: float, b3: float, b4: float) -> np.ndarray:
+        return (
+            logistic4(x, low + s * amp, low, b3, b4)
+            if s > 0
+            else logistic4(x, low, low + amp, b3, b4)
+        )
+
+    return f
+
+
 def logistic_plcc(pred: Any, target: Any) -> float:
     """Pearson correlation between ``logistic4(pred)`` (fitted to ``target``) and ``target``.
 
-    Falls back to the plain Pearson correlation when the fit does not converge or the
-    fitted curve is flat (e.g. constant predictions).
+    The logistic is fitted monotone in the direction of the plain Pearson correlation (VQEG
+    practice: the mapping keeps the predictions' order), and the result carries that
+    direction: ``|plcc_logistic|`` is the linearity after the best monotone mapping, its sign
+    that of ``plcc`` (an inverted predictor stays negative). A degenerate fit that
+    correlates negatively gives NaN with a ``RuntimeWarning``. Falls back to the plain Pearson correlation when the fit does not
+    converge or the fitted curve is flat (e.g. constant predictions).
     """
     p, t = _as_pair(pred, target)
     plain = _pearson(p, t)
-    if p.size < 5 or np.ptp(p) == 0 or np.ptp(t) == 0:
+    if p.size < 5 or np.ptp(p) == 0 or np.ptp(t) == 0 or np.isnan(plain):
         return plain
     # The curve spans the target range, centred on the predictions; least squares is
     # non-convex in the slope, so start from a few slopes and keep the best fit.
-    sign = 1.0 if (np.isnan(plain) or plain >= 0) else -1.0
-    b1, b2 = (t.max(), t.min()) if sign > 0 else (t.min(), t.max())
-    spread = float(p.std()) or 1.0
+    sign = 1.0 if plain >= 0 else -1.0
+    curve = _monotone_logistic(sign)
+    # Fitted on standardised predictions and unit-range targets (Pearson's r is invariant
+    # to both): a well-conditioned problem, so float noise in the predictions (another
+    # conv algorithm, another batch size) moves the result by float noise only.
+    p = (p - p.mean()) / (float(p.std()) or 1.0)
+    t = (t - t.min()) / np.ptp(t)
+    lo, hi = 0.0, 1.0
+    low0 = lo if sign > 0 else hi
+    spread = 1.0
+    width = hi - lo
+    bounds = (
+        [lo - 10 * width, 0.0, -np.inf, -np.inf],
+        [hi + 10 * width, 20 * width, np.inf, np.inf],
+    )
     best_sse, mapped = np.inf, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         for slope in (1.0, 0.3, 0.1, 3.0):
+            p0 = [low0, width, float(np.median(p)), spread * slope]
             try:
                 params, _ = curve_fit(
-                    logistic4, p, t, p0=[b1, b2, float(np.median(p)), spread * slope], maxfev=5000
+                    curve,
+                    p,
+                    t,
+                    p0=p0,
+                    bounds=bounds,
+                    maxfev=5000,
+                    xtol=1e-12,
+                    ftol=1e-12,
+                    gtol=1e-12,
                 )
             except (RuntimeError, ValueError, FloatingPointError):
                 continue
-            candidate = logistic4(p, *params)
+            candidate = curve(p, *params)
             sse = float(((candidate - t) ** 2).sum())
             if np.isfinite(sse) and sse < best_sse:
                 best_sse, mapped = sse, candidate
@@ -106,13 +144,35 @@ def logistic_plcc(pred: Any, target: Any) -> float:
         return plain
     if not np.all(np.isfinite(mapped)) or np.ptp(mapped) == 0:
         return plain
+    # A mapping monotone in the direction ``sign`` and fitted to the targets correlates
+    # with them positively; the value carries the direction of the relation (plcc's sign).
     fitted = _pearson(mapped, t)
-    return plain if np.isnan(fitted) else fitted
+    if np.isnan(fitted):
+        return plain
+    if fitted < 0:
+        warnings.warn(
+            f"logistic PLCC: the monotone fit correlates negatively ({fitted:+.4f}) with the "
+            f"targets (plain PLCC {plain:+.4f}); reporting NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return float("nan")
+    return sign * fitted
 
 
 def iqa_metrics(pred: Any, target: Any) -> dict[str, float]:
     """Return ``{"srcc", "plcc", "krcc", "plcc_logistic"}`` for 1-D predictions and targets."""
     p, t = _as_pair(pred, target)
+    if np.ptp(t) == 0 or np.ptp(p) == 0:
+        # A correlation with a constant is undefined: NaN, never 0 (which would rank it).
+        which = "targets" if np.ptp(t) == 0 else "predictions"
+        warnings.warn(
+            f"the {which} are all equal ({(t if which == 'targets' else p)[0]:g}); SRCC, PLCC "
+            "and KRCC are undefined and reported as NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return dict.fromkeys(METRIC_NAMES, float("nan"))
     pt, tt = torch.from_numpy(p), torch.from_numpy(t)
     return {
         "srcc": float(spearman_corrcoef(pt, tt)),

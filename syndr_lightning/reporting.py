@@ -443,4 +443,8 @@ def print_report(
             if all(v is None for v in values):
                 continue
             table.add_row(label, rule, *["-" if v is None else f"{v:.4f}" for v in values])
-    Console().print(table)
+    console = Console(record=True)
+    console.print(table)
+    from syndr_lightning.logs import log_text
+
+    log_text(console.export_text())  # the table in the run's log file too

@@ -26,11 +26,13 @@ from syndr_lightning.evaluation import has_validation, resolve_selection
 from syndr_lightning.models.backbones import BACKBONES, weights_name
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.runchecks import check_run
 
 __all__ = ["RunConfig", "datamodule_class"]
 
 _IMAGE_CHECK = "syndr_lightning.data.check_images.ImageCheck"
 _TEST_SELECTION = "syndr_lightning.callbacks.test_selection.TestSetSelection"
+_PREEMPTION = "syndr_lightning.callbacks.preemption.PreemptionCheckpoint"
 
 
 def _plain(node: Any) -> Any:
@@ -68,6 +70,8 @@ class RunConfig:
     #: (name, config with _target_) of every callback, in build order
     callbacks: tuple[tuple[str, DictConfig], ...]
     max_image_pixels: int | None = None
+    #: ``paths.log_dir`` (the requeue pointers of preempted SLURM jobs live there)
+    log_dir: str | None = None
     #: facts of the configuration for the run report (weights loaded, selection)
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +124,7 @@ class RunConfig:
                 "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the "
                 "checkpoint monitor (callbacks.model_checkpoint.monitor=null)"
             )
+        check_run(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
         select_on_test = bool(cfg.get("select_on_test", False))
         model = cfg.model
         encoder = None if reshape is None else reshape.ddcup_params
@@ -132,6 +137,7 @@ class RunConfig:
             feature_pass=feature_pass,
             callbacks=callbacks,
             max_image_pixels=_pixels(cfg.get("max_image_pixels")),
+            log_dir=_log_dir(cfg),
             facts={
                 "backbone": model.get("backbone"),
                 "backbone_weights": weights_name(str(model.get("backbone")), model.get("weights")),
@@ -142,6 +148,11 @@ class RunConfig:
                 "selection": rule + (" + best-on-test (labelled)" if select_on_test else ""),
             },
         )
+
+
+def _log_dir(cfg: DictConfig) -> str | None:
+    value = OmegaConf.select(cfg, "paths.log_dir")
+    return str(value) if value else None
 
 
 def _seed(value: Any) -> int:
@@ -228,4 +239,8 @@ def _callbacks(cfg: DictConfig, rule: str) -> tuple[tuple[str, DictConfig], ...]
         )
     if cfg.get("select_on_test", False):
         out.append(("select_on_test", OmegaConf.create({"_target_": _TEST_SELECTION})))
+    # Atomic checkpoints and preemption (callbacks/preemption.py, docs/failures.md).
+    run_dir = Path(str(OmegaConf.select(cfg, "paths.output_dir"))).expanduser()
+    preemption = {"_target_": _PREEMPTION, "dirpath": str(run_dir / "checkpoints")}
+    out.append(("preemption", OmegaConf.create({**preemption, "log_dir": _log_dir(cfg)})))
     return tuple(out)

@@ -22,6 +22,13 @@ from omegaconf import DictConfig
 
 from syndr_lightning.build import build_callbacks, build_datamodule, build_loggers, instantiate
 from syndr_lightning.callbacks.dashboard import publish_run
+from syndr_lightning.callbacks.preemption import (
+    AtomicCheckpointIO,
+    PreemptionCheckpoint,
+    forget_requeue,
+    preemption_guard,
+    requeued_checkpoint,
+)
 from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import compose_config
 from syndr_lightning.data.datamodule import IQADataModule
@@ -58,19 +65,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.model, "model")
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(run, loggers)
+    preempt = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
+    ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(run.log_dir)
     try:
         trainer: L.Trainer = instantiate(
             cfg.trainer,
             "trainer",
             callbacks=callbacks,
             logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
             **progress_bar_setting(cfg.trainer, callbacks),
         )
         for lg in trainer.loggers:  # loggers write on rank 0 only
             lg.log_hyperparams(plain_config(cfg))
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        protocol = _protocol(run, datamodule, trainer)
-        metrics = evaluate(cfg, trainer, model, datamodule)
+        # Atomic checkpoints and preemption (callbacks/preemption.py, docs/failures.md).
+        with preemption_guard(preempt, "the same command plus"):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            protocol = _protocol(run, datamodule, trainer)
+            metrics = evaluate(cfg, trainer, model, datamodule)
+        if trainer.is_global_zero:
+            forget_requeue(run.log_dir)  # finished: a later run of this job starts afresh
         for cb in callbacks:
             if isinstance(cb, TestSetSelection):
                 metrics.update(cb.metrics())
@@ -79,6 +93,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             protocol_line = _report(metrics, run, datamodule, protocol)
             # Run files, artifacts, summary and metadata to the loggers (issue 23).
             publish_run(trainer, metrics, run.selection, protocol_line)
+            from syndr_lightning.logs import show_run_folder
+
+            show_run_folder(str(out_dir))
     finally:
         finish_wandb(loggers)
     return metrics

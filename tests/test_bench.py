@@ -90,8 +90,15 @@ def bench_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
     assert 0 < seconds < 120
 
 
+def bench_cache_check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    module = _load("bench_cache_check")
+    assert _main(module, monkeypatch, "--n", "6", "--size", "16", "--repeat", "1") == 0
+    assert "ratio" in capsys.readouterr().out
+
+
 CASES = {f.__name__: f for f in (bench_loader, bench_featurepass, bench_inference, bench_distort,
-                                  bench_reshape, bench_scaling, bench_cli)}  # fmt: skip
+                                  bench_reshape, bench_scaling, bench_cli,
+                                  bench_cache_check)}  # fmt: skip
 
 
 def test_every_bench_script_has_a_case() -> None:

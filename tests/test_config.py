@@ -71,7 +71,8 @@ def test_reshape_configs_have_exactly_the_syndr_keys() -> None:
 
     defaults = ReshapeParams().flat()
     for name in ("syndr", "lite", "none"):
-        cfg = compose_config([f"reshape={name}"])
+        # data=generated: the default data's quickstart settings (T_u=4) stay out
+        cfg = compose_config([f"reshape={name}", "data=generated"])
         assert set(cfg.reshape) == set(defaults), name
         for key in ("k", "T_ref", "T_q", "T_f", "T_u"):
             assert cfg.reshape[key] == defaults[key]

@@ -48,12 +48,17 @@ def test_train_transform_resizes_small_images_and_crops() -> None:
     assert TrainTransform(32, hflip=False)(flat).abs().max() < 0.01  # the ImageNet mean
 
 
-def test_eval_transform_fixed_per_index_and_center() -> None:
+def test_eval_transform_fixed_per_image_and_center() -> None:
+    """The one test-time crop rule: crops follow (seed, image content), not the index."""
     img = np.random.default_rng(1).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
     t = EvalTransform(crop_size=32, n_crops=5, mode="random", seed=0)
     a, b = t(img, index=7), t(img, index=7)
     assert a.shape == (5, 3, 32, 32) and torch.equal(a, b)
-    assert not torch.equal(a, t(img, index=8))
+    assert torch.equal(a, t(img.copy(), index=8))  # same image elsewhere: same crops
+    other = img.copy()
+    other[0, 0, 0] ^= 1
+    assert not torch.equal(a[:, :, 1:, 1:], t(other)[:, :, 1:, 1:])  # another image
+    assert not torch.equal(a, EvalTransform(32, 5, "random", seed=1)(img))
     center = EvalTransform(32, n_crops=5, mode="center")(img, index=0)
     assert center.shape == (1, 3, 32, 32)
     with pytest.raises(ConfigError, match="eval_crop_mode"):

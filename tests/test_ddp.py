@@ -35,6 +35,7 @@ def test_ddp_two_processes_complete_an_epoch(tmp_path: Path) -> None:
         "data.train.options.n_refs=5",
         "data.train.options.n_types=2",
         "data.train.options.n_levels=3",
+        "data.train.options.variants=1",  # one shot per reference (the default has 3)
         "data.train.options.size=[40,48]",
         "data.test.0.options.n=8",
         "data.test.0.options.size=[40,48]",

@@ -127,3 +127,24 @@ def test_unit_ranges_are_fitted() -> None:
     unit = (y - y.min()) / np.ptp(y)
     assert np.ptp(unit) == 1.0
     assert logistic_plcc(6.0 * x - 3.0, unit) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 5])
+def test_logistic_plcc_keeps_the_sign_of_plcc(seed: int) -> None:
+    """Weak inverted predictors (the unconstrained fit turned PLCC -0.49 into +0.55 on
+    seed 0): the logistic is fitted monotone in plcc's direction and keeps its sign."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(6, 30))
+    t = rng.uniform(0, 10, n)
+    p = -0.3 * t + rng.normal(0, 3, n)
+    plain = ss.pearsonr(p, t)[0]
+    got = logistic_plcc(p, t)
+    assert plain < 0 and got < 0, (plain, got)
+    # Mirrored predictions give the mirrored value: the fit has one shape, two directions.
+    assert logistic_plcc(-p, t) == pytest.approx(-got, abs=1e-6)
+
+
+def test_inverted_logistic_relation_is_negative() -> None:
+    x = np.linspace(-2.0, 2.0, 40)
+    y = logistic4(-x, 8.0, 2.0, 0.1, 0.3)
+    assert logistic_plcc(x, y) == pytest.approx(-1.0, abs=1e-6)

@@ -72,7 +72,7 @@ def test_down_bad_input_writes_nothing(down_inputs, capsys):
     d, x, _ = down_inputs
     out = d / "out.npz"
     feats, labels = str(d / "F.npy"), str(d / "Y.npy")
-    np.save(d / "short.npy", np.zeros(10))
+    np.save(d / "short.npy", np.linspace(0.0, 10.0, 10))
     bad = x.copy()
     bad[5, 3] = np.nan
     np.save(d / "nan.npy", bad)

@@ -45,13 +45,25 @@ def test_extract_and_cache(images, capsys):
     assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.tmp"))
     err = capsys.readouterr().err
     assert "DDCUp encoder (3 images)" in err and "3/3" in err
-    # The cached pool is reused: poison one row and it comes back as stored.
+    # The cached pool is reused (nothing recomputed, no progress shown) ...
     f = next(cache.glob("*.npy"))
+    stamp = f.stat().st_mtime_ns
+    b = extract_reference_features(paths, cache_dir=cache, **kw)
+    assert f.stat().st_mtime_ns == stamp and capsys.readouterr().err == ""
+    np.testing.assert_array_equal(b, a)
+    # ... but an edit keeping its size and mtime is found by its digest and recomputed.
     poisoned = a.copy()
     poisoned[1] = 7.0
     np.save(f, poisoned)
+    os.utime(f, ns=(stamp, stamp))
     b = extract_reference_features(paths, cache_dir=cache, **kw, progress=False)
-    assert (b == 7.0).all(axis=1).sum() == 1 and capsys.readouterr().err == ""
+    assert not (b == 7.0).all(axis=1).any()
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    # A file without its digest (written by an older version) is recomputed too.
+    f.with_name(f.name + ".sha256").unlink()
+    np.save(f, poisoned)
+    b = extract_reference_features(paths, cache_dir=cache, **kw, progress=False)
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     # Without a cache the features are recomputed and equal the first run.
     np.testing.assert_allclose(extract_reference_features(paths, **kw), a, rtol=1e-5, atol=1e-6)
     # A modified image gets a new cache entry (size/mtime are in the key).

@@ -160,10 +160,13 @@ def test_run_folder_has_provenance_and_checkpoints(run: tuple[Path, dict[str, fl
 def test_last_checkpoint_holds_the_last_epoch(tmp_path: Path) -> None:
     """last.ckpt is the final epoch even when the val-selected checkpoint is an earlier one.
 
-    With lr=1e-30 (updates vanish in float32) every epoch validates the same, so the selected checkpoint stays epoch 0
-    (ties do not replace it) while last.ckpt must move on to epoch 2.
+    The validation SRCC is scripted to fall (BatchNorm statistics move even without
+    weight updates, so real values may rise), so the selected checkpoint stays epoch 0
+    while last.ckpt must move on to epoch 2.
     """
-    metrics = _run(tmp_path, "model.lr=1e-30", "trainer.max_epochs=3", "data.test=[]")
+    metrics = _run(
+        tmp_path, "model.lr=1e-30", "trainer.max_epochs=3", "data.test=[]", script=(0.9, 0.5, 0.1)
+    )
     ckpts = tmp_path / "run" / "checkpoints"
     assert [p.name for p in ckpts.glob("epoch_*.ckpt")] == ["epoch_000.ckpt"]
     assert metrics["val/epoch"] == 0.0
@@ -341,3 +344,51 @@ def test_last_checkpoint_path_falls_back_to_the_val_callbacks_last_file() -> Non
     trainer = L.Trainer(callbacks=[best, latest], logger=False, accelerator="cpu")
     assert _last_checkpoint_path(trainer) == "run/checkpoints/latest.ckpt"
     assert _last_checkpoint_path(L.Trainer(logger=False, enable_checkpointing=False)) == ""
+
+
+def test_syndr_eval_equals_trainings_test(run: tuple[Path, dict[str, float]]) -> None:
+    """One test-time crop rule: `syndr eval` on last.ckpt repeats training's test_last/*
+    (the same crops per image, raw scores) to 1e-6, on random and centre-cropped sets."""
+    from syndr_lightning.inference.evaluate import evaluate_checkpoint
+
+    out, metrics = run
+    data = yaml.safe_load((out / "config_resolved.yaml").read_text())["data"]
+    for entry in data["test"]:
+        center = (entry.get("crop_mode") or data["eval_crop_mode"]) == "center"
+        result = evaluate_checkpoint(
+            out / "checkpoints" / "last.ckpt",
+            entry["name"],
+            entry["root"],
+            options=entry["options"],
+            crops=data["eval_crops"],
+            center=center,
+            seed=data["seed"],
+            progress=False,
+        )
+        for m in ("srcc", "plcc", "krcc", "plcc_logistic"):
+            got, want = result["metrics"][m], metrics[f"test_last/{entry['label']}/{m}"]
+            assert got == pytest.approx(want, abs=1e-6), (entry["label"], m)
+
+
+def test_hydra_eval_task_equals_trainings_test(
+    run: tuple[Path, dict[str, float]], tmp_path: Path
+) -> None:
+    """`syndr-train --config-name eval ckpt_path=... data.test=[...]`: several test sets at
+    once, each equal to training's test_last/* to 1e-6."""
+    from syndr_lightning.eval_task import evaluate
+
+    out, metrics = run
+    GlobalHydra.instance().clear()
+    cache = out.parent / "cache"
+    cfg = compose_config(
+        [*TINY, f"paths.cache_dir={cache}", f"paths.log_dir={tmp_path}",
+         f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"],
+        output_dir=tmp_path / "eval",
+        config_name="eval",
+    )  # fmt: skip
+    got = evaluate(cfg)
+    names = {k.split("/")[1] for k in got}
+    assert names == {"authentic_like", "synthetic_unseen"}
+    for key, value in got.items():
+        assert value == pytest.approx(metrics[key.replace("test/", "test_last/")], abs=1e-6), key
+    assert (tmp_path / "eval" / "metrics.json").is_file()

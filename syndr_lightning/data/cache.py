@@ -30,10 +30,11 @@ import numpy as np
 
 from syndr_lightning.utils.errors import DatasetError, InputError
 from syndr_lightning.utils.images import image_size, read_rgb
+from syndr_lightning.utils.integrity import BlockCheck, block_checksum
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
-CACHE_VERSION = 2  # 2: file identities are utils.io.file_identity strings
+CACHE_VERSION = 3  # 2: file identities are utils.io.file_identity strings; 3: checksums
 _CHUNK = 64
 
 
@@ -84,6 +85,9 @@ class ImageCache:
         self._offsets = np.asarray(index["offsets"], dtype=np.int64)
         self._total = int(index["total_bytes"])
         self._lookup = {p: i for i, p in enumerate(self.paths)}
+        # Each image's checksum, written with it and checked on its first read per process.
+        sums = np.asarray([int(v) for v in index["checksums"]], dtype=np.uint64)
+        self._check = BlockCheck(self.data_file, sums, "image cache")
         self.built = built  # True when this call decoded the images
         self._mm: np.memmap | None = None
         self._pid = -1
@@ -146,6 +150,7 @@ class ImageCache:
             same = (
                 index["paths"] == paths
                 and index["identity"] == ident
+                and len(index["checksums"]) == len(paths)
                 and data.is_file()
                 and data.stat().st_size == int(index["total_bytes"])
             )
@@ -178,6 +183,7 @@ class ImageCache:
             )
         from syndr_lightning.utils.progress import progress as show_progress
 
+        crcs: list[int] = []
         with (
             atomic_path(folder / data_name) as tmp,
             open(tmp, "wb") as fh,
@@ -192,7 +198,9 @@ class ImageCache:
                         f"image cache: {p!r} decoded to {arr.shape[:2]} but its header says "
                         f"{shapes[i]}; was it modified during the build?"
                     )
-                fh.write(np.ascontiguousarray(arr).tobytes())
+                raw = np.ascontiguousarray(arr)
+                crcs.append(block_checksum(raw))
+                fh.write(raw.tobytes())
                 if i % _CHUNK == _CHUNK - 1 or i == len(paths) - 1:
                     bar.update(completed=i + 1)
         return {
@@ -203,6 +211,7 @@ class ImageCache:
             "shapes": [list(s) for s in shapes],
             "offsets": offsets.tolist(),
             "total_bytes": total,
+            "checksums": [str(c) for c in crcs],  # uint64 as text: JSON readers lose bits
         }
 
     # ------------------------------------------------------------------ reading
@@ -237,7 +246,14 @@ class ImageCache:
             raise InputError(f"image cache: index {i} out of range for {len(self)} images")
         h, w = (int(v) for v in self._shapes[i])
         start = int(self._offsets[i])
-        return np.array(self._memmap()[start : start + h * w * 3]).reshape(h, w, 3)
+        block = np.array(self._memmap()[start : start + h * w * 3])
+        try:
+            self._check.check(i, block, self.paths[i])
+        except DatasetError:
+            # Never reused: without its index the next run rebuilds the cache.
+            self.index_file.unlink(missing_ok=True)
+            raise
+        return block.reshape(h, w, 3)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

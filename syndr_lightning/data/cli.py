@@ -10,6 +10,7 @@ from typing import Any
 from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
 from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.io import dumps_json
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -109,7 +110,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"syndr data check: {exc}", file=sys.stderr)
         return error_exit_code(exc)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps_json(report, indent=2))
     else:
         for key, value in report.items():
             if key != "problems":
@@ -139,7 +140,7 @@ def _split(args: argparse.Namespace) -> int:
         return error_exit_code(exc)
     counts = {str(k): int(v) for k, v in marked["split"].value_counts().items()}
     if args.json:
-        print(json.dumps({"path": str(path), "by": by, "counts": counts}, indent=2))
+        print(dumps_json({"path": str(path), "by": by, "counts": counts}, indent=2))
         return 0
     print(f"wrote {path} (by {by}): " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
@@ -163,7 +164,7 @@ def _list(args: argparse.Namespace) -> int:
                     "label_file": info.label_file,
                 }
             )
-        print(json.dumps(rows, indent=2))
+        print(dumps_json(rows, indent=2))
         return 0
     for name in sorted(REGISTRY):
         info = REGISTRY[name].info

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.labels import check_labels
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path",
@@ -80,6 +81,8 @@ def make_manifest(
         levels = [levels[i] for i in keep[0]] if levels is not None else None
         extra = {k: [list(v)[i] for i in keep[0]] for k, v in extra.items()}
         n = len(paths)
+    if raw_scores is not None:
+        check_labels(raw, f"{dataset} labels")
     df = pd.DataFrame(
         {
             "path": [str(p) for p in paths],

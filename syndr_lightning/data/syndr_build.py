@@ -147,11 +147,20 @@ def authors_scaling(
 def training_references(train_entry: Mapping[str, Any], all_refs: bool = False) -> dict[str, Path]:
     """The training set's pristine references (ref id -> image)."""
     options = dict(train_entry["options"], **({"refs": "all"} if all_refs else {}))
-    return _references(
+    found = _references(
         _loader(train_entry, **options),
         f"reshape.ddcup=true needs the training set's pristine references, but loader "
         f"{train_entry['name']!r} has no references(); use kadid10k or set reshape.ddcup=false",
     )
+    if len(found) < 2:  # say what is missing and that DRCDown alone would run
+        raise ConfigError(
+            f"reshape.ddcup=true needs the pristine reference image of at least 2 training "
+            f"references, found {len(found)} for data.train ({train_entry['name']!r}); for a "
+            f"csv add a column ref_path (each row's reference image) or set "
+            f"data.train.options.refs_dir=<folder with <ref>.png>, and a ref column; or run "
+            f"DRCDown alone: reshape.ddcup=false"
+        )
+    return found
 
 
 def candidate_images(candidates: Mapping[str, Any]) -> dict[str, Path]:

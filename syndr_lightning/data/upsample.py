@@ -38,9 +38,12 @@ from syndr_lightning.distort.spec import GENDIST_VERSION
 from syndr_lightning.reshape.params import DDCUpParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 from syndr_lightning.utils.images import IMAGE_SUFFIXES
+from syndr_lightning.utils.integrity import file_sha256
 from syndr_lightning.utils.io import atomic_open, file_identity, git_sha
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
+#: Upsampled sets already announced as reused in this process.
+_ANNOUNCED: set[str] = set()
 log = logging.getLogger(__name__)
 
 #: Bump when the cache layout or the meaning of its contents changes (2: reference
@@ -295,6 +298,8 @@ def load_cached(directory: str | Path) -> UpsampledSet | None:
         return None
     if len(df) != int(meta.get("n_samples", -1)):
         return None
+    if meta.get("manifest_sha256") != file_sha256(manifest_file):
+        return None  # edited or corrupted labels (or an older set without a digest): rebuilt
     df = _absolute(df, d)
     if not all(Path(p).is_file() for p in df["path"]):
         return None
@@ -437,7 +442,11 @@ def build_upsampled_set(
     final = root / key
     cached = load_cached(final)
     if cached is not None:
-        log.info("DDCUp: reusing the upsampled set %s (%d samples)", final, len(cached.manifest))
+        if str(final) not in _ANNOUNCED:  # setup runs for fit and again for test: say it once
+            _ANNOUNCED.add(str(final))
+            log.info(
+                "DDCUp: reusing the upsampled set %s (%d samples)", final, len(cached.manifest)
+            )
         return cached
 
     def build() -> UpsampledSet:
@@ -536,6 +545,7 @@ def _build_into(
             "candidate_pool_file": "candidate_pool.txt",
             "selected": chosen,
             "n_samples": len(df),
+            "manifest_sha256": file_sha256(tmp / "manifest.csv"),
             "predistorted": str(predistorted) if predistorted is not None else None,
             "git": git_sha(),
         }

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
 from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
+from syndr_lightning.utils.io import dumps_json
 
 
 def _int_list(text: str) -> list[int]:
@@ -107,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not args.out:
             raise ConfigError("--out is required unless --preview is given")
+        if Path(args.out).resolve() == Path(args.refs).resolve():
+            raise ConfigError(
+                f"--out {args.out} is the --refs folder; the distorted images and their "
+                "manifest would be mixed with (and later read as) references - choose "
+                "another --out folder"
+            )
         from syndr_lightning.distort.generator import MANIFEST_NAME, default_workers, generate_rows
 
         rows = generate_rows(
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = Path(args.out) / MANIFEST_NAME
         if args.json:
             print(
-                json.dumps({"images": len(rows), "out": str(args.out), "manifest": str(manifest)})
+                dumps_json({"images": len(rows), "out": str(args.out), "manifest": str(manifest)})
             )
         else:
             print(f"{len(rows)} images in {args.out} (manifest: {manifest})")

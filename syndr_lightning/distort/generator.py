@@ -280,6 +280,14 @@ def generate_rows(
     for p in ref_paths:
         if not p.is_file():
             raise InputError(f"reference image not found: {p}")
+        h, w = image_size(
+            p, error=InputError, what="reference image"
+        )  # a header read: no work is started first
+        if h < 2 or w < 2:
+            raise InputError(
+                f"reference image {str(p)!r} is {w}x{h} pixels; the distortions need at least "
+                "2x2 - remove it from the references"
+            )
     ids: dict[str, Path] = {}
     for p in ref_paths:
         if p.stem in ids:

@@ -1,8 +1,9 @@
 """The KADID-10k distortion table: 25 types x 5 levels (official numbering 1..25).
 
-Facts from ``shared/docs/kadid-distortions.md``; each entry names the operation, the
-parameter that the five levels set, where the type runs (``torch`` = batched tensor code,
-``cpu`` = per-image numpy/Pillow code on CPU workers) and whether it draws random numbers.
+Facts from the KADID-10k publication and its MATLAB generator (docs/gendist.md); each
+entry names the operation, the parameter that the five levels set, where the type runs
+(``torch`` = batched tensor code, ``cpu`` = per-image numpy/Pillow code on CPU workers)
+and whether it draws random numbers.
 """
 
 from __future__ import annotations

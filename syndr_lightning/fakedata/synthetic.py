@@ -178,6 +178,7 @@ def generate_synthetic_iqa(
     seed: int = 0,
     kadid_types: bool = False,
     progress: bool = False,
+    variants: int = 1,
 ) -> Path:
     """Write a tiny KADID-like dataset under ``out_dir`` and return its CSV path.
 
@@ -187,9 +188,13 @@ def generate_synthetic_iqa(
     and rater noise. Reference ids are ``ref_000``... Calling again with the same
     arguments reuses the files. ``kadid_types`` writes each type under its KADID-10k
     number (:data:`KADID_TYPE_IDS`), so DDCUp's GenDist can distort new references the
-    same way; ``progress`` shows the generation on stderr.
+    same way; ``progress`` shows the generation on stderr. ``variants`` > 1 makes the
+    set redundant, as synthetic IQA sets are: each (reference, type, level) is written
+    ``variants`` times, each from a slightly shifted, slightly re-lit shot of the same
+    reference (``<ref>_<type>_<level>_v<k>.png``), with its own rater noise; the ``ref``
+    column stays the reference, so splits by reference keep the shots together.
     """
-    h, w = _check_args(size, n_refs=n_refs, n_types=n_types, n_levels=n_levels)
+    h, w = _check_args(size, n_refs=n_refs, n_types=n_types, n_levels=n_levels, variants=variants)
     if n_types > len(DISTORTIONS):
         raise InputError(
             f"n_types must be at most {len(DISTORTIONS)} (the built-in distortions "
@@ -207,17 +212,21 @@ def generate_synthetic_iqa(
     }
     if kadid_types:
         meta["kadid_types"] = True
+    if variants > 1:
+        meta["variants"] = int(variants)
     reused = _reuse(out, meta)
     if reused is not None:
         return reused
     from syndr_lightning.utils.progress import progress as show_progress
 
     rows: list[dict[str, object]] = []
-    total = n_refs * n_types * n_levels
-    with show_progress(f"generating {total} synthetic images", n_refs, enabled=progress) as bar:
+    total = n_refs * n_types * n_levels * int(variants)
+    with show_progress("generating synthetic images", total, enabled=progress) as bar:
         for r in range(n_refs):
-            _synthetic_reference(out, r, n_types, n_levels, (h, w), seed, kadid_types, rows)
-            bar.advance(1)
+            _synthetic_reference(
+                out, r, n_types, n_levels, (h, w), seed, kadid_types, rows, int(variants)
+            )
+            bar.advance(n_types * n_levels * int(variants))
     return _write_table(out, rows, meta)
 
 
@@ -230,33 +239,44 @@ def _synthetic_reference(
     seed: int,
     kadid_types: bool,
     rows: list[dict[str, object]],
+    variants: int = 1,
 ) -> None:
-    """Write reference ``r`` and its distorted images; append their table rows."""
+    """Write reference ``r`` and its distorted images (``variants`` shots each); append rows."""
     h, w = hw
     ref_id = f"ref_{r:03d}"
     rng = np.random.default_rng([seed, r])
-    ref_img = make_reference(rng, (h, w))
-    _save_png(ref_img, out / "refs" / f"{ref_id}.png")
+    margin = 6 if variants > 1 else 0
+    canvas = make_reference(rng, (h + margin, w + margin))
     ref_offset = rng.normal(0.0, 0.15)
+    shots = [canvas[:h, :w]]
+    for v in range(1, variants):
+        vrng = np.random.default_rng([seed, r, 0, 0, v])
+        dy, dx = (int(x) for x in vrng.integers(0, margin + 1, size=2))
+        gain = float(vrng.uniform(0.97, 1.03))
+        shot = canvas[dy : dy + h, dx : dx + w].astype(np.float64) * gain
+        shots.append(np.clip(np.round(shot), 0, 255).astype(np.uint8))
+    _save_png(shots[0], out / "refs" / f"{ref_id}.png")
     for t in range(1, n_types + 1):
         _, func, severity = DISTORTIONS[t]
         for lev in range(1, n_levels + 1):
             strength = lev / n_levels
-            drng = np.random.default_rng([seed, r, t, lev])
-            img = func(ref_img, strength, drng)
-            tid = KADID_TYPE_IDS[t] if kadid_types else t
-            rel = f"images/{ref_id}_{tid:02d}_{lev:02d}.png"
-            _save_png(img, out / rel)
-            mos = 4.7 - 3.4 * severity * strength + ref_offset + drng.normal(0.0, 0.08)
-            rows.append(
-                {
-                    "path": rel,
-                    "score": round(float(np.clip(mos, 1.0, 5.0)), 4),
-                    "ref": ref_id,
-                    "type": tid,
-                    "level": lev,
-                }
-            )
+            for v, shot in enumerate(shots):
+                drng = np.random.default_rng([seed, r, t, lev] + ([v] if v else []))
+                img = func(shot, strength, drng)
+                tid = KADID_TYPE_IDS[t] if kadid_types else t
+                suffix = f"_v{v}" if variants > 1 else ""
+                rel = f"images/{ref_id}_{tid:02d}_{lev:02d}{suffix}.png"
+                _save_png(img, out / rel)
+                mos = 4.7 - 3.4 * severity * strength + ref_offset + drng.normal(0.0, 0.08)
+                rows.append(
+                    {
+                        "path": rel,
+                        "score": round(float(np.clip(mos, 1.0, 5.0)), 4),
+                        "ref": ref_id,
+                        "type": tid,
+                        "level": lev,
+                    }
+                )
 
 
 def generate_authentic_like(

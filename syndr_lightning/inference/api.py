@@ -227,7 +227,20 @@ def _module_from_checkpoint(cls: Any, ckpt: dict[str, Any], path: Any) -> torch.
             "config or another version of syndr_lightning?"
         )
     module.load_state_dict(state, strict=True)
+    _refuse_non_finite(module, path)
     return module
+
+
+def _refuse_non_finite(module: torch.nn.Module, path: Any) -> None:
+    """InputError naming the first tensor with NaN/inf: such weights score nothing."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InputError(
+                f"checkpoint {str(path)!r} has {bad} non-finite values (NaN/inf) in "
+                f"{name!r}; the training diverged before it was saved - use an earlier "
+                "checkpoint"
+            )
 
 
 def state_dict_mismatch(
@@ -283,23 +296,27 @@ class Scorer:
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
-    def crops_outputs(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def crops_outputs(
+        self, crops: torch.Tensor, clamp: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop-averaged ``(scores [B] in 0..10, features [B,d])`` of normalised crop stacks
-        ``[B,n,3,S,S]`` (or ``[B,3,S,S]``, one crop each)."""
+        ``[B,n,3,S,S]`` (or ``[B,3,S,S]``, one crop each). ``clamp=False`` keeps the raw
+        scores, as training's validation and test see them (``syndr eval``)."""
         if crops.dim() == 4:
             crops = crops[:, None]
         if crops.dim() != 5:
             raise InputError(f"crops must be [B,n,3,S,S] or [B,3,S,S]; got {tuple(crops.shape)}")
         b, n = crops.shape[:2]
         score, feats = self._forward(crops.flatten(0, 1))
+        mean = score.float().view(b, n).mean(1)
         return (
-            score.float().view(b, n).mean(1).clamp(*SCORE_RANGE).cpu(),
+            (mean.clamp(*SCORE_RANGE) if clamp else mean).cpu(),
             feats.float().view(b, n, -1).mean(1).cpu(),
         )
 
-    def score_crops(self, crops: torch.Tensor) -> torch.Tensor:
+    def score_crops(self, crops: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """Scores ``[B]`` (0..10) of normalised crop stacks ``[B,n,3,S,S]`` or ``[B,3,S,S]``."""
-        return self.crops_outputs(crops)[0]
+        return self.crops_outputs(crops, clamp)[0]
 
     def features_crops(self, crops: torch.Tensor) -> torch.Tensor:
         """Crop-averaged backbone features ``[B,d]`` of crop stacks ``[B,n,3,S,S]``."""

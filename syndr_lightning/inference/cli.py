@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
     """Body of ``syndr predict``; returns the exit code."""
     from syndr_lightning.inference.api import collect_images, load_model
     from syndr_lightning.inference.predict import predict_files
-    from syndr_lightning.utils.errors import ConfigError, SyndrError, one_line
+    from syndr_lightning.utils.errors import SyndrError, one_line
     from syndr_lightning.utils.images import set_max_image_pixels
+    from syndr_lightning.utils.io import check_output_file
 
     try:
-        if args.out != "-" and Path(args.out).is_dir():
-            raise ConfigError(f"--out {args.out!r} is a directory; pass the CSV file to write")
+        if args.out != "-":  # a folder or a read-only file: refused before any work
+            check_output_file(args.out)
         if args.max_pixels is not None:
             set_max_image_pixels(args.max_pixels)
         files = collect_images(args.inputs)

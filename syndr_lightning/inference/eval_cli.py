@@ -21,6 +21,7 @@ from syndr_lightning.utils.cliopts import (
     error_exit_code,
     write_output,
 )
+from syndr_lightning.utils.io import dumps_json
 
 __all__ = ["register", "run"]
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         return 0
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(dumps_json(result, indent=2))
     else:
         print(format_report(result) + f"saved: {out}", end="\n")
     return 0

@@ -1,13 +1,15 @@
 """Score a checkpoint on a labelled dataset: SRCC, PLCC, KRCC, logistic PLCC + protocol.
 
-The evaluation of ``syndr eval`` (and a notebook): the same crops as validation (``crops``
-random crops of the checkpoint's crop size, or one centre crop), the dataset's labels on
+The evaluation of ``syndr eval`` (and a notebook): the crops of training's validation and
+test (``crops`` random crops of the checkpoint's crop size placed by the one test-time
+crop rule, ``utils.transforms.crop_seed``, or one centre crop), raw (unclamped) scores, the dataset's labels on
 0..10, one checkpoint chosen by the user (nothing is selected here).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,11 +59,22 @@ def evaluate_checkpoint(
         seed=seed,
     )
     files = [Path(p) for p in manifest["path"]]
-    table = predict_files(scorer, files, workers=workers, progress=progress)
+    # Unclamped, like training's test: the same checkpoint gives the same numbers.
+    table = predict_files(scorer, files, workers=workers, progress=progress, clamp=False)
     ok = (table["error"] == "").to_numpy()
     if ok.sum() < 2:
         first = table.loc[~ok, "error"].iloc[0] if (~ok).any() else "no images"
         raise DatasetError(f"fewer than 2 images of {name!r} could be scored; first error: {first}")
+    skipped = [
+        {"path": str(p), "error": str(e)}
+        for p, e in zip(table.loc[~ok, "path"], table.loc[~ok, "error"], strict=True)
+    ]
+    if skipped:  # named, never dropped silently
+        print(
+            f"syndr eval: skipped {len(skipped)} unreadable image(s); first: "
+            f"{skipped[0]['path']}: {skipped[0]['error']}",
+            file=sys.stderr,
+        )
     preds = table.loc[ok, "score"].to_numpy(dtype=np.float64)
     labels = manifest["score"].to_numpy(dtype=np.float64)[ok]
     metrics = {k: float(v) for k, v in iqa_metrics(preds, labels).items()}
@@ -82,6 +95,7 @@ def evaluate_checkpoint(
         "images": len(manifest),
         "scored": int(ok.sum()),
         "unreadable": int((~ok).sum()),
+        "skipped": skipped,
         "eval": crops_text,
         "labels": "dataset scores normalised to 0..10, higher is better",
     }

@@ -6,12 +6,15 @@ training crop size, recorded in the file's metadata) and returns scores ``[B]`` 
 image the way ``syndr predict`` does, cut ``n`` crops, score them, and average.
 
 Metadata (crop size, normalisation, input/output meaning) is stored with the model:
-TorchScript as the extra file ``syndr.json``, ONNX as ``metadata_props``.
+TorchScript and ``torch-export`` (a ``torch.export`` ExportedProgram, ``.pt2``, loaded with
+``torch.export.load``: the successor of TorchScript) as the extra file ``syndr.json``,
+ONNX as ``metadata_props``.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import warnings
@@ -23,18 +26,19 @@ import torch
 from torch import nn
 
 from syndr_lightning.utils.errors import ConfigError, InputError
-from syndr_lightning.utils.io import atomic_path
+from syndr_lightning.utils.io import atomic_path, check_output_file
 from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "FORMATS",
     "ExportableScorer",
     "export_model",
+    "load_exported",
     "load_torchscript",
     "run_onnx",
 ]
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = ("torchscript", "onnx", "torch-export")
 
 
 class ExportableScorer(nn.Module):
@@ -79,27 +83,68 @@ def export_model(
         raise ConfigError(f"export format {fmt!r} is unknown; choose one of {', '.join(FORMATS)}")
     if int(crop_size) < 8:
         raise ConfigError(f"crop_size must be >= 8; got {crop_size}")
+    if fmt == "onnx":
+        check_opset(opset)
+    final = check_output_file(out)
     wrapper = ExportableScorer(copy.deepcopy(module)).eval().cpu()
     wrapper.requires_grad_(False)  # the exported graph is for inference only
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(2, 3, int(crop_size), int(crop_size), generator=gen)
     meta = _metadata(crop_size, source)
-    final = Path(out)
-    with atomic_path(final) as tmp:
-        if fmt == "torchscript":
-            # TorchScript is deprecated upstream but still the one dependency-free format
-            # that C++ (libtorch) and mobile runtimes load.
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                traced = torch.jit.trace(wrapper, example)
-                torch.jit.save(traced, str(tmp), _extra_files={"syndr.json": json.dumps(meta)})
-        else:
-            _export_onnx(wrapper, example, tmp, meta, opset)
+    # Serialised in memory first: a full disk is then one OSError on a plain write (torch's
+    # own file writers abort the process), and the temporary is removed.
+    buffer = io.BytesIO()
+    if fmt == "torchscript":
+        # TorchScript is deprecated upstream but still the one dependency-free format
+        # that C++ (libtorch) and mobile runtimes load.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            traced = torch.jit.trace(wrapper, example)
+            torch.jit.save(traced, buffer, _extra_files={"syndr.json": json.dumps(meta)})
+    elif fmt == "torch-export":
+        _export_program(wrapper, example, buffer, meta)
+    else:
+        _export_onnx(wrapper, example, buffer, meta, opset)
+    with atomic_path(final) as tmp, open(tmp, "wb") as fh:
+        fh.write(buffer.getbuffer())
     return final
 
 
+def check_opset(opset: int) -> None:
+    """ConfigError unless torch's ONNX exporter supports ``opset``."""
+    from torch.onnx import _constants
+
+    lo = int(_constants.ONNX_MIN_OPSET)
+    hi = int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    if not lo <= int(opset) <= hi:
+        raise ConfigError(
+            f"--opset {opset} is not supported by this torch's ONNX exporter; choose "
+            f"{lo}..{hi} (default 18)"
+        )
+
+
+def _export_program(
+    wrapper: nn.Module, example: torch.Tensor, buffer: io.BytesIO, meta: dict[str, str]
+) -> None:
+    """``torch.export``: an ``ExportedProgram`` (.pt2) with a dynamic batch dimension."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        program = torch.export.export(wrapper, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, buffer, extra_files={"syndr.json": json.dumps(meta)})
+
+
+def load_exported(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a ``torch-export`` file (``torch.export.load``): a callable module and metadata."""
+    where = Path(path)
+    if not where.is_file():
+        raise InputError(f"exported model {str(where)!r} does not exist")
+    extra = {"syndr.json": ""}
+    program = torch.export.load(str(where), extra_files=extra)
+    return program.module(), json.loads(extra["syndr.json"] or "{}")
+
+
 def _export_onnx(
-    wrapper: nn.Module, example: torch.Tensor, tmp: Path, meta: dict[str, str], opset: int
+    wrapper: nn.Module, example: torch.Tensor, buffer: io.BytesIO, meta: dict[str, str], opset: int
 ) -> None:
     try:
         import onnx
@@ -111,19 +156,21 @@ def _export_onnx(
         torch.onnx.export(
             wrapper,
             (example,),
-            str(tmp),
+            buffer,
             input_names=["image"],
             output_names=["score"],
             dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
-    model = onnx.load(str(tmp))
+    model = onnx.load_from_string(buffer.getvalue())
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
+    buffer.seek(0)
+    buffer.truncate()
+    buffer.write(model.SerializeToString())
 
 
 def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:

@@ -38,9 +38,17 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> list[Any]:
 
 
 def predict_files(
-    scorer: Scorer, files: list[Path], *, workers: int = 0, progress: bool = True
+    scorer: Scorer,
+    files: list[Path],
+    *,
+    workers: int = 0,
+    progress: bool = True,
+    clamp: bool = True,
 ) -> pd.DataFrame:
-    """Score ``files``; returns ``path, score, error`` in input order (errors per file)."""
+    """Score ``files``; returns ``path, score, error`` in input order (errors per file).
+
+    ``clamp=False`` keeps scores outside 0..10 (evaluation: as training's test sees them).
+    """
     scores: list[float | None] = [None] * len(files)
     errors: list[str] = [""] * len(files)
     loader = DataLoader(
@@ -56,7 +64,7 @@ def predict_files(
                 if x is None:
                     errors[i] = err
             if good:
-                preds = scorer.score_crops(torch.stack([x for _, x in good]))
+                preds = scorer.score_crops(torch.stack([x for _, x in good]), clamp)
                 for (i, _), s in zip(good, preds.tolist(), strict=True):
                     scores[i] = float(s)
             bar.advance(len(items))

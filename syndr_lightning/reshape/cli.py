@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.reshape.params import BACKENDS, RULES, WEIGHTS, DDCUpParams, DRCDownParams
 from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
-from syndr_lightning.utils.io import atomic_open, read_npy
+from syndr_lightning.utils.io import atomic_open, dumps_json, read_npy
 
 if TYPE_CHECKING:  # numpy is imported when a command runs: `--help` stays instant
     import numpy as np
@@ -46,10 +45,12 @@ def _check_label_range(labels: np.ndarray, what: str) -> None:
     import numpy as np
 
     from syndr_lightning.utils.errors import InputError
+    from syndr_lightning.utils.labels import check_labels
 
     arr = np.asarray(labels)
     if not np.issubdtype(arr.dtype, np.number) or arr.size == 0:
         return  # the algorithms explain wrong dtypes and shapes themselves
+    check_labels(arr, what, error=InputError)  # all-NaN, infinite, constant, unrankable
     finite = arr[np.isfinite(arr)]
     if finite.size and (finite.min() < -1e-6 or finite.max() > 10 + 1e-6):
         raise InputError(
@@ -86,7 +87,7 @@ def _run_down(args: argparse.Namespace) -> int:
         raise ConfigError(text) from None
     res = drcdown(feats, labels, params, seed=args.seed, epoch=args.epoch, precision=args.precision)
     _save(out, kept=res.kept.astype(np.int64), cluster=res.cluster.astype(np.int64))
-    print(json.dumps({"out": str(out), **res.summary()}, indent=2))
+    print(dumps_json({"out": str(out), **res.summary()}, indent=2))
     return 0
 
 
@@ -118,7 +119,7 @@ def _run_up(args: argparse.Namespace) -> int:
         new_labels = np.zeros((0, *labels.shape[1:]), dtype=np.float32)
     _save(out, selected=selected.astype(np.int64), labels=new_labels.astype(np.float32))
     print(
-        json.dumps(
+        dumps_json(
             {"out": str(out), "n_candidates": int(cands.shape[0]), "n_selected": int(selected.size)}
         )
     )

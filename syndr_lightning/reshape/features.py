@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -32,6 +33,14 @@ from syndr_lightning.reshape.params import ENCODERS
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.images import read_rgb
+from syndr_lightning.utils.integrity import (
+    block_crcs,
+    crc_file,
+    file_sha256,
+    read_crcs,
+    sha256_bytes,
+    write_crcs,
+)
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity, read_npy
 from syndr_lightning.utils.locking import BuildLock, build_once, remove_stale_temporaries
 from syndr_lightning.utils.progress import progress as progress_bar
@@ -120,6 +129,11 @@ def pool_cache_file(
     return cache_dir / f"features-{encoder}-{len(files)}-{digest.hexdigest()[:24]}.npy"
 
 
+def _digest_file(cached: Path) -> Path:
+    """The SHA-256 written with a reference-features file."""
+    return cached.with_name(cached.name + ".sha256")
+
+
 def _auto_workers(n: int, batch_size: int) -> int:
     """Decoding workers: none for a few batches (start-up costs more), else up to 4."""
     if n < 4 * batch_size:
@@ -167,6 +181,13 @@ def extract_reference_features(
         """The pool's cached features, or None when absent or unreadable (recomputed)."""
         if cached is None or not cached.is_file():
             return None
+        try:  # no digest: written by an older version, recomputed
+            expected = _digest_file(cached).read_text().strip()
+        except OSError:
+            return None
+        if expected != file_sha256(cached):
+            log.warning("reference-feature cache %s does not match its digest: recomputed", cached)
+            return None
         try:
             feats = read_npy(cached, "reference-feature cache")
         except InputError:
@@ -200,8 +221,13 @@ def extract_reference_features(
         feats = np.concatenate(rows).astype(np.float32, copy=False)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            np.save(buffer, feats)
+            # The digest is published first: a features file is never read without one.
+            with atomic_open(_digest_file(cached), "w") as fh:
+                fh.write(sha256_bytes(buffer.getbuffer()) + "\n")
             with atomic_open(cached, "wb") as fh:
-                np.save(fh, feats)
+                fh.write(buffer.getbuffer())
         return feats
 
     if cached is None:
@@ -302,9 +328,39 @@ class CropCache:
 
     @property
     def ready(self) -> bool:
-        """True when the complete cache file exists."""
+        """True when the complete cache file and its checksums exist."""
         expected = len(self.paths) * self.size * self.size * 3
-        return self.file.is_file() and self.file.stat().st_size == expected
+        return (
+            self.file.is_file()
+            and self.file.stat().st_size == expected
+            and read_crcs(self.file, len(self.paths)) is not None
+        )
+
+    def verify(self, chunk: int = 256) -> bool:
+        """True when every crop matches the checksum written with it; else the cache is
+        deleted (with a warning naming it), so this pass decodes and rebuilds it."""
+        crcs = read_crcs(self.file, len(self.paths)) if self.file.is_file() else None
+        if crcs is None:
+            return False
+        arr = self.open()
+        for start in range(0, len(self.paths), chunk):
+            bad = np.flatnonzero(
+                block_crcs(arr[start : start + chunk]) != crcs[start : start + chunk]
+            )
+            if bad.size:
+                log.warning(
+                    "DRCDown crop cache %s is corrupt (crop %d, %s, does not match its "
+                    "checksum); it is deleted and rebuilt",
+                    self.file,
+                    start + int(bad[0]),
+                    self.paths[start + int(bad[0])],
+                )
+                del arr
+                for f in (self.file, crc_file(self.file)):
+                    with contextlib.suppress(OSError):
+                        f.unlink()
+                return False
+        return True
 
     def open(self) -> np.ndarray:
         """The cache as a read-only memmap ``[N, S, S, 3]``."""
@@ -408,11 +464,13 @@ def extract_features(
 
     cache = CropCache(cache_dir, paths, crop_size, resize) if cache_dir is not None else None
     full_pass = idx.size == n_all and np.array_equal(idx, np.arange(n_all))
-    claim = cache.claim() if (cache is not None and full_pass and not cache.ready) else None
+    usable = cache is not None and cache.ready and cache.verify()
+    claim = cache.claim() if (cache is not None and full_pass and not usable) else None
     if claim is not None and cache is not None and cache.ready:  # finished meanwhile
         claim.release()
         claim = None
-    if cache is not None and cache.ready:
+        usable = cache.verify()
+    if cache is not None and usable:
         dataset: torch.utils.data.Dataset = _MemmapCropDataset(cache, idx)
         writer = None
     else:
@@ -470,8 +528,16 @@ def extract_features(
             out[row : row + len(f_np)] = f_np  # both datasets yield rows in idx order
             row += len(f_np)
             bar.advance(1)
-        if mm is not None:
+        if mm is not None and writer is not None:
             mm.flush()
+            # The checksums are published before the crops (the data file's rename); the
+            # cache is optional: without its checksums it is never used (rebuilt later).
+            try:
+                write_crcs(writer.file, block_crcs(mm))
+            except OSError as exc:
+                log.warning(
+                    "DRCDown crop cache not kept: its checksums cannot be written (%s)", exc
+                )
             del mm
     if out is None:
         out = np.empty((0, 0), dtype=dtype)

@@ -297,6 +297,9 @@ def prepare(
     norms = None
     if x is None:  # other dtypes/shapes: converted or explained by the float64 checks
         x, norms = features_and_norms(features, "features")
+    rescaled = rows_near_unit(x)
+    if rescaled is not x:
+        x, norms = rescaled, None
     y = check_labels_1d(labels, "labels", x.shape[0])
     dtype = torch.bfloat16 if resolve_precision(precision, device) == "bfloat16" else torch.float32
     order = label_order(y)
@@ -313,6 +316,35 @@ def prepare(
         norms=norms,
         rounding=rounding,
     )
+
+
+#: Rows whose largest |value| lies outside [2**-_SAFE_EXP, 2**_SAFE_EXP] are rescaled.
+_SAFE_EXP = 60
+
+
+def rows_near_unit(x: np.ndarray) -> np.ndarray:
+    """``x`` itself, or a copy whose far-from-unit rows are scaled by a power of two.
+
+    The cosine of two rows does not depend on their lengths, and scaling by 2**k is exact
+    (also for float32 subnormals, which become normal numbers), so every cosine, the
+    dense float64 oracle's included, is unchanged bit for bit; what changes is that no
+    norm, reciprocal or square can underflow or overflow (features of about 1e-40 lost
+    pairs to an infinite reciprocal before). Non-finite rows are left for the checks.
+    """
+    if x.dtype.kind != "f" or x.size == 0:
+        return x
+    peak = np.zeros(x.shape[0], dtype=np.float64)
+    for a in range(0, x.shape[0], 4096):
+        with np.errstate(invalid="ignore"):
+            peak[a : a + 4096] = np.abs(x[a : a + 4096]).max(axis=1)
+    ok = ~np.isfinite(peak) | (peak == 0) | ((peak >= 2.0**-_SAFE_EXP) & (peak <= 2.0**_SAFE_EXP))
+    if ok.all():
+        return x
+    _mantissa, exp = np.frexp(np.where(ok, 1.0, peak))
+    out = np.array(x, copy=True)
+    rows = np.flatnonzero(~ok)
+    out[rows] = np.ldexp(out[rows], (1 - exp[rows])[:, None].astype(np.int32)).astype(x.dtype)
+    return out
 
 
 def _window_ends(ys: np.ndarray, t_q: float) -> np.ndarray:

@@ -8,7 +8,6 @@ errors are 2 as well). Only the standard library is imported here.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,13 +54,13 @@ def write_output(out: str | Path, data: Any, *, as_json: bool = False) -> None:
 
     Files are written atomically (temporary file + rename).
     """
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n" if as_json else str(data)
+    from syndr_lightning.utils.io import atomic_open, check_output_file, dumps_json
+
+    text = dumps_json(data, indent=2, sort_keys=False) + "\n" if as_json else str(data)
     if str(out) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from syndr_lightning.utils.io import atomic_open
-
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(out)
     with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)

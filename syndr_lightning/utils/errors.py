@@ -24,9 +24,33 @@ class DivergenceError(SyndrError, RuntimeError):
     (exit status 1), not a usage error, though the fix is usually a setting."""
 
 
+class DiskFullError(SyndrError, OSError):
+    """A write failed for lack of space; nothing half-written was left under its name."""
+
+
+class PreemptedError(SyndrError):
+    """The run was stopped by a signal (preemption); the message says how to resume."""
+
+
+#: Exit status of a run stopped by SIGTERM (128 + SIGTERM, what a shell reports).
+EXIT_PREEMPTED = 143
+
+#: Every exit status of the commands (docs/failures.md states the same table; a test
+#: checks the two, README's summary and :func:`exit_code` against each other).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "data error",
+    2: "usage or configuration error",
+    EXIT_PREEMPTED: "preempted",
+}
+
+
 def exit_code(exc: BaseException) -> int:
     """The exit status of a command stopped by ``exc``: 2 for usage and configuration
-    errors (:class:`ConfigError`), 1 for data errors (everything else)."""
+    errors (:class:`ConfigError`), 143 for a preempted run, 1 for data errors (everything
+    else, a full disk included)."""
+    if isinstance(exc, PreemptedError):
+        return EXIT_PREEMPTED
     return 2 if isinstance(exc, ConfigError) else 1
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "pil_to_rgb",
     "read_rgb",
     "set_max_image_pixels",
+    "verify_checksums",
     "verify_image",
 ]
 
@@ -172,23 +174,114 @@ def read_rgb(
 
 
 def image_size(
-    path: str | os.PathLike[str], *, error: type[SyndrError] = DatasetError
+    path: str | os.PathLike[str], *, error: type[SyndrError] = DatasetError, what: str = "image"
 ) -> tuple[int, int]:
     """``(height, width)`` of the decoded image (EXIF orientation applied), from the header."""
-    with _opened(path, error, "image") as img:
+    with _opened(path, error, what) as img:
         w, h = _oriented_size(img)
         return h, w
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM, RST0-7: markers without a length
+
+
+def _png_problem(data: bytes) -> str | None:
+    """The first PNG chunk whose CRC-32 is wrong (Pillow does not check IDAT's), or a
+    missing IEND; None when every chunk is intact."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return f"PNG chunk {kind.decode('latin-1')!r} at byte {pos} is truncated"
+        if zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+            return (
+                f"PNG chunk {kind.decode('latin-1')!r} at byte {pos} fails its CRC check "
+                "(the file is corrupt)"
+            )
+        if kind == b"IEND":
+            return None
+        pos = end + 4
+    return "PNG file ends before its IEND chunk (truncated)"
+
+
+def _jpeg_problem(data: bytes) -> str | None:
+    """A broken JPEG marker structure (what libjpeg reports as warnings and Pillow
+    ignores: a segment running past the end, no end-of-image marker); None when sound.
+
+    JPEG has no checksum: damage inside the entropy-coded data that keeps the markers
+    intact cannot be found without a reference."""
+    pos, n = 2, len(data)
+    seen_scan = False
+    while pos < n:
+        if data[pos] != 0xFF:
+            return f"JPEG marker expected at byte {pos}, found 0x{data[pos]:02x} (corrupt)"
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            break
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:
+            return None if seen_scan else "JPEG file has no image data (no scan)"
+        if marker in _JPEG_STANDALONE:
+            continue
+        if pos + 2 > n:
+            break
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2 or pos + length > n:
+            return f"JPEG segment 0x{marker:02x} at byte {pos - 2} runs past the end (truncated)"
+        pos += length
+        if marker == 0xDA:  # entropy-coded data up to the next real marker
+            seen_scan = True
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return "JPEG file ends inside its image data (truncated)"
+                nxt = data[pos + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                    pos += 2
+                    continue
+                break
+    return "JPEG file has no end-of-image marker (truncated)"
+
+
+def verify_checksums(path: str | os.PathLike[str]) -> str | None:
+    """Why the file's own integrity data reject it (one line), or None.
+
+    PNG: every chunk's CRC-32 and the closing IEND (Pillow skips the CRC of image data,
+    so a flipped byte there decodes to wrong pixels); JPEG: the marker structure.
+    Other formats carry no checksum and pass.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return f"cannot read image {str(path)!r} ({exc.strerror or exc})"
+    if data.startswith(_PNG_SIGNATURE):
+        why = _png_problem(data)
+    elif data.startswith(b"\xff\xd8"):
+        why = _jpeg_problem(data)
+    else:
+        why = None
+    return f"image {str(path)!r}: {why}; re-download, re-export or remove the file" if why else None
 
 
 def verify_image(path: str | os.PathLike[str], *, full: bool = True) -> str | None:
     """Why ``path`` cannot be used as an image (one line), or None when it can.
 
-    ``full`` decodes every pixel (finds truncated and corrupt files); otherwise only the
-    header and the pixel limit are checked.
+    ``full`` decodes every pixel (finds truncated and corrupt files) and verifies the
+    file's checksums (:func:`verify_checksums`); otherwise only the header and the pixel
+    limit are checked.
     """
     try:
         if full:
             read_rgb(path)
+            why = verify_checksums(path)
+            if why is not None:
+                return why
         else:
             h, w = image_size(path)
             if h < 1 or w < 1:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import subprocess
 import tempfile
@@ -10,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from syndr_lightning.utils.errors import DatasetError
+from syndr_lightning.utils.errors import ConfigError, DatasetError, DiskFullError
+
+#: errno values meaning "the disk (or quota) is full".
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _umask() -> int:
@@ -28,19 +33,108 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     crash or Ctrl-C never leaves a half-written file behind.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    if final.is_dir():
+        raise ConfigError(
+            f"{str(final)!r} is a directory; pass a file name to write (the folder is left as it is)"
+        )
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as exc:
+        raise _write_error(final, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        # mkstemp makes the file 0600; give it the mode a plain open() would have given.
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, final)
+        try:
+            yield tmp_path
+            # mkstemp makes the file 0600; give it the mode a plain open() would have given.
+            if tmp_path.exists():
+                os.chmod(tmp_path, 0o666 & ~_umask())
+                fsync_file(tmp_path)
+            os.replace(tmp_path, final)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise _write_error(final, exc) from None
+            raise
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush ``path``'s data to the disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(final: Path, exc: OSError) -> Exception:
+    """One line for a write that failed: a full disk, or a folder we may not write."""
+    if exc.errno in _FULL:
+        return DiskFullError(
+            f"no space left on the device while writing {str(final)!r} ({exc.strerror}); "
+            "nothing was left under that name - free space or write elsewhere"
+        )
+    return ConfigError(
+        f"cannot write {str(final)!r} ({exc.strerror or exc}); choose a writable location"
+    )
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Refuse an output path that is a folder or a read-only file (ConfigError, one line).
+
+    A read-only file is the user's way of saying "keep this": it is not replaced, even by
+    root (who may write anything), since a rename would silently drop the protection.
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(
+            f"{what} {str(out)!r} is a directory; pass a file name to write (the folder is "
+            "left as it is)"
+        )
+    try:
+        mode = out.stat().st_mode
+    except OSError:
+        return out
+    if not mode & 0o222:
+        raise ConfigError(
+            f"{what} {str(out)!r} is read-only; it is not replaced - make it writable or "
+            "choose another name"
+        )
+    return out
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN/Infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        return finite_json(obj.item())
+    return obj
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that writes undefined values (NaN, inf) as ``null``: valid JSON."""
+    import json
+
+    return json.dumps(finite_json(obj), allow_nan=False, **kwargs)
 
 
 @contextlib.contextmanager
@@ -60,14 +154,22 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     import shutil
 
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(final, exc) from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise _write_error(final, exc) from None
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -149,7 +251,12 @@ def read_npy(path: str | os.PathLike[str], what: str = "array") -> Any:
                         f"{tuple(shape)} ({need:,} bytes) but the file holds {have:,} bytes "
                         "of data; re-create it with numpy.save"
                     )
-        return np.load(where, allow_pickle=False)
+        arr = np.load(where, allow_pickle=False)
+        if isinstance(arr, np.ndarray) and not arr.dtype.isnative:
+            # Big-endian files (numpy.save on another machine, MATLAB exports) are valid:
+            # read them in this machine's byte order (torch refuses foreign byte orders).
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        return arr
     except InputError:
         raise
     except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:

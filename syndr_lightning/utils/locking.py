@@ -20,6 +20,7 @@ delete the ones nobody holds a lock for (a killed build's leftovers).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.errors import ConfigError, DiskFullError, SyndrError
 
 __all__ = [
     "HEARTBEAT_S",
@@ -77,7 +78,12 @@ def _owner(lock: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def _unwritable(folder: Path, exc: OSError) -> ConfigError:
+def _unwritable(folder: Path, exc: OSError) -> SyndrError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            f"no space left on the device of the cache folder {str(folder)!r}; free space or "
+            "point the cache setting (paths.cache_dir / data.cache_dir) elsewhere"
+        )
     return ConfigError(
         f"cache folder {str(folder)!r} is not writable ({exc.strerror or exc}); point the "
         f"cache setting (paths.cache_dir / data.cache_dir) at a writable folder, or make this "

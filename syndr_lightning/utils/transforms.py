@@ -10,11 +10,15 @@ ImageNet mean and std of the whole package live here.
 
 Randomness: training crops draw from torch's global generator, which Lightning's
 ``seed_everything(workers=True)`` seeds per worker and epoch, so a seeded run repeats
-exactly. Evaluation crops are a pure function of ``(seed, sample index)``: the same
-crops at every validation, making epochs comparable.
+exactly. Evaluation crops are a pure function of ``(seed, image content)``
+(:func:`crop_seed`): the same crops at every validation, and the same crops of the same
+image in training's test, ``syndr eval``, ``syndr predict`` and ``load_model().score``,
+whatever its position in a dataset, its path or the order of the files.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import torch
@@ -28,6 +32,7 @@ __all__ = [
     "EvalTransform",
     "TrainTransform",
     "centre_crop",
+    "crop_seed",
     "eval_transform",
     "resize_short_side",
     "to_tensor",
@@ -95,6 +100,18 @@ def centre_crop(image: np.ndarray, size: int, resize: int | None = None) -> np.n
     return np.ascontiguousarray(arr[top : top + size, left : left + size])
 
 
+def crop_seed(image: np.ndarray, seed: int = 0) -> int:
+    """The seed of an image's random evaluation crops: ``seed`` and a digest of its pixels.
+
+    The one test-time crop rule of the package: an image gets the same crops wherever it
+    is scored (a dataset's test set, ``syndr eval``, ``syndr predict``, the Python API).
+    """
+    arr = np.ascontiguousarray(image)
+    digest = hashlib.blake2b(arr.data, digest_size=8)
+    digest.update(repr((arr.shape, str(arr.dtype), int(seed))).encode())
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
 def _check_crop(crop_size: int) -> int:
     if int(crop_size) < 8:
         raise ConfigError(f"data.crop_size must be an integer >= 8, got {crop_size!r}")
@@ -125,7 +142,8 @@ class TrainTransform:
 
 
 class EvalTransform:
-    """``n_crops`` random crops (fixed per sample index) or one centre crop -> ``[n,3,S,S]``."""
+    """``n_crops`` random crops (fixed per image: :func:`crop_seed`) or one centre crop
+    -> ``[n,3,S,S]``."""
 
     def __init__(
         self,
@@ -151,7 +169,9 @@ class EvalTransform:
         self.seed = int(seed)
 
     def __call__(self, image: np.ndarray, index: int | None = None) -> torch.Tensor:
-        """Return ``[n_crops, 3, crop, crop]`` for the sample at ``index``."""
+        """Return ``[n_crops, 3, crop, crop]`` of ``image`` (``index`` is unused: the crops
+        follow the image's content, :func:`crop_seed`)."""
+        key = None if self.mode == "center" else crop_seed(image, self.seed)
         if self.resize is not None:
             # resize in [0, 1] (before normalisation), then crop as usual
             raw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
@@ -164,7 +184,7 @@ class EvalTransform:
         if self.mode == "center":
             top, left = (h - s) // 2, (w - s) // 2
             return x[None, :, top : top + s, left : left + s].contiguous()
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index or 0))
+        gen = torch.Generator().manual_seed(int(key or 0))
         tops = torch.randint(0, h - s + 1, (self.n_crops,), generator=gen).tolist()
         lefts = torch.randint(0, w - s + 1, (self.n_crops,), generator=gen).tolist()
         return torch.stack(

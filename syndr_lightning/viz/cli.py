@@ -19,6 +19,7 @@ from typing import Any
 
 from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
 from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
+from syndr_lightning.utils.io import dumps_json
 
 __all__ = ["register", "run"]
 
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"syndr umap: error: {exc}", file=sys.stderr)
         return error_exit_code(exc)
     if args.json:
-        print(json.dumps({key: str(path) for key, path in figures.items()}, indent=2))
+        print(dumps_json({key: str(path) for key, path in figures.items()}, indent=2))
         return 0
     for key, path in figures.items():
         print(f"{key}: {path}")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.labels import LabelError
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,17 @@ class BaseDataset:
             return type(self).load(self)
         raise NotImplementedError(f"{type(self).__name__} implements neither read nor load")
 
+    def read_checked(self) -> pd.DataFrame:
+        """:meth:`read`, with unrankable labels (``utils/labels.py``) named by label file."""
+        try:
+            return self.read()
+        except LabelError as exc:
+            where = self.root / self.info.label_file if self.info.label_file else self.root
+            raise LabelError(f"{where}: {exc}") from None
+
     def load(self) -> pd.DataFrame:
         """Return the manifest of this dataset; raise DatasetError if images are missing."""
-        df = self.read()
+        df = self.read_checked()
         if len(df) == 0:
             raise DatasetError(
                 f"{self.info.name}: no images selected under {str(self.root)!r}; check "

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from syndr_lightning.data.datasets.base import REGISTRY
+from syndr_lightning.data.datasets.base import REGISTRY, BaseDataset
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import verify_image
 
@@ -60,7 +60,7 @@ def check_dataset(
             loader = REGISTRY[name](root, **options)
         except TypeError as exc:  # an option the loader does not take
             raise ConfigError(f"{name}: bad option for this dataset ({exc})") from None
-        df = loader.read()
+        df = loader.read_checked()
     except DatasetError as exc:
         problems.append(str(exc))
         report["reason"] = str(exc)
@@ -108,6 +108,19 @@ def check_dataset(
             problems.append(
                 f"{name}: {refs} references found, {info.published_references} published"
             )
+
+    if has_refs and type(loader).references is not BaseDataset.references:
+        present = loader.references()
+        lacking = sorted(set(df["ref"].dropna().astype(str)) - set(present))
+        if lacking:
+            text = (
+                f"{name}: {len(lacking)} references of the label file have no pristine image "
+                f"(first: {', '.join(lacking[:MAX_LISTED])}; expected e.g. "
+                f"{str(loader.root / 'images' / (lacking[0] + '.png'))!r}); DDCUp and GenDist "
+                "need them - re-extract the dataset"
+            )
+            # KADID's references are what SynDR trains from: a copy without them is unusable.
+            (fatal if name == "kadid10k" else problems).append(text)
 
     missing = [p for p in df["path"] if not Path(p).is_file()]
     if missing:

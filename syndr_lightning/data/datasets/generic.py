@@ -24,11 +24,13 @@ __all__ = ["IMAGE_SUFFIXES", "CSVDataset", "FolderDataset"]
 
 @register
 class CSVDataset(BaseDataset):
-    """``root`` is a CSV file with columns ``path,score[,ref,type,level]``.
+    """``root`` is a CSV file with columns ``path,score[,ref,type,level,ref_path]``.
 
     Paths are relative to the CSV's folder (absolute paths are kept). Scores are taken as
     higher-is-better unless ``higher_is_better=False`` is passed. An image listed twice is
     refused naming its rows unless ``duplicates=mean`` (average its scores) is passed.
+    Pristine reference images (what DDCUp needs): a ``ref_path`` column naming each row's
+    reference image, or ``refs_dir`` (option), a folder holding ``<ref>.<ext>`` per ``ref``.
     """
 
     info = DatasetInfo(
@@ -48,12 +50,48 @@ class CSVDataset(BaseDataset):
         higher_is_better: bool = True,
         dataset_name: str = "csv",
         duplicates: str = "error",
+        refs_dir: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(root, **options)
         self.higher_is_better = higher_is_better
         self.dataset_name = str(dataset_name)
         self.duplicates = str(duplicates)
+        self.refs_dir = None if refs_dir in (None, "") else Path(str(refs_dir)).expanduser()
+
+    def references(self) -> dict[str, Path]:
+        """Reference id -> pristine image, from the ``ref_path`` column or ``refs_dir``
+        (``{}`` when the CSV has neither)."""
+        table = read_csv("csv", self.root)
+        if "ref" not in table or table["ref"].isna().all():
+            return {}
+        base = self.root.parent
+        if "ref_path" in table:
+            pairs = table[["ref", "ref_path"]].dropna().astype(str).drop_duplicates()
+            clash = pairs[pairs["ref"].duplicated(keep=False)]
+            if len(clash):
+                raise DatasetError(
+                    f"csv: {str(self.root)!r} names several ref_path for reference "
+                    f"{clash['ref'].iloc[0]!r}; each ref needs one pristine image"
+                )
+            return {
+                r: (Path(p) if Path(p).is_absolute() else base / p)
+                for r, p in zip(pairs["ref"], pairs["ref_path"], strict=True)
+            }
+        if self.refs_dir is None:
+            return {}
+        found: dict[str, Path] = {}
+        for ref in sorted(set(table["ref"].dropna().astype(str))):
+            hits = sorted(
+                p for p in self.refs_dir.glob(f"{ref}.*") if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not hits:
+                raise DatasetError(
+                    f"csv: no image {ref}.<png|jpg|...> for reference {ref!r} in refs_dir "
+                    f"{str(self.refs_dir)!r}"
+                )
+            found[ref] = hits[0]
+        return found
 
     def read(self) -> pd.DataFrame:
         if self.root.is_dir():

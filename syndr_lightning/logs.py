@@ -1,0 +1,91 @@
+"""Logging of a training run: each line once, harmless third-party noise off, and a
+readable record without a terminal (SLURM, nohup): one line per epoch, the results table
+and the run folder in the job's log file (``<task>.log``) and on stdout.
+
+:func:`quiet_third_party` runs before Hydra starts (``__main__``); :func:`route_lightning`
+once the task runs (Hydra's handlers exist then); ``callbacks.epoch_log.EpochLog`` writes
+the epoch lines; :func:`log_text` writes a block of text to the log file only. Standard
+library only (``syndr-train --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["log_text", "quiet_third_party", "route_lightning", "show_run_folder"]
+
+log = logging.getLogger("syndr_lightning")
+
+#: Loggers whose INFO lines read like errors or repeat what we print ourselves.
+_QUIET = (
+    "faiss.loader",  # "Could not load library with AVX512 support" (then loads another)
+    "hydra_plugins.hydra_optuna_sweeper",  # study name, storage, sampler, directions...
+    "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
+)
+_LIGHTNING = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+class _DropNoise(logging.Filter):
+    """Drops Lightning's advertising tip; removes ``Total FLOPs: 0`` from the summary."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if msg.lstrip().startswith("\N{ELECTRIC LIGHT BULB} Tip"):
+            return False
+        if "Total FLOPs: 0" in msg:
+            record.msg = "\n".join(
+                line for line in msg.splitlines() if not line.lstrip().startswith("Total FLOPs")
+            )
+            record.args = None
+        return True
+
+
+_FILTER = _DropNoise()
+
+
+def quiet_third_party() -> None:
+    """Raise the noisy loggers to WARNING and filter Lightning's tip / zero FLOPs lines."""
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in _LIGHTNING:
+        lg = logging.getLogger(name)
+        if _FILTER not in lg.filters:
+            lg.addFilter(_FILTER)
+
+
+def route_lightning() -> None:
+    """Send Lightning's lines through the root handlers only (Hydra's console and log
+    file), instead of its own stderr handler as well: each line once. A no-op when the
+    root logger has no handler (a notebook), where Lightning's own handler is the only one.
+    """
+    quiet_third_party()
+    root = logging.getLogger()
+    if not root.handlers:
+        return
+    for handler in root.handlers:  # filters of a logger do not see its children's records
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+    for name in _LIGHTNING:
+        lg = logging.getLogger(name)
+        for handler in list(lg.handlers):
+            if type(handler) is logging.StreamHandler:
+                lg.removeHandler(handler)
+        lg.propagate = True
+
+
+def _file_handlers() -> list[logging.FileHandler]:
+    return [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+
+
+def log_text(text: str) -> None:
+    """Write ``text`` (e.g. the printed results table) into the run's log file(s) only."""
+    record = logging.LogRecord("syndr_lightning", logging.INFO, __file__, 0, text, None, None)
+    for handler in _file_handlers():
+        handler.handle(record)
+
+
+def show_run_folder(path: str) -> None:
+    """Print the run folder on stdout and write it into the log file (the last line)."""
+    line = f"run folder: {path}"
+    print(line, flush=True)
+    log_text(line)

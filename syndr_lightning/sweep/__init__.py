@@ -1,0 +1,2 @@
+"""Sweep tools shipped with the package: ``syndr sweep collect`` (paper-style tables of a
+multirun) and ``syndr sweep intra`` (intra-dataset medians)."""
