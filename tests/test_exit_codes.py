@@ -10,7 +10,7 @@ import pytest
 from inference_helpers import write_image
 
 from syndr_lightning.cli import main as syndr
-from syndr_lightning.train import REPO_ROOT
+from syndr_lightning.config import REPO_ROOT
 from syndr_lightning.utils import errors
 
 FAILURES = REPO_ROOT / "docs" / "failures.md"
