@@ -28,17 +28,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from syndr_lightning.reshape.params import DDCUpParams, DRCDownParams
+
 PAPER_FILE = Path(__file__).resolve().parent / "paper_results.json"
 
 #: The overrides of a row without reshaping (the DGQA baseline on the same data).
 BASELINE = ("reshape.ddcup=false", "reshape.drcdown=false", "callbacks.drcdown=null")
-#: The paper's thresholds (conf/reshape/syndr.yaml): an override equal to one is no override.
+#: The paper's thresholds (the defaults of reshape/params.py, mirrored by
+#: conf/reshape/syndr.yaml): an override equal to one is no override.
 PAPER_DEFAULTS = {
-    "reshape.k": 5,
-    "reshape.T_ref": 0.05,
-    "reshape.T_q": 1.0,
-    "reshape.T_f": 0.1,
-    "reshape.T_u": 20,
+    f"reshape.{key}": getattr(params, key)
+    for params, keys in ((DDCUpParams, ("k", "T_ref")), (DRCDownParams, ("T_q", "T_f", "T_u")))
+    for key in keys
 }
 #: Weights of each backbone as the paper used them (torchvision's of the authors' era; CLIP).
 PAPER_WEIGHTS = {
