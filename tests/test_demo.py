@@ -251,12 +251,13 @@ def test_epoch_curves_plateau_and_figure(tmp_path: Path) -> None:
     nan = float("nan")
     table = pd.DataFrame(
         {
-            "epoch": [0, 0, 0, 1, 1, 2, 2],
-            "train/loss_step": [3.0, nan, nan, 2.0, nan, 1.0, nan],
-            "train/loss_epoch": [nan, 2.5, nan, nan, 1.5, nan, 1.2],
-            "val/srcc": [nan, nan, 0.5, nan, 0.79, nan, 0.80],
-            "val/plcc": [nan, nan, 0.4, nan, 0.7, nan, 0.75],
-            "drcdown/kept_fraction": [0.9, nan, nan, 0.8, nan, 0.85, nan],
+            # the last row: trainer.validate of the selected checkpoint after fit
+            "epoch": [0, 0, 0, 1, 1, 2, 2, 3],
+            "train/loss_step": [3.0, nan, nan, 2.0, nan, 1.0, nan, nan],
+            "train/loss_epoch": [nan, 2.5, nan, nan, 1.5, nan, 1.2, nan],
+            "val/srcc": [nan, nan, 0.5, nan, 0.79, nan, 0.80, 0.80],
+            "val/plcc": [nan, nan, 0.4, nan, 0.7, nan, 0.75, 0.75],
+            "drcdown/kept_fraction": [0.9, nan, nan, 0.8, nan, 0.85, nan, nan],
         }
     )
     curves = epoch_curves(table)

@@ -37,8 +37,10 @@ def epoch_curves(metrics: pd.DataFrame) -> pd.DataFrame:
 
     ``metrics`` is a Lightning CSV logger table (an ``epoch`` column, one column per
     logged key, several rows per epoch). A key that was never logged gives a column of
-    NaN (``kept_fraction`` without DRCDown). Epochs without a validation SRCC (a run
-    stopped mid-epoch) are dropped.
+    NaN (``kept_fraction`` without DRCDown). Only training epochs count: rows of an epoch
+    without a validation SRCC (a run stopped mid-epoch) or, when the training loss was
+    logged, without a training loss (the validation of the selected checkpoint that
+    follows ``fit`` is logged under the next epoch number) are dropped.
     """
     if "epoch" not in metrics.columns:
         raise InputError(
@@ -58,7 +60,10 @@ def epoch_curves(metrics: pd.DataFrame) -> pd.DataFrame:
     out = out[list(CURVE_KEYS)].sort_index()
     out.index = out.index.astype(int)
     out.index.name = "epoch"
-    return out[out["val_srcc"].notna()]
+    keep = out["val_srcc"].notna()
+    if out["train_loss"].notna().any():
+        keep &= out["train_loss"].notna()
+    return out[keep]
 
 
 def levelled_off_epoch(val_srcc: Sequence[float], tolerance: float = 0.01) -> int | None:
