@@ -120,6 +120,7 @@ def plot_learning_curves(
                     color=colour,
                     alpha=0.75,
                     lw=1.2,
+                    marker=".",
                     label=variant if variant not in seen else None,
                 )
                 ax.plot(epochs[-1:], series.to_numpy()[-1:], "x", color=colour, ms=5)
@@ -130,6 +131,7 @@ def plot_learning_curves(
             axes.flat[1].plot([mark], [table.loc[mark, "val_srcc"]], "o", color=colour, ms=6)
     for ax, (column, _) in zip(axes.flat, panels, strict=True):
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         if not ax.lines:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
@@ -137,4 +139,5 @@ def plot_learning_curves(
             ax.set_ylim(0.0, 1.05)
     axes.flat[0].legend(loc="upper right")
     fig.suptitle(title + "\n(dot: epoch the validation SRCC levelled off; cross: last epoch)")
+    fig.tight_layout()
     return save_figure(fig, path)
