@@ -16,6 +16,7 @@ from syndr_lightning.demo.data import (
     build_demo_dataset,
     proxy_mos,
     reference_crops,
+    reference_tiles,
 )
 from syndr_lightning.utils.errors import ConfigError
 
@@ -25,7 +26,8 @@ TINY_DATA = [
     # Small photographs only (decoding retina/hubble costs seconds).
     "demo.data.photos=[astronaut,coffee,chelsea,rocket,camera,moon,coins,clock]",
     "demo.data.n_train_photos=3",
-    "demo.data.n_val_photos=1",
+    "demo.data.n_val_photos=0",
+    "demo.data.val_crops_per_photo=1",  # validation = held-out tiles of the training photos
     "demo.data.n_candidate_photos=3",
     "demo.data.n_test_photos=1",
     "demo.data.crops_per_photo=2",
@@ -59,6 +61,24 @@ def test_reference_crops_and_proxy_label() -> None:
     assert 1.0 <= proxy_mos(ref, strong) < proxy_mos(ref, mild) < 5.0
 
 
+def test_reference_tiles_do_not_overlap() -> None:
+    photo = np.arange(300 * 400 * 3, dtype=np.int64).reshape(300, 400, 3) % 251
+    photo = photo.astype(np.uint8)
+    tiles = reference_tiles(photo, 4, (64, 48))
+    assert len(tiles) == 4 and all(t.shape == (48, 64, 3) for t in tiles)
+    # A 2x2 grid of a landscape photograph: the tiles are its four quarters, disjoint.
+    full = np.asarray(Image.fromarray(photo).resize((128, 96), Image.Resampling.BICUBIC))
+    assert np.array_equal(tiles[0], full[:48, :64]) and np.array_equal(tiles[3], full[48:, 64:])
+    with pytest.raises(ConfigError, match="tiles"):
+        reference_tiles(photo, 0, (64, 48))
+
+
+def test_demo_spec_needs_validation_references() -> None:
+    with pytest.raises(ConfigError, match="val_crops_per_photo"):
+        DemoSpec(n_val_photos=0, val_crops_per_photo=0).validate()
+    DemoSpec(n_val_photos=0, val_crops_per_photo=1).validate()
+
+
 def test_build_demo_dataset_layout_and_cache(tmp_path: Path) -> None:
     from syndr_lightning.data.datasets import load_dataset
 
@@ -80,6 +100,12 @@ def test_build_demo_dataset_layout_and_cache(tmp_path: Path) -> None:
     target = load_dataset("kadid10k", str(data.target_root))
     assert len(train) == 4 * 2 * 2 and len(val) == 2 * 2 * 2 and len(target) == 2 * 1 * 2
     assert set(train["ref"]).isdisjoint(val["ref"])
+    # Held-out tiles of the training photographs validate first (then the val photos).
+    tiled = build_demo_dataset(tmp_path, DemoSpec(**{**spec.__dict__, "val_crops_per_photo": 1}))
+    assert len(tiled.val_refs) == 2 + 2 and tiled.root != data.root
+    crops = tiled.meta["source_crops"]
+    train_photos = tiled.meta["roles"]["train"]
+    assert [crops[f"I{i + 1:02d}"] for i in tiled.val_refs[:2]] == [f"{n}_2" for n in train_photos]
     assert set(target["dist_type"]) == {11}
     # Labels are the documented proxy: level 5 worse than level 1 for every ref and type.
     table = pd.read_csv(data.kadid_root / "dmos.csv")
@@ -146,8 +172,20 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:
     rows = {r["variant"]: r for r in results["rows"] if r["seed"] == 0}
     assert rows["baseline"]["kept_fraction"] is None
     assert 0 < rows["syndr"]["kept_fraction"] <= 1
+    summary = json.loads((tmp_path / "run" / "figures" / "demo_summary.json").read_text())
+    assert summary["comparison"]["mean_diff"] == pytest.approx(cmp["mean_diff"])
+    assert summary["comparison"]["width"] == pytest.approx(cmp["high"] - cmp["low"])
+    assert len(summary["runs"]) == 4
+    for run in summary["runs"]:
+        assert run["epochs_trained"] == 1 and run["levelled_off_epoch"] == 0
+        assert run["curves"][0]["val_srcc"] == pytest.approx(run["val_srcc_final"])
+        assert np.isfinite(run["srcc"]) and np.isfinite(run["plcc"])
+        assert (run["kept_fraction"] is None) == (run["variant"] == "baseline")
+    assert "Learning curves: baseline" in out and "levelled off at epoch 0" in out
+    assert "interval is" in out
     figures = results["figures"]
     expected = {
+        "learning_curves",
         "baseline/umap/train",
         "syndr/umap/train",
         "syndr/umap/joint",
@@ -204,3 +242,37 @@ def test_demo_falls_back_to_tiny_cnn_without_the_offline_wheel(tmp_path: Path, m
     assert cfg.model.backbone == "tiny_cnn" and cfg.model.weights == "none"
     assert cfg.reshape.encoder == "tiny_cnn" and cfg.reshape.encoder_weights == "none"
     assert cfg.model.lr == pytest.approx(1e-3)
+
+
+def test_epoch_curves_plateau_and_figure(tmp_path: Path) -> None:
+    from syndr_lightning.demo.curves import epoch_curves, levelled_off_epoch, plot_learning_curves
+
+    # A Lightning CSV table: step rows (loss_step) and epoch rows, NaN elsewhere.
+    nan = float("nan")
+    table = pd.DataFrame(
+        {
+            # the last row: trainer.validate of the selected checkpoint after fit
+            "epoch": [0, 0, 0, 1, 1, 2, 2, 3],
+            "train/loss_step": [3.0, nan, nan, 2.0, nan, 1.0, nan, nan],
+            "train/loss_epoch": [nan, 2.5, nan, nan, 1.5, nan, 1.2, nan],
+            "val/srcc": [nan, nan, 0.5, nan, 0.79, nan, 0.80, 0.80],
+            "val/plcc": [nan, nan, 0.4, nan, 0.7, nan, 0.75, 0.75],
+            "drcdown/kept_fraction": [0.9, nan, nan, 0.8, nan, 0.85, nan, nan],
+        }
+    )
+    curves = epoch_curves(table)
+    assert list(curves.index) == [0, 1, 2]
+    assert curves["val_srcc"].tolist() == [0.5, 0.79, 0.80]
+    assert curves["train_loss"].tolist() == [2.5, 1.5, 1.2]
+    assert curves["kept_fraction"].tolist() == [0.9, 0.8, 0.85]
+    assert epoch_curves(table.drop(columns=["drcdown/kept_fraction"]))["kept_fraction"].isna().all()
+    assert levelled_off_epoch(curves["val_srcc"], 0.01) == 1
+    assert levelled_off_epoch(curves["val_srcc"], 0.0) == 2
+    assert levelled_off_epoch([]) is None
+    png = plot_learning_curves(
+        {("baseline", 0): curves, ("syndr", 0): curves},
+        tmp_path / "c.png",
+        levelled={("syndr", 0): 1},
+    )
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.size[0] > 500

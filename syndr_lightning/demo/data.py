@@ -55,10 +55,11 @@ __all__ = [
     "build_demo_dataset",
     "proxy_mos",
     "reference_crops",
+    "reference_tiles",
 ]
 
 #: Bumped whenever the build changes what it writes, so old caches are not reused.
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: val_crops_per_photo (held-out tiles of the training photographs)
 
 _LUMA = np.array([0.2989, 0.5870, 0.1140])
 
@@ -196,6 +197,38 @@ def reference_crops(photo: np.ndarray, n_crops: int, size: tuple[int, int]) -> l
     return [np.ascontiguousarray(img[y : y + h, x : x + w]) for y, x in zip(ys, xs, strict=True)]
 
 
+def reference_tiles(photo: np.ndarray, n_tiles: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``n_tiles`` NON-overlapping reference images ``[h, w, 3]`` (``size = (w, h)``).
+
+    The photograph is rescaled (bicubic) to cover a grid of ``gx x gy >= n_tiles`` tiles
+    whose shape is closest to the photograph's, the grid is centred, and the first
+    ``n_tiles`` tiles in row-major order are returned: no pixel is in two tiles, so a
+    tile held out for validation shares the photograph but not its pixels.
+    """
+    if n_tiles < 1:
+        raise ConfigError(f"demo.data tiles per photograph must be >= 1; got {n_tiles}")
+    w, h = size
+    if w < 32 or h < 32:
+        raise ConfigError(f"demo.ref_size must be at least 32x32; got {w}x{h}")
+    ph, pw = photo.shape[:2]
+    grids = [(gx, -(-n_tiles // gx)) for gx in range(1, n_tiles + 1)]
+    gx, gy = min(grids, key=lambda g: (abs(np.log((g[0] * w) / (g[1] * h) / (pw / ph))), g))
+    scale = max(gx * w / pw, gy * h / ph)
+    new_w, new_h = max(gx * w, round(pw * scale)), max(gy * h, round(ph * scale))
+    img = np.asarray(
+        Image.fromarray(photo).resize((new_w, new_h), Image.Resampling.BICUBIC), dtype=np.uint8
+    )
+    top, left = (new_h - gy * h) // 2, (new_w - gx * w) // 2
+    tiles = [
+        np.ascontiguousarray(
+            img[top + r * h : top + (r + 1) * h, left + c * w : left + (c + 1) * w]
+        )
+        for r in range(gy)
+        for c in range(gx)
+    ]
+    return tiles[:n_tiles]
+
+
 def proxy_mos(reference: np.ndarray, distorted: np.ndarray) -> float:
     """Full-reference proxy label on 1..5: ``1 + 4 * clip(SSIM(luma), 0, 1)``."""
     from skimage.metrics import structural_similarity
@@ -228,6 +261,7 @@ class DemoSpec:
     n_candidate_photos: int = 5
     n_test_photos: int = 4
     crops_per_photo: int = 3
+    val_crops_per_photo: int = 0
     ref_size: tuple[int, int] = (192, 144)
     train_types: tuple[int, ...] = (1, 3, 10, 17, 18, 25)
     test_types: tuple[int, ...] = (2, 9, 11, 16, 21, 24)
@@ -241,12 +275,16 @@ class DemoSpec:
 
     def validate(self) -> None:
         """Raise ConfigError for counts or types that cannot work."""
-        for name in ("n_train_photos", "n_val_photos", "n_test_photos", "crops_per_photo"):
+        for name in ("n_train_photos", "n_test_photos", "crops_per_photo"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"demo.data.{name} must be >= 1; got {getattr(self, name)}")
-        if self.n_candidate_photos < 0:
+        for name in ("n_val_photos", "n_candidate_photos", "val_crops_per_photo"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"demo.data.{name} must be >= 0; got {getattr(self, name)}")
+        if self.n_val_photos == 0 and self.val_crops_per_photo == 0:
             raise ConfigError(
-                f"demo.data.n_candidate_photos must be >= 0; got {self.n_candidate_photos}"
+                "the demo needs validation references: set demo.data.val_crops_per_photo "
+                "(held-out tiles of the training photographs) or demo.data.n_val_photos >= 1"
             )
         for name in ("train_types", "test_types"):
             types = getattr(self, name)
@@ -366,12 +404,31 @@ def build_demo_dataset(
     )
     crops = {
         name: reference_crops(photos[name], spec.crops_per_photo, spec.ref_size)
-        for names in roles.values()
+        for role, names in roles.items()
         for name in names
+        if role != "train" or not spec.val_crops_per_photo
     }
+    held_out: dict[str, list[np.ndarray]] = {}
+    if spec.val_crops_per_photo:
+        # Non-overlapping tiles: the last ones of each training photograph validate.
+        for name in roles["train"]:
+            tiles = reference_tiles(
+                photos[name], spec.crops_per_photo + spec.val_crops_per_photo, spec.ref_size
+            )
+            crops[name] = tiles[: spec.crops_per_photo]
+            held_out[name] = tiles[spec.crops_per_photo :]
 
     def refs_of(role: str) -> list[tuple[str, np.ndarray]]:
-        return [(f"{name}_{j}", crop) for name in roles[role] for j, crop in enumerate(crops[name])]
+        refs = [(f"{name}_{j}", crop) for name in roles[role] for j, crop in enumerate(crops[name])]
+        if role == "val":  # held-out tiles of the training photographs first
+            k = spec.crops_per_photo
+            tiles = [
+                (f"{n}_{k + j}", t)
+                for n in roles["train"]
+                for j, t in enumerate(held_out.get(n, []))
+            ]
+            refs = tiles + refs
+        return refs
 
     with atomic_dir(root) as tmp:
         # Training and validation share one KADID folder (one score scale), selected

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from syndr_lightning.demo.curves import epoch_curves, levelled_off_epoch, plot_learning_curves
 from syndr_lightning.demo.data import DemoData, DemoSpec, build_demo_dataset
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.io import atomic_open
@@ -178,10 +179,20 @@ def _per_epoch_mean(table: pd.DataFrame | None, key: str) -> float | None:
 
 
 def summarise_variant(
-    name: str, metrics: dict[str, float], run_dir: Path, seconds: float, target: str
+    name: str,
+    metrics: dict[str, float],
+    run_dir: Path,
+    seconds: float,
+    target: str,
+    tolerance: float = 0.01,
 ) -> dict[str, Any]:
-    """One table row: test metrics (val-selected and last), DRCDown numbers, time."""
+    """One table row: test metrics (val-selected and last), the per-epoch curves, the
+    epoch the validation SRCC levelled off (within ``tolerance`` of its best), DRCDown
+    numbers, time."""
     table = _csv_metrics(run_dir)
+    curves = epoch_curves(table) if table is not None else None
+    val_curve = [] if curves is None else curves["val_srcc"].tolist()
+    kept_curve = [] if curves is None else curves["kept_fraction"].dropna().tolist()
     figures_file = run_dir / "figures" / "figures.json"
     figs: dict[str, Any] = {}
     if figures_file.is_file():
@@ -195,6 +206,11 @@ def summarise_variant(
         "plcc_last": metrics.get(f"test_last/{target}/plcc", metrics.get(f"test/{target}/plcc")),
         "val_srcc": metrics.get("val/srcc"),
         "val_epoch": metrics.get("val/epoch"),
+        "val_srcc_final": val_curve[-1] if val_curve else metrics.get("val_last/srcc"),
+        "epochs_trained": len(val_curve),
+        "levelled_off_epoch": levelled_off_epoch(val_curve, tolerance),
+        "kept_fraction_final": kept_curve[-1] if kept_curve else None,
+        "curves": [] if curves is None else _records(curves),
         "kept_fraction": _per_epoch_mean(table, "drcdown/kept_fraction"),
         "clusters": _per_epoch_mean(table, "drcdown/clusters"),
         "final_clusters": final.get("clusters"),
@@ -202,6 +218,17 @@ def summarise_variant(
         "seconds": seconds,
         "figures": {k: str(v) for k, v in (figs.get("figures") or {}).items()},
     }
+
+
+def _records(curves: pd.DataFrame) -> list[dict[str, Any]]:
+    """The epoch table as JSON-able rows (NaN -> None)."""
+    rows = []
+    for epoch, row in curves.iterrows():
+        rows.append(
+            {"epoch": int(epoch)}  # type: ignore[call-overload]
+            | {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
+        )
+    return rows
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -294,6 +321,139 @@ def _print_pairs(
     return cmp
 
 
+def _print_curves(
+    rows: list[dict[str, Any]], console: Any, out_dir: Path, max_epochs: int, tolerance: float
+) -> dict[str, str]:
+    """Per-epoch curves of every run (printed per variant; one figure of all runs), and
+    where each run levelled off."""
+    from rich.table import Table
+
+    curves: dict[tuple[str, int], pd.DataFrame] = {}
+    levelled: dict[tuple[str, int], int | None] = {}
+    for r in rows:
+        if r["curves"]:
+            key = (r["variant"], int(r["seed"]))
+            curves[key] = pd.DataFrame(r["curves"]).set_index("epoch")
+            levelled[key] = r["levelled_off_epoch"]
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = {seed: c for (v, seed), c in curves.items() if v == name}
+        if not mine:
+            continue
+        table = Table(
+            title=f"Learning curves: {name} (per epoch; val SRCC per seed, the rest the mean "
+            f"over the seeds still training)"
+        )
+        seeds = sorted(mine)
+        for col in ("epoch", "train loss", *(f"val SRCC s{s}" for s in seeds), "val PLCC", "kept"):
+            table.add_column(col, justify="right")
+        epochs = sorted({int(e) for c in mine.values() for e in c.index})
+        for e in epochs:
+            here = [c.loc[e] for c in mine.values() if e in c.index]
+            kept = [x["kept_fraction"] for x in here if pd.notna(x["kept_fraction"])]
+            table.add_row(
+                str(e),
+                _fmt(float(np.mean([x["train_loss"] for x in here]))),
+                *(
+                    _fmt(float(mine[s].loc[e, "val_srcc"])) if e in mine[s].index else ""
+                    for s in seeds
+                ),
+                _fmt(float(np.mean([x["val_plcc"] for x in here]))),
+                _fmt(float(np.mean(kept))) if kept else "-",
+            )
+        console.print(table)
+    for r in rows:
+        n, at = r["epochs_trained"], r["levelled_off_epoch"]
+        if at is None:
+            continue
+        why = (
+            "stopped early: no gain for the early-stopping patience"
+            if n < max_epochs
+            else f"ran to the cap of {max_epochs} epochs"
+        )
+        console.print(
+            f"{r['variant']} seed {r['seed']}: validation SRCC levelled off at epoch {at} "
+            f"(within {tolerance:g} of its best {max(c['val_srcc'] for c in r['curves']):.3f}); "
+            f"{n} epochs trained ({why}); final val SRCC {_fmt(r['val_srcc_final'])}"
+        )
+    if not curves:
+        return {}
+    png = plot_learning_curves(
+        curves, out_dir / "figures" / "learning_curves.png", levelled=levelled
+    )
+    return {"learning_curves": str(png)}
+
+
+def _seeds_for_width(sd: float, target: float, confidence: float) -> int | None:
+    """Fewest paired seeds whose t interval would be narrower than ``target`` at this sd."""
+    from scipy import stats
+
+    if not np.isfinite(sd) or sd <= 0:
+        return None
+    for n in range(2, 1001):
+        if 2 * float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / np.sqrt(n) < target:
+            return n
+    return None
+
+
+def _print_width(cmp: PairedComparison, target: float, console: Any) -> dict[str, Any]:
+    """The interval's width against ``demo.target_width``; if wider, how wide and why."""
+    width = float(cmp.high - cmp.low)
+    needed = _seeds_for_width(cmp.std_diff, target, cmp.confidence)
+    pct = f"{100 * cmp.confidence:.0f}%"
+    if cmp.n < 2:
+        console.print(f"One seed: no {pct} interval (set demo.seeds to two or more).")
+    elif width < target:
+        console.print(f"The {pct} interval is {width:.3f} wide (narrower than {target:g}).")
+    else:
+        console.print(
+            f"[bold]The {pct} interval is {width:.3f} wide, wider than {target:g}[/bold]: "
+            f"{cmp.n} paired seeds and a per-seed difference that varies by "
+            f"{cmp.std_diff:.3f} (std) between seeds; at that spread about "
+            f"{needed if needed is not None else 'more than 1000'} seeds would be needed "
+            f"(each costs two trainings; demo.seeds)."
+        )
+    return {"width": width, "target_width": target, "seeds_for_target_width": needed}
+
+
+def _summary(
+    rows: list[dict[str, Any]],
+    cmp: PairedComparison,
+    width: dict[str, Any],
+    base: str,
+    treat: str,
+    target: str,
+) -> dict[str, Any]:
+    """What ``figures/demo_summary.json`` holds: per run and the paired difference."""
+    keys = (
+        "variant",
+        "seed",
+        "epochs_trained",
+        "levelled_off_epoch",
+        "val_srcc_final",
+        "val_srcc",
+        "val_epoch",
+        "srcc",
+        "plcc",
+        "srcc_last",
+        "kept_fraction",
+        "kept_fraction_final",
+        "seconds",
+        "curves",
+    )
+    return {
+        "proxy_task": True,
+        "runs": [{k: r.get(k) for k in keys} for r in rows],
+        "fields": {
+            "val_srcc_final": "validation SRCC of the last epoch",
+            "val_srcc": "validation SRCC of the val-selected checkpoint (epoch val_epoch)",
+            "srcc": f"test/{target}/srcc of the val-selected checkpoint",
+            "plcc": f"test/{target}/plcc of the val-selected checkpoint",
+            "kept_fraction": "DRCDown's kept fraction, mean over epochs (null: DRCDown off)",
+        },
+        "comparison": {"baseline": base, "treatment": treat, **asdict(cmp), **width},
+    }
+
+
 def _reference_selection(cfg: DictConfig, data: DemoData, out_dir: Path) -> dict[str, Path]:
     """Fig. 9 from the (cached) DDCUp build of the SynDR variant's datamodule."""
     from syndr_lightning.build import build_datamodule
@@ -361,6 +521,7 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
     variants = list(cfg.demo.variants)
     if len(variants) < 2:
         raise ConfigError("demo.variants needs a baseline and a treatment (two entries)")
+    tolerance = float(cfg.demo.get("plateau_tolerance", 0.01))
     rows: list[dict[str, Any]] = []
     flat: dict[str, float] = {}
     syndr_cfg: DictConfig | None = None
@@ -375,7 +536,9 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
             t0 = time.perf_counter()
             metrics = train(vcfg)
             seconds = time.perf_counter() - t0
-            row = summarise_variant(str(name), metrics, seed_dir / str(name), seconds, target)
+            row = summarise_variant(
+                str(name), metrics, seed_dir / str(name), seconds, target, tolerance
+            )
             rows.append({**row, "seed": seed})
             flat.update({f"{name}/seed{seed}/{k}": float(v) for k, v in metrics.items()})
             if vcfg.reshape.get("ddcup") and syndr_cfg is None:
@@ -401,9 +564,12 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
         f"{cfg.trainer.max_epochs} epochs, crop {cfg.data.crop_size}, paired seeds {seeds}. "
         f"Labels: {data.meta['label']}."
     )
+    max_epochs = int(cfg.trainer.max_epochs)
+    figures.update(_print_curves(rows, console, out_dir, max_epochs, tolerance))
     _print_table(rows, protocol, console)
     confidence = float(cfg.demo.get("confidence", 0.95))
     cmp = _print_pairs(rows, str(variants[0]), str(variants[-1]), console, confidence)
+    width = _print_width(cmp, float(cfg.demo.get("target_width", 0.05)), console)
     console.print(
         "[bold]This is a proxy task[/bold]: SSIM-derived labels on a few shipped photographs "
         "and minutes of CPU training. Its numbers do not reproduce or predict the paper's. "
@@ -416,6 +582,11 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
     if missing:
         console.print(f"[red]missing or empty figures: {missing}[/red]")
     console.print(f"Demo dataset: {data.root}; outputs: {out_dir}; total time {total:.0f} s")
+    summary = _summary(rows, cmp, width, str(variants[0]), str(variants[-1]), target)
+    summary.update(protocol=protocol, seconds=total, max_epochs=max_epochs)
+    with atomic_open(out_dir / "figures" / "demo_summary.json") as fh:
+        json.dump(summary, fh, indent=1, default=str)
+    console.print(f"Summary (JSON): {out_dir / 'figures' / 'demo_summary.json'}")
     with atomic_open(out_dir / "demo_results.json") as fh:
         json.dump(
             {
@@ -427,6 +598,7 @@ def run_demo(cfg: DictConfig) -> dict[str, float]:
                     "treatment": str(variants[-1]),
                     "metric": f"test/{target}/srcc (val-selected checkpoint)",
                     **asdict(cmp),
+                    **width,
                 },
                 "figures": figures,
                 "protocol": protocol,
