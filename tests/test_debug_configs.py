@@ -11,12 +11,9 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.profilers import SimpleProfiler
 from omegaconf import OmegaConf
 
-from syndr_lightning.compose import (
-    compose_config,
-    instantiate,
-    instantiate_mapping,
-    validate_config,
-)
+from syndr_lightning.build import build_callbacks, instantiate
+from syndr_lightning.compose import compose_config
+from syndr_lightning.run_config import RunConfig
 
 
 def _cfg(tmp_path: Path, *overrides: str):
@@ -24,7 +21,7 @@ def _cfg(tmp_path: Path, *overrides: str):
     paths = [f"paths.cache_dir={tmp_path / 'c'}", f"paths.log_dir={tmp_path / 'l'}"]
     cfg = compose_config([*overrides, *paths], output_dir=tmp_path / "out")
     OmegaConf.resolve(cfg)
-    validate_config(cfg)
+    RunConfig.from_config(cfg)
     return cfg
 
 
@@ -45,7 +42,7 @@ def test_debug_configs_build_their_trainer(tmp_path: Path, name: str, key: str, 
 
 def test_early_stopping_callbacks(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, "callbacks=early_stopping")
-    callbacks = instantiate_mapping(cfg.callbacks, "callbacks")
+    callbacks = build_callbacks(RunConfig.from_config(cfg), loggers=[])  # the one builder
     stops = [c for c in callbacks if isinstance(c, EarlyStopping)]
     assert len(stops) == 1 and stops[0].monitor == "val/srcc" and stops[0].mode == "max"
     assert "model_checkpoint" in cfg.callbacks  # the defaults are kept

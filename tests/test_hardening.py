@@ -207,6 +207,7 @@ def test_upsampled_manifest_edit_is_rebuilt(tmp_path: Path) -> None:
     from syndr_lightning.data.datasets import get_loader, load_dataset
     from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set, load_cached
     from syndr_lightning.fakedata.fixtures import write_fixture
+    from syndr_lightning.reshape.params import DDCUpParams
 
     kadid = write_fixture("kadid10k", tmp_path / "kadid", n_refs=4, types=[1])
     kadis = write_fixture("kadis700k", tmp_path / "kadis", n_refs=3)
@@ -214,7 +215,10 @@ def test_upsampled_manifest_edit_is_rebuilt(tmp_path: Path) -> None:
     refs = get_loader("kadid10k")(kadid, types=[1]).references()
     cands = get_loader("kadis700k")(kadis).references()
     spec = UpsampleSpec(
-        types=(1,), encoder="tiny_cnn", encoder_weights="none", crop_size=32, select=False
+        (1,),
+        DDCUpParams(
+            encoder="tiny_cnn", encoder_weights="none", encoder_crop=32, select_candidates=False
+        ),
     )
     first = build_upsampled_set(manifest, refs, cands, tmp_path / "c", spec, progress=False)
     table = first.directory / "manifest.csv"
@@ -433,6 +437,7 @@ def test_full_disk_during_the_ddcup_build_is_one_line(tmp_path: Path) -> None:
     from syndr_lightning.data.datasets import get_loader, load_dataset
     from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set
     from syndr_lightning.fakedata.fixtures import write_fixture
+    from syndr_lightning.reshape.params import DDCUpParams
 
     kadid = write_fixture("kadid10k", tmp_path / "kadid", n_refs=3, types=[1])
     kadis = write_fixture("kadis700k", tmp_path / "kadis", n_refs=3, size=(64, 48))
@@ -440,7 +445,10 @@ def test_full_disk_during_the_ddcup_build_is_one_line(tmp_path: Path) -> None:
     refs = get_loader("kadid10k")(kadid, types=[1]).references()
     cands = get_loader("kadis700k")(kadis).references()
     spec = UpsampleSpec(
-        types=(1,), encoder="tiny_cnn", encoder_weights="none", crop_size=32, select=False
+        (1,),
+        DDCUpParams(
+            encoder="tiny_cnn", encoder_weights="none", encoder_crop=32, select_candidates=False
+        ),
     )
     from syndr_lightning.utils.errors import DiskFullError
 

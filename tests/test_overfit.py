@@ -23,8 +23,9 @@ import lightning as L
 import torch
 from scipy.stats import spearmanr
 
-from syndr_lightning.compose import build_datamodule, instantiate
+from syndr_lightning.build import build_datamodule, instantiate
 from syndr_lightning.data.datamodule import ManifestDataset
+from syndr_lightning.run_config import RunConfig
 from syndr_lightning.train import compose_config
 
 OVERFIT = [
@@ -75,7 +76,7 @@ class TrainingSRCC(L.Callback):
 def test_a_few_batches_overfit_through_the_regular_path(tmp_path: Path) -> None:
     cfg = compose_config([*OVERFIT, f"paths.cache_dir={tmp_path}"], output_dir=tmp_path / "run")
     L.seed_everything(0, workers=True)
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, RunConfig.from_config(cfg))
     model = instantiate(cfg.model, "model")
     check = TrainingSRCC(dm)
     trainer = L.Trainer(
