@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,28 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(autouse=True)
+def _logging_state() -> Iterator[None]:
+    """Each test starts from the logging setup the previous one found: an in-process Hydra
+    run adds root handlers bound to that test's captured stderr, and ``logs.route_lightning``
+    sends Lightning's records to them; left behind, a later test's Lightning line would hit
+    a closed stream ("--- Logging error ---" on stderr)."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    names = ("lightning", "lightning.pytorch", "lightning.fabric")
+    saved = {
+        n: (list(logging.getLogger(n).handlers), logging.getLogger(n).propagate) for n in names
+    }
+    yield
+    for handler in list(root.handlers):  # pytest's own capture handlers come and go itself
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    for name, (handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
 
 
 @pytest.fixture(scope="session")
