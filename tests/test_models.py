@@ -138,6 +138,133 @@ def test_optimizer_has_two_learning_rates() -> None:
     assert opt.defaults["weight_decay"] == pytest.approx(1e-3)
 
 
+def _bn_state(model: BIQAModule) -> list[torch.Tensor]:
+    return [
+        t.clone()
+        for m in model.backbone.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+        for t in (m.running_mean, m.running_var)
+    ]
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_bn_keeps_running_statistics_through_a_fit(freeze: bool) -> None:
+    """``freeze_bn``: the backbone's norms stay in eval mode through Lightning's loops
+    (training, validation, back to training), so their running statistics never move;
+    their affine parameters and the rest still train. Without it they move."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    model = BIQAModule("tiny_cnn", "none", lr=1e-2, freeze_bn=freeze)
+    before = _bn_state(model)
+    weight0 = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    weight0 = weight0.weight.detach().clone()
+    images = torch.randn(8, 3, 32, 32) * 3 + 1
+    train = [{"image": images[i], "score": torch.tensor(float(i))} for i in range(8)]
+    val = [
+        {"image": images[i : i + 1].repeat(2, 1, 1, 1), "score": torch.tensor(float(i))}
+        for i in range(8)
+    ]
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, DataLoader(train, batch_size=4), DataLoader(val, batch_size=4))
+    after = _bn_state(model)
+    moved = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert moved is not freeze
+    bn = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.equal(bn.weight.detach(), weight0)  # the affine part trains either way
+    model.train()
+    assert model.training and bn.training is not freeze
+
+
+def test_cosine_lr_schedule_decays_both_rates_over_max_epochs() -> None:
+    import math
+
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    seen: list[tuple[float, float]] = []
+
+    class Record(L.Callback):
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            groups = trainer.optimizers[0].param_groups
+            seen.append((groups[0]["lr"], groups[1]["lr"]))
+
+    torch.manual_seed(0)
+    model = BIQAModule("tiny_cnn", "none", lr=1e-3, lr_ratio=10.0, lr_schedule="cosine")
+    data = [{"image": torch.randn(3, 32, 32), "score": torch.tensor(float(i))} for i in range(4)]
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
+    trainer.fit(model, DataLoader(data, batch_size=2))
+    want = [0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert [b for b, _ in seen] == pytest.approx([1e-3 * f for f in want])
+    assert [h for _, h in seen] == pytest.approx([1e-2 * f for f in want])
+    # without a trainer's epoch budget there is nothing to decay over
+    with pytest.raises(ConfigError, match=r"trainer\.max_epochs"):
+        BIQAModule("tiny_cnn", "none", lr_schedule="cosine").configure_optimizers()
+    with pytest.raises(ConfigError, match=r"model\.lr_schedule='step'.*none, cosine"):
+        BIQAModule("tiny_cnn", "none", lr_schedule="step")
+
+
+def test_head_bias_label_mean_starts_at_the_mean_training_label() -> None:
+    """``head_bias=label_mean``: the bias equals the manifest's mean label when the
+    first batch trains; without a datamodule that has a manifest it is a clear error."""
+    import lightning as L
+    import pandas as pd
+    from torch.utils.data import DataLoader
+
+    scores = [1.0, 2.0, 6.0, 7.0]
+    data = [{"image": torch.randn(3, 32, 32), "score": torch.tensor(v)} for v in scores]
+
+    class DM(L.LightningDataModule):
+        train_manifest = pd.DataFrame({"path": list("abcd"), "score": scores})
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(data, batch_size=2)
+
+    seen: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+            if trainer.global_step == 0:
+                seen.append(float(pl_module.head.bias))
+
+    def fit(model: BIQAModule, **data_args: object) -> None:
+        L.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[Record()],
+        ).fit(model, **data_args)  # type: ignore[arg-type]
+
+    fit(BIQAModule("tiny_cnn", "none", head_bias="label_mean"), datamodule=DM())
+    fit(BIQAModule("tiny_cnn", "none"), datamodule=DM())
+    assert seen == [pytest.approx(4.0), 0.0]
+    with pytest.raises(ConfigError, match="head_bias=label_mean needs a datamodule"):
+        fit(
+            BIQAModule("tiny_cnn", "none", head_bias="label_mean"),
+            train_dataloaders=DataLoader(data, batch_size=2),
+        )
+
+
 def test_bad_module_arguments() -> None:
     with pytest.raises(ConfigError, match=r"model\.loss='l3'"):
         BIQAModule("tiny_cnn", "none", loss="l3")

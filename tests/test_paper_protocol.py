@@ -517,3 +517,18 @@ def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:
     assert "sweep_T_q" not in table.index
     text = script.markdown(table.reset_index())
     assert "| 0.9258 |" in text and "| n/a |" not in text  # every paper number is known
+
+
+def test_demo_training_switches_are_listed_as_protocol_differences() -> None:
+    """Frozen batch norms and a learning-rate schedule (the demo's) are deviations from
+    the paper and are listed; the paper's own values (false, none) are not."""
+    from syndr_lightning.paper.compare import protocol_differences
+
+    paper = {"model": {"backbone": "resnet50", "freeze_bn": False, "lr_schedule": "none"}}
+    demo = {"model": {"backbone": "resnet50", "freeze_bn": True, "lr_schedule": "cosine"}}
+    before = protocol_differences(paper, {}, "syn2auth", "headline")
+    after = protocol_differences(demo, {}, "syn2auth", "headline")
+    assert sorted(set(after) - set(before)) == [
+        "backbone batch-norm statistics frozen (paper: trained)",
+        "cosine learning-rate schedule (paper: constant)",
+    ]

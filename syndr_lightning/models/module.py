@@ -8,9 +8,11 @@ datamodule's ``test_names``); ``test_prefix`` renames ``test`` (e.g. ``test_last
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +23,8 @@ from syndr_lightning.utils.errors import ConfigError, DivergenceError, InputErro
 __all__ = ["BIQAModule"]
 
 LOSSES = ("l1", "mse", "smooth_l1")
+LR_SCHEDULES = ("none", "cosine")
+HEAD_BIAS = ("zero", "label_mean")
 
 
 class BIQAModule(L.LightningModule):
@@ -35,8 +39,22 @@ class BIQAModule(L.LightningModule):
         weight_decay: float = 5e-4,
         loss: str = "l1",
         init_weights: str | None = None,
+        freeze_bn: bool = False,
+        lr_schedule: str = "none",
+        head_bias: str = "zero",
     ) -> None:
         """``init_weights`` only records where the backbone weights first came from.
+
+        ``freeze_bn`` keeps the backbone's batch-norm layers in evaluation mode while
+        training (running statistics frozen at their pretrained values; their scale and
+        shift still train). The paper trains them (False); small batches of a small proxy
+        dataset need it (conf/experiment/demo.yaml, docs/demo.md). ``lr_schedule``:
+        ``none`` (the paper: constant learning rates) or ``cosine`` (both learning rates
+        follow half a cosine from their value at epoch 0 towards 0 at
+        ``trainer.max_epochs``, stepped once per epoch). ``head_bias``: ``zero`` (the
+        paper) or ``label_mean``: when a training starts from step 0 (not on resume) the
+        head's bias is set to the mean training label, so an L1 loss ranks the images from
+        the first step instead of first lifting every prediction into the label range.
 
         Checkpoints store ``weights="none"`` (the trained tensors are in the state dict),
         so ``load_from_checkpoint`` never needs a download; the original choice survives as
@@ -50,6 +68,15 @@ class BIQAModule(L.LightningModule):
         for key, value in (("lr", lr), ("lr_ratio", lr_ratio)):
             if not float(value) > 0:
                 raise ConfigError(f"model.{key} must be > 0, got {value!r}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"model.lr_schedule={lr_schedule!r} is unknown; allowed values: "
+                f"{', '.join(LR_SCHEDULES)}"
+            )
+        if head_bias not in HEAD_BIAS:
+            raise ConfigError(
+                f"model.head_bias={head_bias!r} is unknown; allowed values: {', '.join(HEAD_BIAS)}"
+            )
         if float(weight_decay) < 0:
             raise ConfigError(f"model.weight_decay must be >= 0, got {weight_decay!r}")
         # Saved into checkpoints, not sent to the loggers: train() logs the whole run config
@@ -70,6 +97,17 @@ class BIQAModule(L.LightningModule):
         self.test_prefix = "test"
         self._pred_range: list[Any] | None = None  # (min, max, count) of an epoch's predictions
         self._last_loss: torch.Tensor | None = None
+        self.freeze_bn = bool(freeze_bn)
+
+    def train(self, mode: bool = True) -> BIQAModule:
+        """``nn.Module.train``, keeping the backbone's batch norms in eval mode when
+        ``freeze_bn``."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     # ------------------------------------------------------------- forward
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,9 +186,25 @@ class BIQAModule(L.LightningModule):
             r = self._pred_range
             self._pred_range = [torch.minimum(r[0], lo), torch.maximum(r[1], hi), r[2] + p.numel()]
 
+    def on_train_start(self) -> None:
+        """``head_bias=label_mean``: start the head's bias at the mean training label
+        (a fresh training only: a resumed one keeps its trained bias)."""
+        if self.hparams.get("head_bias", "zero") != "label_mean" or self.global_step > 0:
+            return
+        manifest = getattr(self.trainer.datamodule, "train_manifest", None)
+        if manifest is None or "score" not in manifest:
+            raise ConfigError(
+                "model.head_bias=label_mean needs a datamodule with a train_manifest "
+                "(the IQA data modules have one); use model.head_bias=zero otherwise"
+            )
+        with torch.no_grad():
+            self.head.bias.fill_(float(np.nanmean(manifest["score"].to_numpy(np.float64))))
+
     def on_train_epoch_start(self) -> None:
         """Start tracking the range of this epoch's training predictions."""
         self._pred_range = None
+        if self.freeze_bn:  # whatever a loop or callback restored, the norms stay frozen
+            self.train()
 
     def on_train_epoch_end(self) -> None:
         """Stop when every training prediction of the epoch was the same value.
@@ -184,10 +238,11 @@ class BIQAModule(L.LightningModule):
             )
         return values
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``."""
+    def configure_optimizers(self) -> Any:
+        """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``; with
+        ``lr_schedule=cosine`` also a per-epoch cosine decay over ``trainer.max_epochs``."""
         hp = self.hparams
-        return torch.optim.Adam(
+        optimizer = torch.optim.Adam(
             [
                 # names: the learning rates are logged as lr-Adam/backbone, lr-Adam/head
                 {"params": self.backbone.parameters(), "lr": hp.lr, "name": "backbone"},
@@ -196,6 +251,24 @@ class BIQAModule(L.LightningModule):
             lr=hp.lr,
             weight_decay=hp.weight_decay,
         )
+        if hp.get("lr_schedule", "none") == "none":
+            return optimizer
+        epochs = self._trainer.max_epochs if self._trainer is not None else None
+        if epochs is None or int(epochs) < 1:
+            raise ConfigError(
+                f"model.lr_schedule=cosine decays over trainer.max_epochs, which must be a "
+                f"positive number of epochs; got {epochs!r}"
+            )
+        total = int(epochs)
+
+        def factor(epoch: int) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
     # ---------------------------------------------------------- evaluation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

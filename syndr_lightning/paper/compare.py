@@ -212,6 +212,10 @@ def protocol_differences(
         out.append(f"lr {model['lr']} (paper: 2e-5)")
     if model.get("lr_ratio") is not None and float(model["lr_ratio"]) != AUTHORS["lr_ratio"]:
         out.append(f"head lr ratio {model['lr_ratio']} (paper: 10)")
+    if model.get("freeze_bn"):
+        out.append("backbone batch-norm statistics frozen (paper: trained)")
+    if model.get("lr_schedule") not in (None, "none"):
+        out.append(f"{model['lr_schedule']} learning-rate schedule (paper: constant)")
     if rule == "headline":
         chosen = str(protocol.get("selection", "")).split(" ")[0] or "?"
         out.append(f"selection: {chosen} (authors: best epoch on the test set)")
