@@ -242,6 +242,7 @@ def test_demo_falls_back_to_tiny_cnn_without_the_offline_wheel(tmp_path: Path, m
     assert cfg.model.backbone == "tiny_cnn" and cfg.model.weights == "none"
     assert cfg.reshape.encoder == "tiny_cnn" and cfg.reshape.encoder_weights == "none"
     assert cfg.model.lr == pytest.approx(1e-3)
+    assert cfg.model.freeze_bn is False  # a CNN from scratch must learn its norm statistics
 
 
 def test_epoch_curves_plateau_and_figure(tmp_path: Path) -> None:

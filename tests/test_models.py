@@ -242,7 +242,7 @@ def test_head_bias_label_mean_starts_at_the_mean_training_label() -> None:
     class Record(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
             if trainer.global_step == 0:
-                seen.append(float(pl_module.head.bias))
+                seen.append(float(pl_module.head.bias.detach()))
 
     def fit(model: BIQAModule, **data_args: object) -> None:
         L.Trainer(

@@ -73,7 +73,7 @@ def _backbone_note(cfg: DictConfig) -> str:
     with open_dict(cfg):
         cfg.model.backbone = fallback.get("backbone", "tiny_cnn")
         cfg.model.weights = "none"
-        for key in ("lr", "lr_ratio"):
+        for key in ("lr", "lr_ratio", "freeze_bn"):
             if key in fallback:
                 cfg.model[key] = fallback[key]
         if str(cfg.reshape.get("encoder")) == "efficientnet_lite0":
@@ -370,10 +370,16 @@ def _print_curves(
             if n < max_epochs
             else f"ran to the cap of {max_epochs} epochs"
         )
+        rising = (
+            " [not levelled off: it reached its best only in the last epoch; raise "
+            "trainer.max_epochs]"
+            if n > 1 and at == n - 1
+            else ""
+        )
         console.print(
             f"{r['variant']} seed {r['seed']}: validation SRCC levelled off at epoch {at} "
             f"(within {tolerance:g} of its best {max(c['val_srcc'] for c in r['curves']):.3f}); "
-            f"{n} epochs trained ({why}); final val SRCC {_fmt(r['val_srcc_final'])}"
+            f"{n} epochs trained ({why}); final val SRCC {_fmt(r['val_srcc_final'])}{rising}"
         )
     if not curves:
         return {}
