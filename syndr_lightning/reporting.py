@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from syndr_lightning.utils.errors import InputError
+from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_open
 
 METRICS_FILE = "metrics.json"
@@ -384,7 +384,7 @@ def collect(
     missing = [m for m in names if not any(j.metrics and m in j.metrics for j in jobs)]
     if missing and any(j.ok for j in jobs):
         found = ", ".join(default_metrics(jobs)) or "none"
-        raise InputError(
+        raise ConfigError(  # a usage error: --metrics names what no job has
             f"metric(s) {', '.join(missing)} appear in no job's metrics.json under {root}; "
             f"found: {found}. Pass --metrics with names from that list."
         )

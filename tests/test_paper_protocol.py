@@ -532,3 +532,12 @@ def test_demo_training_switches_are_listed_as_protocol_differences() -> None:
         "backbone batch-norm statistics frozen (paper: trained)",
         "cosine learning-rate schedule (paper: constant)",
     ]
+
+
+def test_compare_paper_exit_codes_follow_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing multirun folder is a data error (1), as in docs/failures.md."""
+    script = load_script()
+    assert script.main([str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err.startswith("error: multirun directory")

@@ -45,7 +45,9 @@ def test_sweep_collect_headline_by_default_all_on_request(tmp_path: Path, capsys
 
 
 def test_sweep_intra_is_a_subcommand(tmp_path: Path, capsys) -> None:
-    assert syndr_main(["sweep", "intra", str(tmp_path / "missing")]) == 2
+    assert (
+        syndr_main(["sweep", "intra", str(tmp_path / "missing")]) == 1
+    )  # a missing folder is a data error (docs/failures.md)
     assert "error:" in capsys.readouterr().err
 
 

@@ -91,10 +91,12 @@ def test_collect_cli_writes_and_reports_errors(tmp_path: Path, capsys) -> None:
     assert module.main([str(root), "--out", str(out), "--metrics", "val/srcc"]) == 0
     assert (out / "sweep_table.md").is_file() and (out / "sweep_table.csv").is_file()
     assert "val/plcc" not in (out / "sweep_table.md").read_text()
-    assert module.main([str(tmp_path / "missing")]) == 2
+    assert module.main([str(tmp_path / "missing")]) == 1  # data error: the folder is missing
     err = capsys.readouterr().err
     assert "does not exist" in err
-    assert module.main([str(root), "--metrics", "val/nope"]) == 2
+    assert (
+        module.main([str(root), "--metrics", "val/nope"]) == 2
+    )  # usage error: a metric no job has
     assert "val/nope" in capsys.readouterr().err.splitlines()[0]
 
 

@@ -71,10 +71,12 @@ def test_medians_over_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     mod = load_script()
-    assert mod.main([str(tmp_path / "missing")]) == 2
+    assert (
+        mod.main([str(tmp_path / "missing")]) == 1
+    )  # data errors: a missing folder, no test metrics
     assert capsys.readouterr().err.startswith("error: multirun directory")
     write_job(tmp_path / "sweep", 0, seed=0, metrics={"val/srcc": 0.5})
-    assert mod.main([str(tmp_path / "sweep")]) == 2
+    assert mod.main([str(tmp_path / "sweep")]) == 1
     assert "no test/<dataset>/srcc" in capsys.readouterr().err
 
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from syndr_lightning.reporting import JobRecord, collect, find_jobs
-from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.errors import SyndrError, exit_code
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             digits=args.digits,
         )
-    except SyndrError as exc:
+    except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     print(summary.markdown_path.read_text(encoding="utf-8"), end="")
     for path in summary.failed_dirs:
         print(f"warning: no metrics.json in {path} (job failed or still running)", file=sys.stderr)
