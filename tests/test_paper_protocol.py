@@ -520,17 +520,33 @@ def test_compare_paper_maps_syn2syn_intra_and_sweeps(tmp_path: Path) -> None:
 
 
 def test_demo_training_switches_are_listed_as_protocol_differences() -> None:
-    """Frozen batch norms and a learning-rate schedule (the demo's) are deviations from
-    the paper and are listed; the paper's own values (false, none) are not."""
+    """Frozen batch norms, a learning-rate schedule and the head bias at the mean label
+    (the demo's) are deviations from the paper and are listed; the paper's own values
+    (false, none, zero) are not."""
     from syndr_lightning.paper.compare import protocol_differences
 
-    paper = {"model": {"backbone": "resnet50", "freeze_bn": False, "lr_schedule": "none"}}
-    demo = {"model": {"backbone": "resnet50", "freeze_bn": True, "lr_schedule": "cosine"}}
+    paper = {
+        "model": {
+            "backbone": "resnet50",
+            "freeze_bn": False,
+            "lr_schedule": "none",
+            "head_bias": "zero",
+        }
+    }
+    demo = {
+        "model": {
+            "backbone": "resnet50",
+            "freeze_bn": True,
+            "lr_schedule": "cosine",
+            "head_bias": "label_mean",
+        }
+    }
     before = protocol_differences(paper, {}, "syn2auth", "headline")
     after = protocol_differences(demo, {}, "syn2auth", "headline")
     assert sorted(set(after) - set(before)) == [
         "backbone batch-norm statistics frozen (paper: trained)",
         "cosine learning-rate schedule (paper: constant)",
+        "head bias started at label_mean (paper: 0)",
     ]
 
 

@@ -216,6 +216,8 @@ def protocol_differences(
         out.append("backbone batch-norm statistics frozen (paper: trained)")
     if model.get("lr_schedule") not in (None, "none"):
         out.append(f"{model['lr_schedule']} learning-rate schedule (paper: constant)")
+    if model.get("head_bias") not in (None, "zero"):
+        out.append(f"head bias started at {model['head_bias']} (paper: 0)")
     if rule == "headline":
         chosen = str(protocol.get("selection", "")).split(" ")[0] or "?"
         out.append(f"selection: {chosen} (authors: best epoch on the test set)")
