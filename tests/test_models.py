@@ -138,6 +138,20 @@ def test_optimizer_has_two_learning_rates() -> None:
     assert opt.defaults["weight_decay"] == pytest.approx(1e-3)
 
 
+def _quiet_trainer(**kwargs: object):  # type: ignore[no-untyped-def]
+    """A CPU Trainer with no logger, checkpoints, progress bar or summary."""
+    import lightning as L
+
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
 def _bn_state(model: BIQAModule) -> list[torch.Tensor]:
     return [
         t.clone()
@@ -152,7 +166,6 @@ def test_freeze_bn_keeps_running_statistics_through_a_fit(freeze: bool) -> None:
     """``freeze_bn``: the backbone's norms stay in eval mode through Lightning's loops
     (training, validation, back to training), so their running statistics never move;
     their affine parameters and the rest still train. Without it they move."""
-    import lightning as L
     from torch.utils.data import DataLoader
 
     torch.manual_seed(0)
@@ -166,15 +179,7 @@ def test_freeze_bn_keeps_running_statistics_through_a_fit(freeze: bool) -> None:
         {"image": images[i : i + 1].repeat(2, 1, 1, 1), "score": torch.tensor(float(i))}
         for i in range(8)
     ]
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = _quiet_trainer(max_epochs=2, num_sanity_val_steps=0)
     trainer.fit(model, DataLoader(train, batch_size=4), DataLoader(val, batch_size=4))
     after = _bn_state(model)
     moved = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
@@ -201,15 +206,7 @@ def test_cosine_lr_schedule_decays_both_rates_over_max_epochs() -> None:
     torch.manual_seed(0)
     model = BIQAModule("tiny_cnn", "none", lr=1e-3, lr_ratio=10.0, lr_schedule="cosine")
     data = [{"image": torch.randn(3, 32, 32), "score": torch.tensor(float(i))} for i in range(4)]
-    trainer = L.Trainer(
-        max_epochs=4,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Record()],
-    )
+    trainer = _quiet_trainer(max_epochs=4, callbacks=[Record()])
     trainer.fit(model, DataLoader(data, batch_size=2))
     want = [0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     assert [b for b, _ in seen] == pytest.approx([1e-3 * f for f in want])
@@ -245,15 +242,7 @@ def test_head_bias_label_mean_starts_at_the_mean_training_label() -> None:
                 seen.append(float(pl_module.head.bias.detach()))
 
     def fit(model: BIQAModule, **data_args: object) -> None:
-        L.Trainer(
-            max_epochs=1,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[Record()],
-        ).fit(model, **data_args)  # type: ignore[arg-type]
+        _quiet_trainer(max_epochs=1, callbacks=[Record()]).fit(model, **data_args)  # type: ignore[arg-type]
 
     fit(BIQAModule("tiny_cnn", "none", head_bias="label_mean"), datamodule=DM())
     fit(BIQAModule("tiny_cnn", "none"), datamodule=DM())

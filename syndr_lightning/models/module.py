@@ -61,22 +61,18 @@ class BIQAModule(L.LightningModule):
         ``init_weights``.
         """
         super().__init__()
-        if loss not in LOSSES:
-            raise ConfigError(
-                f"model.loss={loss!r} is unknown; allowed values: {', '.join(LOSSES)}"
-            )
+        for key, value, allowed in (
+            ("loss", loss, LOSSES),
+            ("lr_schedule", lr_schedule, LR_SCHEDULES),
+            ("head_bias", head_bias, HEAD_BIAS),
+        ):
+            if value not in allowed:
+                raise ConfigError(
+                    f"model.{key}={value!r} is unknown; allowed values: {', '.join(allowed)}"
+                )
         for key, value in (("lr", lr), ("lr_ratio", lr_ratio)):
             if not float(value) > 0:
                 raise ConfigError(f"model.{key} must be > 0, got {value!r}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"model.lr_schedule={lr_schedule!r} is unknown; allowed values: "
-                f"{', '.join(LR_SCHEDULES)}"
-            )
-        if head_bias not in HEAD_BIAS:
-            raise ConfigError(
-                f"model.head_bias={head_bias!r} is unknown; allowed values: {', '.join(HEAD_BIAS)}"
-            )
         if float(weight_decay) < 0:
             raise ConfigError(f"model.weight_decay must be >= 0, got {weight_decay!r}")
         # Saved into checkpoints, not sent to the loggers: train() logs the whole run config
