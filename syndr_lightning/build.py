@@ -12,7 +12,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from syndr_lightning.run_config import RunConfig, datamodule_class
+from syndr_lightning.data.paper_protocol import DATA_KEYS
+from syndr_lightning.run_config import RunConfig, datamodule_class, model_class
 from syndr_lightning.utils.errors import ConfigError, SyndrError
 from syndr_lightning.wandb_auth import wandb_note
 
@@ -20,6 +21,7 @@ __all__ = [
     "build_callbacks",
     "build_datamodule",
     "build_loggers",
+    "build_model",
     "instantiate",
     "instantiate_mapping",
 ]
@@ -48,9 +50,9 @@ def build_datamodule(cfg: DictConfig, run: RunConfig) -> L.LightningDataModule:
     kwargs = OmegaConf.to_container(cfg.data, resolve=True)
     assert isinstance(kwargs, dict)
     kwargs.pop("_target_", None)
-    for key in ("candidate_pool", "ddcup_reference_set", "label_scaling", "feature_pass"):
+    for key in (*DATA_KEYS, "feature_pass"):
         kwargs.pop(key, None)
-    if "reshape" in params and "reshape" not in kwargs and run.reshape is not None:
+    if "reshape" in params and run.reshape is not None:
         kwargs["reshape"] = run.reshape
     if "protocol" in params and run.data_protocol is not None:
         kwargs["protocol"] = run.data_protocol
@@ -60,6 +62,12 @@ def build_datamodule(cfg: DictConfig, run: RunConfig) -> L.LightningDataModule:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"cannot build data ({cls.__name__}): {exc}") from None
+
+
+def build_model(cfg: DictConfig, run: RunConfig) -> L.LightningModule:
+    """The LightningModule ``model._target_`` names, built from ``run.model`` (the only
+    route of ``model.*``: checked once, in :class:`ModelParams`)."""
+    return model_class(cfg)(run.model)
 
 
 def build_callbacks(run: RunConfig, loggers: Sequence[Any]) -> list[Any]:

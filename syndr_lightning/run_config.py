@@ -21,14 +21,15 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from syndr_lightning.data.datamodule import IQADataModule
-from syndr_lightning.data.paper_protocol import DataProtocol
+from syndr_lightning.data.paper_protocol import DATA_KEYS, DataProtocol
 from syndr_lightning.evaluation import has_validation, resolve_selection
-from syndr_lightning.models.backbones import BACKBONES, weights_name
+from syndr_lightning.models.backbones import weights_name
+from syndr_lightning.models.params import ModelParams
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.runchecks import check_run
 
-__all__ = ["RunConfig", "datamodule_class"]
+__all__ = ["RunConfig", "datamodule_class", "model_class"]
 
 _IMAGE_CHECK = "syndr_lightning.data.check_images.ImageCheck"
 _TEST_SELECTION = "syndr_lightning.callbacks.test_selection.TestSetSelection"
@@ -52,8 +53,62 @@ def datamodule_class(cfg: DictConfig) -> type:
         raise ConfigError(f"data._target_={target!r} cannot be imported: {exc}") from None
 
 
+def model_class(cfg: DictConfig) -> type:
+    """The class ``model._target_`` names: a BIQAModule (a ConfigError otherwise)."""
+    from syndr_lightning.models.module import BIQAModule
+
+    target = cfg.model.get("_target_") or "syndr_lightning.models.module.BIQAModule"
+    try:
+        cls = get_class(str(target))
+    except Exception as exc:  # hydra raises plain ImportError/ValueError variants
+        raise ConfigError(f"model._target_={target!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, BIQAModule)):
+        raise ConfigError(
+            f"model._target_={target} is not a BIQAModule; train() builds the model from "
+            f"ModelParams, so use syndr_lightning.models.module.BIQAModule or a subclass"
+        )
+    return cls
+
+
 def _accepts(cls: type, name: str) -> bool:
     return name in inspect.signature(cls.__init__).parameters
+
+
+#: Arguments of the data module that only the typed objects fill (never a config key).
+_TYPED_ARGS = ("reshape", "protocol")
+
+
+def _data_keys(dm_cls: type) -> set[str]:
+    """The ``data`` keys ``dm_cls`` takes: its and its bases' ``__init__`` arguments."""
+    keys: set[str] = set()
+    for klass in dm_cls.__mro__:
+        if issubclass(klass, IQADataModule):
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self":
+                    keys.add(name)
+    return keys - set(_TYPED_ARGS)
+
+
+def _check_data_keys(data: DictConfig, dm_cls: type) -> None:
+    """One door per value: the reshaping parameters come from the ``reshape`` group only,
+    and every other ``data`` key must be an argument of the data module."""
+    doors = {
+        "reshape": "the reshape group, e.g. reshape.T_f=0.05 reshape.ddcup=false",
+        "protocol": "data.candidate_pool, data.ddcup_reference_set, data.label_scaling",
+    }
+    for key in _TYPED_ARGS:
+        if key in data:
+            raise ConfigError(
+                f"data.{key} is not a setting: its values have one door ({doors[key]}); "
+                f"remove data.{key}"
+            )
+    accepted = _data_keys(dm_cls) | set(DATA_KEYS) | {"_target_"}
+    unknown = sorted(str(k) for k in data if k not in accepted)
+    if unknown:
+        raise ConfigError(
+            f"data has unknown keys {unknown} for {dm_cls.__name__}; allowed: "
+            f"{', '.join(sorted(accepted - {'_target_'}))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +118,8 @@ class RunConfig:
     seed: int
     selection: str  # the rule of the headline test/* numbers: "val" or "last"
     select_on_test: bool
+    #: the model group (the only route of model.* into the LightningModule)
+    model: ModelParams
     #: the reshape group (None: a data module that does not reshape, or no group)
     reshape: ReshapeParams | None
     data_protocol: DataProtocol | None
@@ -82,11 +139,8 @@ class RunConfig:
         for group in ("data", "model", "trainer"):
             if cfg.get(group) is None:
                 raise ConfigError(f"config group {group!r} is missing; add `{group}: <choice>`")
-        backbone = OmegaConf.select(cfg, "model.backbone")
-        if backbone is not None and backbone not in BACKBONES:
-            raise ConfigError(
-                f"model.backbone={backbone!r} is unknown; allowed values: {', '.join(BACKBONES)}"
-            )
+        model_class(cfg)
+        model = ModelParams.from_config(_plain(cfg.model))
         dm_cls = datamodule_class(cfg)
         if not issubclass(dm_cls, IQADataModule):
             raise ConfigError(
@@ -94,6 +148,7 @@ class RunConfig:
                 f"the data it trained on, so use syndr_lightning.data.datamodule.IQADataModule "
                 f"or a subclass (SynDRDataModule)"
             )
+        _check_data_keys(cfg.data, dm_cls)
         reshape = ReshapeParams.from_config(_plain(cfg.reshape)) if cfg.get("reshape") else None
         if reshape is not None and (reshape.ddcup or reshape.drcdown):
             _check_reshape_is_used(cfg, reshape, dm_cls)
@@ -126,12 +181,12 @@ class RunConfig:
             )
         check_run(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
         select_on_test = bool(cfg.get("select_on_test", False))
-        model = cfg.model
         encoder = None if reshape is None else reshape.ddcup_params
         return cls(
             seed=_seed(cfg.get("seed", 0)),
             selection=rule,
             select_on_test=select_on_test,
+            model=model,
             reshape=reshape if _accepts(dm_cls, "reshape") else None,
             data_protocol=protocol,
             feature_pass=feature_pass,
@@ -139,8 +194,8 @@ class RunConfig:
             max_image_pixels=_pixels(cfg.get("max_image_pixels")),
             log_dir=_log_dir(cfg),
             facts={
-                "backbone": model.get("backbone"),
-                "backbone_weights": weights_name(str(model.get("backbone")), model.get("weights")),
+                "backbone": model.backbone,
+                "backbone_weights": weights_name(model.backbone, model.weights),
                 "encoder": None if encoder is None else encoder.encoder,
                 "encoder_weights": None
                 if encoder is None
@@ -183,7 +238,7 @@ def _pixels(value: Any) -> int | None:
 def _check_reshape_is_used(cfg: DictConfig, reshape: ReshapeParams, dm_cls: type) -> None:
     """A reshaping switch that is on must reach a data module that can reshape (else the
     run would be the baseline while its saved config says DDCUp/DRCDown)."""
-    if cfg.data.get("reshape") is not None or _accepts(dm_cls, "reshape"):
+    if _accepts(dm_cls, "reshape"):
         return
     on = [k for k in ("ddcup", "drcdown") if getattr(reshape, k)]
     keys = " and ".join(f"reshape.{k}=true" for k in on)

@@ -20,7 +20,13 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from syndr_lightning.build import build_callbacks, build_datamodule, build_loggers, instantiate
+from syndr_lightning.build import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_model,
+    instantiate,
+)
 from syndr_lightning.callbacks.dashboard import publish_run
 from syndr_lightning.callbacks.preemption import (
     AtomicCheckpointIO,
@@ -62,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(run.seed, workers=True)
 
     datamodule = build_datamodule(cfg, run)
-    model = instantiate(cfg.model, "model")
+    model = build_model(cfg, run)
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(run, loggers)
     preempt = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))

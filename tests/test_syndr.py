@@ -24,7 +24,7 @@ from syndr_lightning.data.upsample import (
 )
 from syndr_lightning.fakedata.fixtures import write_fixture
 from syndr_lightning.protocol import Protocol
-from syndr_lightning.reshape.params import DDCUpParams
+from syndr_lightning.reshape.params import DDCUpParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 
 # Every candidate is kept (select=False) so the set is never empty whatever the random
@@ -157,13 +157,15 @@ def _upsampled_dm(small: dict, tmp_path: Path, reshape: dict | None = None, **kw
     return SynDRDataModule(
         train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1, 3]}},
         candidates={"name": "folder", "root": str(small["kadis"] / "ref_imgs")},
-        reshape={
-            "encoder": "tiny_cnn",
-            "encoder_weights": "none",
-            "encoder_crop": 32,
-            "select_candidates": False,
-            **(reshape or {}),
-        },
+        reshape=ReshapeParams.from_config(
+            {
+                "encoder": "tiny_cnn",
+                "encoder_weights": "none",
+                "encoder_crop": 32,
+                "select_candidates": False,
+                **(reshape or {}),
+            }
+        ),
         cache_dir=str(tmp_path),
         crop_size=16,
         **kwargs,
@@ -207,9 +209,10 @@ def test_datamodule_serves_original_plus_upsampled(small: dict, tmp_path: Path):
     with pytest.raises(ConfigError, match=r"data\.candidates"):
         SynDRDataModule(train={"name": "kadid10k", "root": str(kadid)}, cache_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="unknown keys"):
-        SynDRDataModule(
-            train={"name": "kadid10k", "root": str(kadid)}, reshape={"Tf": 0.1, "ddcup": False}
-        )
+        ReshapeParams.from_config({"Tf": 0.1, "ddcup": False})
+    # one door: a mapping is not built into the object a second time (RunConfig builds it)
+    with pytest.raises(ConfigError, match="takes a ReshapeParams"):
+        SynDRDataModule(train={"name": "kadid10k", "root": str(kadid)}, reshape={"T_f": 0.05})
 
 
 def test_heldout_and_grouped_test_sets(tmp_path: Path):
@@ -218,7 +221,7 @@ def test_heldout_and_grouped_test_sets(tmp_path: Path):
     dm = SynDRDataModule(
         train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1]}},
         test=[{"name": "pipal", "root": str(pipal), "group_by": "dist_class"}],
-        reshape={"ddcup": False, "drcdown": False},
+        reshape=ReshapeParams(ddcup=False, drcdown=False),
         val_fraction=0.2,
         test_fraction=0.2,
         crop_size=16,
@@ -238,7 +241,7 @@ def test_heldout_and_grouped_test_sets(tmp_path: Path):
         SynDRDataModule(
             train={"name": "kadid10k", "root": str(kadid)},
             test=[{"name": "pipal", "root": str(pipal), "group_by": "colour"}],
-            reshape={"ddcup": False},
+            reshape=ReshapeParams(ddcup=False),
         )
 
 

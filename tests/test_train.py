@@ -16,6 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.trainer.states import TrainerFn
 
 from syndr_lightning.models.module import BIQAModule
+from syndr_lightning.reshape.params import ReshapeParams
 from syndr_lightning.train import compose_config, train
 
 TINY = [
@@ -304,7 +305,7 @@ def test_protocol_line_states_selection_crops_seed_and_reshaping(resume_runs: di
     printed, out = resume_runs["printed"], resume_runs["dirs"]["resumed"]
     resolved = yaml.safe_load((out / "config_resolved.yaml").read_text())
     data = {k: v for k, v in resolved["data"].items() if k != "_target_"}
-    dm = SynDRDataModule(**data, reshape=resolved["reshape"])
+    dm = SynDRDataModule(**data, reshape=ReshapeParams.from_config(resolved["reshape"]))
     dm.setup("fit")
     n_val, n_train = len(dm.val_manifest), dm.n_original
     assert f"selection: max val/srcc; validation: {n_val} held-out images;" in printed

@@ -15,6 +15,7 @@ from syndr_lightning.callbacks.umap import UMAPCallback
 from syndr_lightning.cli import main as syndr_main
 from syndr_lightning.data.syndr import SynDRDataModule
 from syndr_lightning.models.module import BIQAModule
+from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError
 
 
@@ -80,12 +81,14 @@ def test_umap_callback_writes_and_logs_figures(synthetic_csv: Path, tmp_path: Pa
     dm = SynDRDataModule(
         train={"name": "csv", "root": str(synthetic_csv)},
         test=[{"name": "csv", "root": str(synthetic_csv), "label": "again"}],
-        reshape={"ddcup": False, "drcdown": True, "T_f": 0.1, "T_q": 2.0, "T_u": 2},
+        reshape=ReshapeParams.from_config(
+            {"ddcup": False, "drcdown": True, "T_f": 0.1, "T_q": 2.0, "T_u": 2}
+        ),
         val_fraction=0.34,
         batch_size=16,
         crop_size=CROP,
         eval_crops=1,
-        feature_pass={"crop_size": CROP, "batch_size": 32, "cache": False},
+        feature_pass=FeaturePassParams(crop_size=CROP, batch_size=32, cache=False),
     )
     callback = UMAPCallback(max_samples=25, n_epochs=20, clusters=True, curves=True)
     tb = TensorBoardLogger(str(tmp_path / "tb"), name="run")

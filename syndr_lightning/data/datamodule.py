@@ -34,6 +34,7 @@ from syndr_lightning.data.manifest import validate_manifest
 from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import read_rgb as _read_rgb
+from syndr_lightning.utils.runchecks import check_numbers
 from syndr_lightning.utils.transforms import EvalTransform, TrainTransform
 
 __all__ = ["IQADataModule", "ManifestDataset", "read_rgb"]
@@ -136,19 +137,23 @@ class IQADataModule(L.LightningDataModule):
         self.train_entry = _entry(train, "data.train")
         self.test_entries = [_entry(t, f"data.test[{i}]") for i, t in enumerate(test or [])]
         self.val_entry = _entry(val, "data.val") if val is not None else None
-        if not 0.0 <= float(val_fraction) < 1.0:
-            raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
+        check_numbers(
+            {
+                "data.val_fraction": val_fraction,
+                "data.test_fraction": test_fraction,
+                "data.batch_size": batch_size,
+                "data.eval_batch_size": eval_batch_size,
+                "data.eval_crops": eval_crops,
+                "data.num_workers": num_workers,
+                "data.crop_size": crop_size,
+            }
+        )
         labels = [e["label"] for e in self.test_entries]
         if len(set(labels)) != len(labels):
             raise ConfigError(
                 f"data.test labels must be unique (metrics are logged under them), got "
                 f"{labels}; give repeated datasets distinct `label:` values"
             )
-        for key, value in (("batch_size", batch_size), ("eval_crops", eval_crops)):
-            if int(value) < 1:
-                raise ConfigError(f"data.{key} must be >= 1, got {value!r}")
-        if int(num_workers) < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers!r}")
         self.val_fraction = float(val_fraction)
         self.split_file = split_file
         self.seed = int(seed)
@@ -175,8 +180,6 @@ class IQADataModule(L.LightningDataModule):
         self.test_manifests: dict[str, pd.DataFrame] = {}
         self.test_names: list[str] = [e["label"] for e in self.test_entries]
         self._readers: dict[str, ImageReader] = {}
-        if not 0.0 <= float(test_fraction) < 1.0:
-            raise ConfigError(f"data.test_fraction must be in [0, 1), got {test_fraction!r}")
         self.test_fraction = float(test_fraction)
         self.heldout_label = heldout_label or f"{self.train_entry['name']}_heldout"
         if heldout_crop_mode not in ("random", "center"):

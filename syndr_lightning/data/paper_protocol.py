@@ -28,6 +28,7 @@ from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.io import atomic_open
 
 __all__ = [
+    "DATA_KEYS",
     "LABEL_SCALINGS",
     "POOL_FILE",
     "REFERENCE_SETS",
@@ -49,6 +50,8 @@ LABEL_SCALINGS: tuple[str, ...] = ("authors", "dataset")
 #: not held out for evaluation (KADID-10k: 81 with nothing held out), labels from the
 #: whole label file; ``train`` = the training manifest's references and labels.
 REFERENCE_SETS: tuple[str, ...] = ("all", "train")
+#: The ``data`` keys :meth:`DataProtocol.from_config` reads (not arguments of the data module).
+DATA_KEYS: tuple[str, ...] = ("candidate_pool", "ddcup_reference_set", "label_scaling")
 #: Name of the candidate-pool list file (one candidate id per line), written beside the
 #: upsampled set and into the run folder.
 POOL_FILE = "candidate_pool.txt"
@@ -104,7 +107,8 @@ class DataProtocol:
         if isinstance(data, DataProtocol):
             return data
         data = dict(data or {})
-        pool = data.get("candidate_pool") or {}
+        pool_key, refset_key, scaling_key = DATA_KEYS
+        pool = data.get(pool_key) or {}
         if not isinstance(pool, Mapping) or set(pool) - {"size", "seed"}:
             raise ConfigError(
                 f"data.candidate_pool={pool!r}: allowed keys are size (refset | all | an "
@@ -113,8 +117,8 @@ class DataProtocol:
         given = {
             "pool_size": pool.get("size"),
             "pool_seed": pool.get("seed"),
-            "reference_set": data.get("ddcup_reference_set"),
-            "label_scaling": data.get("label_scaling"),
+            "reference_set": data.get(refset_key),
+            "label_scaling": data.get(scaling_key),
         }
         return cls(**{k: v for k, v in given.items() if v is not None})
 

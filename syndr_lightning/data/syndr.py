@@ -28,6 +28,7 @@ from syndr_lightning.data.sampler import EpochSampler, WorkerSeeder
 from syndr_lightning.reshape.engine import DRCDownSelector, EpochSubset
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.runchecks import typed
 
 __all__ = ["SynDRDataModule"]
 
@@ -35,8 +36,8 @@ __all__ = ["SynDRDataModule"]
 class SynDRDataModule(IQADataModule):
     """IQADataModule + DDCUp (upsampled set, built once) + DRCDown (subset per epoch).
 
-    Extra arguments over :class:`IQADataModule` (mappings are built into the objects):
-    ``reshape`` (:class:`ReshapeParams`), ``protocol`` (:class:`DataProtocol`: candidate
+    Extra arguments over :class:`IQADataModule` (the typed objects only, as
+    ``RunConfig`` builds them; ``None``: their defaults): ``reshape`` (:class:`ReshapeParams`), ``protocol`` (:class:`DataProtocol`: candidate
     pool, DDCUp's reference set, label scaling), ``feature_pass``
     (:class:`FeaturePassParams`; ``crop_size`` default: the training crop),
     ``candidates`` (``{name, root, options}``: a loader with ``references()`` or
@@ -53,27 +54,27 @@ class SynDRDataModule(IQADataModule):
         test: Sequence[Mapping[str, Any]] | None = None,
         val: Mapping[str, Any] | None = None,
         *,
-        reshape: ReshapeParams | Mapping[str, Any] | None = None,
-        protocol: DataProtocol | Mapping[str, Any] | None = None,
+        reshape: ReshapeParams | None = None,
+        protocol: DataProtocol | None = None,
         candidates: Mapping[str, Any] | None = None,
         predistorted: str | None = None,
         upsample_cache_dir: str | None = None,
         drcdown_on_upsampled: bool = False,
-        feature_pass: FeaturePassParams | Mapping[str, Any] | None = None,
+        feature_pass: FeaturePassParams | None = None,
         reseed_every_epoch: bool = True,
         gendist_workers: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(train, test, val, **kwargs)
-        self.reshape = ReshapeParams.from_config(reshape)
-        self.protocol = DataProtocol.from_config(protocol)
+        self.reshape = typed(reshape, ReshapeParams, "SynDRDataModule(reshape=...)")
+        self.protocol = typed(protocol, DataProtocol, "SynDRDataModule(protocol=...)")
         self.candidates = dict(candidates) if candidates else None
         self.predistorted = predistorted
         self.upsample_cache_dir = upsample_cache_dir or self.cache_dir
         build.check_inputs(self.reshape, candidates, predistorted, self.upsample_cache_dir)
         build.check_workers(gendist_workers)
         self.drcdown_on_upsampled = bool(drcdown_on_upsampled)
-        fp = FeaturePassParams.from_config(feature_pass)
+        fp = typed(feature_pass, FeaturePassParams, "SynDRDataModule(feature_pass=...)")
         # the feature pass crops like training unless told otherwise
         self.feature_pass = replace(fp, crop_size=fp.crop_size or self.crop_size)
         self.reseed_every_epoch = bool(reseed_every_epoch)

@@ -204,10 +204,12 @@ def _module_from_checkpoint(cls: Any, ckpt: dict[str, Any], path: Any) -> torch.
     state dict that does not fit the model its hyper-parameters describe is refused in one
     line naming the missing, unexpected and differently shaped tensors.
     """
-    import inspect
+    from dataclasses import fields
+
+    from syndr_lightning.models.params import ModelParams
 
     hp = dict(ckpt.get("hyper_parameters") or {})
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    allowed = {f.name for f in fields(ModelParams)}
     kwargs = {k: v for k, v in hp.items() if k in allowed}
     kwargs["weights"] = "none"
     try:

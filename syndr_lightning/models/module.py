@@ -9,6 +9,7 @@ datamodule's ``test_names``); ``test_prefix`` renames ``test`` (e.g. ``test_last
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -18,32 +19,19 @@ from torch import nn
 
 from syndr_lightning.metrics import IQAMetrics
 from syndr_lightning.models.backbones import build_backbone
+from syndr_lightning.models.params import ModelParams
 from syndr_lightning.utils.errors import ConfigError, DivergenceError, InputError
 
 __all__ = ["BIQAModule"]
-
-LOSSES = ("l1", "mse", "smooth_l1")
-LR_SCHEDULES = ("none", "cosine")
-HEAD_BIAS = ("zero", "label_mean")
 
 
 class BIQAModule(L.LightningModule):
     """Blind IQA regressor (the paper's model: ResNet-50 + Linear, L1, Adam two lrs)."""
 
-    def __init__(
-        self,
-        backbone: str = "resnet50",
-        weights: str | None = "IMAGENET1K_V1",  # the paper's (conf/model/biqa.yaml)
-        lr: float = 2e-5,
-        lr_ratio: float = 10.0,
-        weight_decay: float = 5e-4,
-        loss: str = "l1",
-        init_weights: str | None = None,
-        freeze_bn: bool = False,
-        lr_schedule: str = "none",
-        head_bias: str = "zero",
-    ) -> None:
-        """``init_weights`` only records where the backbone weights first came from.
+    def __init__(self, params: ModelParams | None = None, **values: Any) -> None:
+        """Build from ``params`` (what ``RunConfig`` built from ``model.*``) or, for
+        notebooks and ``load_from_checkpoint``, from its fields as keywords
+        (:class:`~syndr_lightning.models.params.ModelParams`: defaults, checks, meaning).
 
         ``freeze_bn`` keeps the backbone's batch-norm layers in evaluation mode while
         training (running statistics frozen at their pretrained values; their scale and
@@ -61,25 +49,15 @@ class BIQAModule(L.LightningModule):
         ``init_weights``.
         """
         super().__init__()
-        for key, value, allowed in (
-            ("loss", loss, LOSSES),
-            ("lr_schedule", lr_schedule, LR_SCHEDULES),
-            ("head_bias", head_bias, HEAD_BIAS),
-        ):
-            if value not in allowed:
-                raise ConfigError(
-                    f"model.{key}={value!r} is unknown; allowed values: {', '.join(allowed)}"
-                )
-        for key, value in (("lr", lr), ("lr_ratio", lr_ratio)):
-            if not float(value) > 0:
-                raise ConfigError(f"model.{key} must be > 0, got {value!r}")
-        if float(weight_decay) < 0:
-            raise ConfigError(f"model.weight_decay must be >= 0, got {weight_decay!r}")
+        if params is not None and values:
+            raise TypeError("BIQAModule takes ModelParams or its fields as keywords, not both")
+        params = params if params is not None else ModelParams.from_config(values)
+        self.model_params = params
         # Saved into checkpoints, not sent to the loggers: train() logs the whole run config
         # (model.* included) once; Lightning would push these again at every fit,
         # validate and test call (docs/metrics.md).
-        self.save_hyperparameters(logger=False)
-        self.backbone, self.feature_dim = build_backbone(backbone, weights)
+        self.save_hyperparameters(asdict(params), logger=False)
+        self.backbone, self.feature_dim = build_backbone(params.backbone, params.weights)
         self.head = nn.Linear(self.feature_dim, 1)
         nn.init.kaiming_normal_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -87,13 +65,13 @@ class BIQAModule(L.LightningModule):
             "l1": nn.L1Loss(),
             "mse": nn.MSELoss(),
             "smooth_l1": nn.SmoothL1Loss(),
-        }[loss]
+        }[params.loss]
         self.val_metrics = IQAMetrics()
         self.test_metrics = nn.ModuleDict()
         self.test_prefix = "test"
         self._pred_range: list[Any] | None = None  # (min, max, count) of an epoch's predictions
         self._last_loss: torch.Tensor | None = None
-        self.freeze_bn = bool(freeze_bn)
+        self.freeze_bn = params.freeze_bn
 
     def train(self, mode: bool = True) -> BIQAModule:
         """``nn.Module.train``, keeping the backbone's batch norms in eval mode when
