@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
+from syndr_lightning.utils.errors import ConfigError, SyndrError, report_error
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -56,15 +56,14 @@ def run_task(cfg: DictConfig) -> float | None:
 
         return objective(metrics, cfg.get("optimized_metric"))
     except ModuleNotFoundError as exc:  # an optional dependency: one line, no traceback
-        from syndr_lightning.cli import missing_dependency
+        from syndr_lightning.utils.errors import missing_dependency
 
         print(missing_dependency(exc, "syndr-train"), file=sys.stderr)
         sys.exit(1)
     except SyndrError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
         # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
         # (2: the config is wrong, 1: the data are; see docs/failures.md).
-        sys.exit(exit_code(exc))
+        sys.exit(report_error(exc))
 
 
 def _config_errors_in_one_line() -> None:
@@ -131,8 +130,7 @@ def main() -> None:
     try:
         config_path = str(conf_dir())
     except SyndrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_error(exc))
     _config_errors_in_one_line()
     hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
 

@@ -14,6 +14,8 @@ import re
 import sys
 from collections.abc import Sequence
 
+from syndr_lightning.utils.errors import SyndrError, report_error
+
 # name -> module providing ``register(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
     "data": "syndr_lightning.data.cli",
@@ -98,21 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
-    except ModuleNotFoundError as exc:  # an optional dependency is not installed
-        print(missing_dependency(exc, f"syndr {args.command}"), file=sys.stderr)
-        return 1
-
-
-#: Optional packages -> the extra of syndr-lightning that installs them.
-_EXTRAS = {"onnx": "export", "onnxscript": "export", "optuna": "cluster", "submitit": "cluster"}
-
-
-def missing_dependency(exc: ModuleNotFoundError, what: str) -> str:
-    """One line naming the missing package and how to install it (no traceback)."""
-    name = (exc.name or str(exc)).split(".")[0]
-    extra = _EXTRAS.get(name)
-    hint = f"pip install 'syndr-lightning[{extra}]'" if extra else f"pip install {name}"
-    return f"error: {what} needs the Python package {name!r}, which is not installed: {hint}"
+    except (ModuleNotFoundError, SyndrError) as exc:  # one line, the exit-code table
+        return report_error(exc, f"syndr {args.command}")
 
 
 def train(argv: Sequence[str]) -> int:

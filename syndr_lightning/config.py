@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.launch import hydra_config as _hydra
+from syndr_lightning.utils.launch import is_multirun
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The repository folder of a source checkout (in an installed wheel: site-packages).
@@ -126,23 +128,6 @@ def sweep_run_name(
     short = [k.rsplit(".", 1)[-1] for k, _ in items]
     names = [s if short.count(s) == 1 else k for s, (k, _) in zip(short, items, strict=True)]
     return ",".join(f"{n}={v}" for n, (_, v) in zip(names, items, strict=True))
-
-
-def _hydra() -> object | None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-    except ImportError:  # pragma: no cover - hydra is a dependency
-        return None
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def is_multirun(mode: object | None = None) -> bool:
-    """Whether Hydra runs a multirun: ``mode`` (a ``RunMode`` or its name), by default
-    the mode of the running Hydra job (False outside Hydra). The one such test."""
-    if mode is None:
-        hc = _hydra()
-        mode = "" if hc is None else getattr(hc, "mode", "")
-    return str(mode).upper().split(".")[-1] == "MULTIRUN"
 
 
 # ---------------------------------------------------------------- run names (issue 23)

@@ -16,10 +16,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from syndr_lightning.data import VAL_FRACTION
+from syndr_lightning.metric_keys import VAL_MONITOR
 from syndr_lightning.reporting import plain_metrics
 from syndr_lightning.utils.errors import ConfigError
 
-VAL_MONITOR = "val/srcc"
 SELECTIONS = ("val", "last", "auto")
 
 

@@ -29,12 +29,15 @@ __all__ = [
     "CORRELATIONS",
     "KEYS",
     "KINDS",
+    "VAL_MONITOR",
     "MetricKey",
     "lookup",
     "render_markdown",
     "unknown_keys",
 ]
 
+#: The metric model selection maximises (checkpoints, the sweep objective's default).
+VAL_MONITOR = "val/srcc"
 #: The kinds of keys, in the order docs/metrics.md lists them.
 KINDS: tuple[str, ...] = ("metric", "summary", "metadata", "media", "axis", "internal")
 

@@ -62,7 +62,7 @@ _MANIFEST_COLUMNS = ("path", "ref", "dist_type", "level")
 def selection_of(trainer: Trainer) -> str:
     """``val`` when a checkpoint monitors ``val/srcc`` (the selection rule kept it), else
     ``last`` (``RunConfig.from_config`` leaves those checkpoints out under ``last``)."""
-    from syndr_lightning.evaluation import VAL_MONITOR
+    from syndr_lightning.metric_keys import VAL_MONITOR
 
     monitored = (getattr(cb, "monitor", None) for cb in trainer.checkpoint_callbacks)
     return "val" if VAL_MONITOR in monitored else "last"
@@ -290,7 +290,7 @@ class DashboardCallback(Callback):
     def _publish_checkpoints(
         self, trainer: Trainer, metrics: Mapping[str, float], selection: str
     ) -> list[str]:
-        from syndr_lightning.evaluation import VAL_MONITOR
+        from syndr_lightning.metric_keys import VAL_MONITOR
 
         runs = tracking.wandb_runs(trainer.loggers)
         if not runs:

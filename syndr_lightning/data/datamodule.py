@@ -31,7 +31,6 @@ from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.facts import DataFacts
 from syndr_lightning.data.manifest import validate_manifest
-from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import read_rgb as _read_rgb
 from syndr_lightning.utils.runchecks import check_numbers

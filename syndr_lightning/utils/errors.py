@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class SyndrError(Exception):
     """Base class of every user-facing error of syndr_lightning."""
@@ -62,3 +64,26 @@ def one_line(exc: BaseException) -> str:
         last = [line for line in text.splitlines() if line.strip()][-1]
         text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
     return " ".join(text.split("\n")).strip()
+
+
+#: Optional packages -> the extra of syndr-lightning that installs them.
+_EXTRAS = {"onnx": "export", "onnxscript": "export", "optuna": "cluster", "submitit": "cluster"}
+
+
+def missing_dependency(exc: ModuleNotFoundError, what: str) -> str:
+    """One line naming the missing package and how to install it (no traceback)."""
+    name = (exc.name or str(exc)).split(".")[0]
+    extra = _EXTRAS.get(name)
+    hint = f"pip install 'syndr-lightning[{extra}]'" if extra else f"pip install {name}"
+    return f"error: {what} needs the Python package {name!r}, which is not installed: {hint}"
+
+
+def report_error(exc: BaseException, command: str = "") -> int:
+    """The one error printer of every command: ``[<command>: ]error: <one line>`` on
+    stderr (``syndr-train`` and the scripts leave the command out); returns the exit
+    status of :data:`EXIT_CODES` (a missing optional package: 1)."""
+    if isinstance(exc, ModuleNotFoundError):
+        print(missing_dependency(exc, command or "this command"), file=sys.stderr)
+        return 1
+    print(f"{command + ': ' if command else ''}error: {one_line(exc)}", file=sys.stderr)
+    return exit_code(exc)

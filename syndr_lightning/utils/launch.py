@@ -58,6 +58,22 @@ def _device_count(devices: Any, accelerator: Any) -> int:
         return 1
 
 
+def hydra_config() -> object | None:
+    """The running Hydra job's config (``HydraConfig``), or None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def is_multirun(mode: object | None = None) -> bool:
+    """Whether Hydra runs a multirun: ``mode`` (a ``RunMode`` or its name), by default
+    the mode of the running Hydra job (False outside Hydra). The one such test."""
+    if mode is None:
+        hc = hydra_config()
+        mode = "" if hc is None else getattr(hc, "mode", "")
+    return str(mode).upper().split(".")[-1] == "MULTIRUN"
+
+
 def check_sweep_devices(
     trainer_cfg: Mapping[str, Any], mode: str, launcher_target: str = "", tasks_per_node: int = 1
 ) -> None:
@@ -68,8 +84,6 @@ def check_sweep_devices(
     process; under the submitit (SLURM) launcher each SLURM task must be one rank, so
     ``tasks_per_node`` must equal the devices per node. Raises ``ConfigError`` otherwise.
     """
-    from syndr_lightning.config import is_multirun
-
     if not is_multirun(mode):
         return
     n = _device_count(trainer_cfg.get("devices", 1), trainer_cfg.get("accelerator", "auto"))

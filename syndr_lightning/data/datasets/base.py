@@ -28,7 +28,60 @@ class DatasetInfo:
     url: str = ""
 
 
-REGISTRY: dict[str, type[BaseDataset]] = {}
+#: Loaders defined outside this package: name -> module that registers it when imported
+#: (a higher layer: ``fakedata`` generates its data). Imported on first use, so the
+#: registry does not depend on what happened to be imported before.
+LAZY_LOADERS: dict[str, str] = {"synthetic": "syndr_lightning.fakedata.synthetic"}
+
+
+class _Registry(dict):  # type: ignore[type-arg]
+    """``name -> loader class``; names of :data:`LAZY_LOADERS` import their module on first
+    lookup or listing (as IQA-PyTorch's registry does)."""
+
+    def _load(self, name: str | None = None) -> None:
+        import importlib
+
+        for key, module in LAZY_LOADERS.items():
+            if (name is None or key == name) and not dict.__contains__(self, key):
+                importlib.import_module(module)
+
+    def __missing__(self, name: str) -> type[BaseDataset]:
+        self._load(name)
+        if not dict.__contains__(self, name):
+            raise KeyError(name)
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._load(name)
+        return dict.__contains__(self, name)
+
+    def __iter__(self) -> Any:
+        self._load()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self._load()
+        return dict.keys(self)
+
+    def items(self) -> Any:
+        self._load()
+        return dict.items(self)
+
+    def values(self) -> Any:
+        self._load()
+        return dict.values(self)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self._load(name)
+        return dict.get(self, name, default)
+
+
+REGISTRY: dict[str, type[BaseDataset]] = _Registry()
 
 
 def register(cls: type[BaseDataset]) -> type[BaseDataset]:
