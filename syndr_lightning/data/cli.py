@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from syndr_lightning.data import VAL_FRACTION
-from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
-from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.cliopts import add_progress_flag
+from syndr_lightning.utils.errors import SyndrError, report_error
 from syndr_lightning.utils.io import dumps_json
 
 
@@ -107,8 +107,7 @@ def _check(args: argparse.Namespace) -> int:
             **dict(args.option),
         )
     except SyndrError as exc:
-        print(f"syndr data check: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr data check")
     if args.json:
         print(dumps_json(report, indent=2))
     else:
@@ -136,8 +135,7 @@ def _split(args: argparse.Namespace) -> int:
         marked = fn(manifest, args.val_fraction, args.seed, test_fraction=args.test_fraction)
         path = splits.save_split(marked, args.out)
     except SyndrError as exc:
-        print(f"syndr data split: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr data split")
     counts = {str(k): int(v) for k, v in marked["split"].value_counts().items()}
     if args.json:
         print(dumps_json({"path": str(path), "by": by, "counts": counts}, indent=2))

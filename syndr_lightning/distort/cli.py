@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
-from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
+from syndr_lightning.utils.cliopts import add_progress_flag
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError, report_error
 from syndr_lightning.utils.io import dumps_json
 
 
@@ -135,5 +134,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(rows)} images in {args.out} (manifest: {manifest})")
         return 0
     except SyndrError as exc:
-        print(f"syndr distort: error: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr distort")

@@ -23,7 +23,6 @@ from typing import Any
 from syndr_lightning.utils.cliopts import (
     add_progress_flag,
     add_scoring_options,
-    error_exit_code,
     write_output,
 )
 
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """Body of ``syndr predict``; returns the exit code."""
     from syndr_lightning.inference.api import collect_images, load_model
     from syndr_lightning.inference.predict import predict_files
-    from syndr_lightning.utils.errors import SyndrError, one_line
+    from syndr_lightning.utils.errors import SyndrError, report_error
     from syndr_lightning.utils.images import set_max_image_pixels
     from syndr_lightning.utils.io import check_output_file
 
@@ -73,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             write_output(args.out, table.to_csv(index=False, float_format="%.4f"))
     except SyndrError as exc:
-        print(f"syndr predict: error: {one_line(exc)}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr predict")
     print(
         f"scored {len(table) - failed} of {len(table)} images -> {args.out}"
         + (f" ({failed} unreadable: see the error column)" if failed else ""),

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from syndr_lightning.utils.cliopts import (
     add_progress_flag,
     add_scoring_options,
-    error_exit_code,
     write_output,
 )
 from syndr_lightning.utils.io import dumps_json
@@ -39,7 +37,7 @@ def _option(text: str) -> tuple[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Body of ``syndr eval``; returns the exit code."""
     from syndr_lightning.inference.evaluate import evaluate_checkpoint, format_report
-    from syndr_lightning.utils.errors import SyndrError
+    from syndr_lightning.utils.errors import SyndrError, report_error
 
     name, root = args.data
     out = args.out or f"eval_{name}.json"
@@ -60,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         )
         write_output(out, result, as_json=True)
     except SyndrError as exc:
-        print(f"syndr eval: error: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr eval")
     if out == "-":
         return 0
     if args.json:

@@ -9,11 +9,9 @@ see ``syndr_lightning.inference.export`` for the contract.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from syndr_lightning.utils.cliopts import error_exit_code
-from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.errors import SyndrError, report_error
 from syndr_lightning.utils.io import dumps_json
 
 __all__ = ["register", "run"]
@@ -39,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
             opset=args.opset,
         )
     except SyndrError as exc:
-        print(f"syndr export: error: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr export")
     if args.json:
         print(dumps_json({"format": args.format, "out": str(out), "crop_size": scorer.crop_size}))
         return 0

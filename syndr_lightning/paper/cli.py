@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from syndr_lightning.utils.errors import exit_code
+from syndr_lightning.utils.errors import report_error
 
 
 def _default_out() -> str:
@@ -153,5 +153,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {md} and {csv}", file=sys.stderr)
         return 0 if args.report or not [r for r in runs if r.status(root) != "done"] else 1
     except SyndrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code(exc)
+        return report_error(exc, "syndr reproduce")

@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 
 from syndr_lightning.reporting import JobRecord, find_jobs, write_table_report
-from syndr_lightning.utils.errors import InputError, SyndrError, exit_code
+from syndr_lightning.utils.errors import InputError, SyndrError, report_error
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_results.json"
 """The paper's numbers, every table (packaged: wheel users have it too)."""
@@ -354,8 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out or args.multirun_dir)
         write_table_report(out, "paper_comparison", text, table)
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code(exc)
+        return report_error(exc)
     print(text, end="")
     failed = [str(j.path) for j in jobs if not j.ok]
     if failed:

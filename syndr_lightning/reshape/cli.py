@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.reshape.params import BACKENDS, RULES, WEIGHTS, DDCUpParams, DRCDownParams
-from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
+from syndr_lightning.utils.errors import ConfigError, SyndrError, report_error
 from syndr_lightning.utils.io import atomic_open, dumps_json, read_npy
 
 if TYPE_CHECKING:  # numpy is imported when a command runs: `--help` stays instant
@@ -140,8 +139,7 @@ def _guard(func: Any) -> Any:
         try:
             return func(args)
         except SyndrError as exc:
-            print(f"syndr reshape: error: {one_line(exc)}", file=sys.stderr)
-            return exit_code(exc)
+            return report_error(exc, "syndr reshape")
 
     return run
 

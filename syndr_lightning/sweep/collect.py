@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from syndr_lightning.reporting import JobRecord, collect, find_jobs
-from syndr_lightning.utils.errors import SyndrError, exit_code
+from syndr_lightning.utils.errors import SyndrError, report_error
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
             digits=args.digits,
         )
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code(exc)
+        return report_error(exc)
     print(summary.markdown_path.read_text(encoding="utf-8"), end="")
     for path in summary.failed_dirs:
         print(f"warning: no metrics.json in {path} (job failed or still running)", file=sys.stderr)

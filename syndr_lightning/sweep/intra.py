@@ -25,7 +25,7 @@ import yaml
 
 from syndr_lightning.protocol import Protocol
 from syndr_lightning.reporting import JobRecord, find_jobs, write_table_report
-from syndr_lightning.utils.errors import InputError, SyndrError, exit_code
+from syndr_lightning.utils.errors import InputError, SyndrError, report_error
 
 RULES = {"test": "best val/srcc", "test_last": "last epoch", "test_best_on_test": "best on TEST"}
 
@@ -165,8 +165,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or args.multirun_dir)
         write_table_report(out, "intra_results", text, df)
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code(exc)
+        return report_error(exc)
     print(text, end="")
     missing = [str(j.path) for j in jobs if not j.ok]
     if missing:

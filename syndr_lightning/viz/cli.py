@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from syndr_lightning.utils.cliopts import add_progress_flag, error_exit_code
-from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
+from syndr_lightning.utils.cliopts import add_progress_flag
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError, report_error
 from syndr_lightning.utils.io import dumps_json
 
 __all__ = ["register", "run"]
@@ -104,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             name, root = args.data[0]
             figures["ddcup/reference_selection"] = _selection_figure(args, name, root, out)
     except SyndrError as exc:
-        print(f"syndr umap: error: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr umap")
     if args.json:
         print(dumps_json({key: str(path) for key, path in figures.items()}, indent=2))
         return 0
