@@ -94,8 +94,7 @@ def _config_errors_in_one_line() -> None:
                 return original(reraise(exc))
             cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
             text = " ".join(f"{exc}{cause}".split()).split(" Config search path:")[0]
-            print(f"error: {text}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(report_error(ConfigError(text)))
         except Exception as exc:  # anything else: Hydra's report (stripped traceback)
             return original(reraise(exc))
 

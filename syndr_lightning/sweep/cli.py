@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
         "mean ± sample std over seeds; headline metrics unless --all or --metrics.",
     )
     add_collect_arguments(c)
-    c.set_defaults(func=_collect)
+    c.set_defaults(func=_collect, command_name="syndr sweep collect")
     i = sub.add_parser(
         "intra",
         help="intra-dataset medians (min, max) over seeds",
@@ -73,5 +73,5 @@ def register(subparsers: Any) -> None:
         "checkpoint rule of an intra-dataset sweep (the paper's protocol).",
     )
     add_intra_arguments(i)
-    i.set_defaults(func=_intra)
+    i.set_defaults(func=_intra, command_name="syndr sweep intra")
     p.set_defaults(func=lambda _args: (p.print_help(), 2)[1])

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             digits=args.digits,
         )
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
-        return report_error(exc)
+        return report_error(exc, getattr(args, "command_name", ""))
     print(summary.markdown_path.read_text(encoding="utf-8"), end="")
     for path in summary.failed_dirs:
         print(f"warning: no metrics.json in {path} (job failed or still running)", file=sys.stderr)

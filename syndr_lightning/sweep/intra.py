@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or args.multirun_dir)
         write_table_report(out, "intra_results", text, df)
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
-        return report_error(exc)
+        return report_error(exc, getattr(args, "command_name", ""))
     print(text, end="")
     missing = [str(j.path) for j in jobs if not j.ok]
     if missing:
