@@ -14,11 +14,11 @@ from typing import Any
 
 from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.data.facts import DataFacts, SynDRFacts
-from syndr_lightning.reshape.params import ReshapeParams
+from syndr_lightning.reshape.params import ReshapeParams, recorded_keys
 from syndr_lightning.utils.io import git_sha
 
 #: Reshaping settings a protocol names (the paper's hyper-parameters and switches).
-PROTOCOL_KEYS = ("k", "T_ref", "T_q", "T_f", "T_u", "weights", "temperature", "rule", "encoder")
+PROTOCOL_KEYS = recorded_keys()
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,16 @@ def test_reshaping_signature_tables_name_the_real_parameters() -> None:
     for func, params in rows:
         real = list(inspect.signature(func).parameters)
         assert params == real[: len(params)], f"{func.__name__}: docs {params}, code {real}"
+
+
+#: A hop of the walks in docs/ARCHITECTURE.md: `` `file`: `code` ``.
+HOP = re.compile(r"`((?:syndr_lightning|conf)/[\w/]+\.(?:py|yaml))`: `([^`]+)`")
+
+
+def test_architecture_walks_quote_code_that_is_in_the_file_named() -> None:
+    text = (REPO_ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    hops = HOP.findall(" ".join(text.split()))
+    assert len(hops) >= 12
+    for path, code in hops:
+        source = " ".join((REPO_ROOT / path).read_text(encoding="utf-8").split())
+        assert code in source, f"docs/ARCHITECTURE.md quotes `{code}` from {path}: not there"

@@ -215,7 +215,7 @@ class BIQAModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         """Adam with the backbone at ``lr`` and the head at ``lr * lr_ratio``; with
         ``lr_schedule=cosine`` also a per-epoch cosine decay over ``trainer.max_epochs``."""
-        hp = self.hparams
+        hp = self.model_params  # the one route of model.lr & co. (ModelParams)
         optimizer = torch.optim.Adam(
             [
                 # names: the learning rates are logged as lr-Adam/backbone, lr-Adam/head
@@ -225,7 +225,7 @@ class BIQAModule(L.LightningModule):
             lr=hp.lr,
             weight_decay=hp.weight_decay,
         )
-        if hp.get("lr_schedule", "none") == "none":
+        if hp.lr_schedule == "none":
             return optimizer
         epochs = self._trainer.max_epochs if self._trainer is not None else None
         if epochs is None or int(epochs) < 1:

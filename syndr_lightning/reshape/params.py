@@ -36,6 +36,10 @@ ENCODERS: tuple[str, ...] = (
 )
 
 
+#: Field metadata of the parameters every run's protocol names (``recorded_keys``).
+_RECORDED = {"recorded": True}
+
+
 def _number(value: Any, key: str) -> float:
     """``value`` as a finite number (ints and floats kept as given, so reports show them
     as written; strings converted)."""
@@ -83,10 +87,10 @@ class DRCDownParams:
     (label gap, 0..10 scale); clusters larger than ``T_u`` are thinned by ``rule``.
     ``backend`` picks the pair search; ``split_pairs`` splits it over DDP ranks."""
 
-    T_f: float = 0.1
-    T_q: float = 1.0
-    T_u: int = 20
-    rule: str = "reference"
+    T_f: float = field(default=0.1, metadata=_RECORDED)
+    T_q: float = field(default=1.0, metadata=_RECORDED)
+    T_u: int = field(default=20, metadata=_RECORDED)
+    rule: str = field(default="reference", metadata=_RECORDED)
     backend: str = "auto"
     split_pairs: bool = True
 
@@ -119,12 +123,12 @@ class DDCUpParams:
     ``encoder`` (``encoder_weights``, centre crop ``encoder_crop``);
     ``select_candidates=false`` adds every candidate (Table 4 rows b, d)."""
 
-    k: int | str = 5
-    T_ref: float = 0.05
-    weights: str = "reference"
-    temperature: float = 0.05
+    k: int | str = field(default=5, metadata=_RECORDED)
+    T_ref: float = field(default=0.05, metadata=_RECORDED)
+    weights: str = field(default="reference", metadata=_RECORDED)
+    temperature: float = field(default=0.05, metadata=_RECORDED)
     levels: tuple[int, ...] = (1, 3, 5)
-    encoder: str = "resnet50"
+    encoder: str = field(default="resnet50", metadata=_RECORDED)
     encoder_weights: str = "IMAGENET1K_V1"
     encoder_crop: int = 224
     select_candidates: bool = True
@@ -240,3 +244,14 @@ class ReshapeParams:
         for params in (self.ddcup_params, self.drcdown_params):
             out.update({f.name: getattr(params, f.name) for f in fields(params)})
         return out
+
+
+def recorded_keys() -> tuple[str, ...]:
+    """The reshaping parameters a run's protocol names (``syndr_protocol.json``): the
+    fields of :class:`DDCUpParams` and :class:`DRCDownParams` marked as recorded."""
+    return tuple(
+        f.name
+        for cls in (DDCUpParams, DRCDownParams)
+        for f in fields(cls)
+        if f.metadata.get("recorded")
+    )
