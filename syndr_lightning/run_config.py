@@ -27,7 +27,7 @@ from syndr_lightning.models.backbones import weights_name
 from syndr_lightning.models.params import ModelParams
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
-from syndr_lightning.utils.runchecks import check_run
+from syndr_lightning.utils.runchecks import check_run_settings
 
 __all__ = ["RunConfig", "datamodule_class", "model_class"]
 
@@ -179,7 +179,7 @@ class RunConfig:
                 "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the "
                 "checkpoint monitor (callbacks.model_checkpoint.monitor=null)"
             )
-        check_run(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
+        check_run_settings(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
         select_on_test = bool(cfg.get("select_on_test", False))
         encoder = None if reshape is None else reshape.ddcup_params
         return cls(

@@ -16,7 +16,7 @@ __all__ = [
     "check_cache_dirs",
     "check_fit_length",
     "check_numbers",
-    "check_run",
+    "check_run_settings",
     "typed",
 ]
 
@@ -98,7 +98,7 @@ def check_cache_dirs(cfg: Any) -> None:
                 break
 
 
-def check_run(cfg: Any) -> None:
+def check_run_settings(cfg: Any) -> None:
     """Every check of this module."""
     check_fit_length(cfg)
     check_numbers({key: OmegaConf.select(cfg, key) for key in RUN_NUMBERS})
