@@ -124,8 +124,8 @@ def test_16_bit_images_are_scaled_everywhere(ckpt: Path, tmp_path: Path) -> None
     from syndr_lightning.reshape.features import (
         IMAGENET_MEAN,
         IMAGENET_STD,
-        load_center_crop,
-        load_centre_crop,
+        load_feature_pass_crop,
+        load_reference_tensor,
     )
 
     path = _png16(tmp_path / "deep.png", 32768)
@@ -134,8 +134,8 @@ def test_16_bit_images_are_scaled_everywhere(ckpt: Path, tmp_path: Path) -> None
         np.testing.assert_array_equal(reader(path), want)
     cache = ImageCache.open_or_build([path], tmp_path / "cache", progress=False)
     np.testing.assert_array_equal(cache.get(path), want)
-    np.testing.assert_array_equal(load_center_crop(str(path), 16), want[:16, :16])
-    crop = load_centre_crop(path, 16) * torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    np.testing.assert_array_equal(load_feature_pass_crop(str(path), 16), want[:16, :16])
+    crop = load_reference_tensor(path, 16) * torch.tensor(IMAGENET_STD).view(3, 1, 1)
     crop += torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     assert torch.allclose(crop, torch.full_like(crop, 128 / 255), atol=1e-5)
     # predict no longer scores a mid-grey 16-bit image as a white one

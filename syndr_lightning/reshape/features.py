@@ -98,7 +98,7 @@ def feature_key(path: Path, encoder: str, weights: str | None, crop_size: int) -
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def load_centre_crop(path: Path, crop_size: int) -> torch.Tensor:
+def load_reference_tensor(path: Path, crop_size: int) -> torch.Tensor:
     """One ImageNet-normalised ``[3, crop, crop]`` centre crop (upscaled if smaller)."""
     return to_tensor(
         centre_crop(read_rgb(path, error=InputError, what="reference image"), crop_size)
@@ -116,7 +116,7 @@ class _ReferenceCrops(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return load_centre_crop(self.files[i], self.crop_size)
+        return load_reference_tensor(self.files[i], self.crop_size)
 
 
 def pool_cache_file(
@@ -246,7 +246,7 @@ def extract_reference_features(
 # --------------------------------------------------------------------------- DRCDown feature pass
 
 
-def load_center_crop(path: str, size: int, resize: int | None = None) -> np.ndarray:
+def load_feature_pass_crop(path: str, size: int, resize: int | None = None) -> np.ndarray:
     """Decode ``path`` as RGB and return its uint8 ``[size, size, 3]`` centre crop
     (``utils.transforms.centre_crop``: ``resize`` scales the short side first; smaller
     images are scaled up to ``size``, as the training and evaluation transforms do)."""
@@ -265,7 +265,7 @@ class _CropDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        crop = load_center_crop(self.paths[i], self.size, self.resize)
+        crop = load_feature_pass_crop(self.paths[i], self.size, self.resize)
         return i, torch.from_numpy(crop).permute(2, 0, 1).contiguous()
 
 
