@@ -19,7 +19,7 @@ from PIL import Image
 from syndr_lightning import load_model
 from syndr_lightning.cli import main as syndr_main
 from syndr_lightning.data.cache import ImageCache
-from syndr_lightning.data.datamodule import read_rgb as datamodule_read_rgb
+from syndr_lightning.data.datamodule import read_manifest_image
 from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.manifest import make_manifest, validate_manifest
 from syndr_lightning.inference.api import to_rgb_array
@@ -130,7 +130,7 @@ def test_16_bit_images_are_scaled_everywhere(ckpt: Path, tmp_path: Path) -> None
 
     path = _png16(tmp_path / "deep.png", 32768)
     want = np.full((30, 40, 3), 128, np.uint8)  # round(32768 * 255 / 65535)
-    for reader in (read_rgb, datamodule_read_rgb, to_rgb_array):
+    for reader in (read_rgb, read_manifest_image, to_rgb_array):
         np.testing.assert_array_equal(reader(path), want)
     cache = ImageCache.open_or_build([path], tmp_path / "cache", progress=False)
     np.testing.assert_array_equal(cache.get(path), want)
@@ -199,7 +199,7 @@ def test_decompression_bomb_is_one_line_everywhere(ckpt: Path, tmp_path: Path, c
     assert "above the limit of 1,000" in pd.read_csv(small, keep_default_na=False)["error"][0]
     monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
     with pytest.raises(DatasetError, match="above the limit of 1,000"):
-        datamodule_read_rgb(str(good))
+        read_manifest_image(str(good))
 
 
 # ----------------------------------------------------------------- 3. labels

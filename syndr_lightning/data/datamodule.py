@@ -32,20 +32,20 @@ from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.facts import DataFacts
 from syndr_lightning.data.manifest import validate_manifest
 from syndr_lightning.utils.errors import ConfigError, DatasetError
-from syndr_lightning.utils.images import read_rgb as _read_rgb
+from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.runchecks import check_numbers
 from syndr_lightning.utils.transforms import EvalTransform, TrainTransform
 
-__all__ = ["IQADataModule", "ManifestDataset", "read_rgb"]
+__all__ = ["IQADataModule", "ManifestDataset", "read_manifest_image"]
 
 ImageReader = Callable[[str], np.ndarray]
 Transform = Callable[..., torch.Tensor]
 
 
-def read_rgb(path: str) -> np.ndarray:
+def read_manifest_image(path: str) -> np.ndarray:
     """Read an image file as ``uint8 [H,W,3]`` RGB; DatasetError when missing/unreadable
     (EXIF orientation applied, 16-bit scaled, pixel limit: ``utils.images.read_rgb``)."""
-    return _read_rgb(path, what="image listed in the manifest")
+    return read_rgb(path, what="image listed in the manifest")
 
 
 class ManifestDataset(Dataset):
@@ -62,7 +62,7 @@ class ManifestDataset(Dataset):
         scores = manifest["score"].to_numpy(dtype=np.float32) if "score" in manifest else None
         self.scores = scores if scores is not None else np.full(len(manifest), np.nan, np.float32)
         self.transform = transform
-        self.image_reader = image_reader or read_rgb
+        self.image_reader = image_reader or read_manifest_image
 
     def __len__(self) -> int:
         return len(self.paths)
