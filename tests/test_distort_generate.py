@@ -85,13 +85,13 @@ def test_generate_never_leaves_partial_files(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gen_mod, "distort_image", flaky)
+    monkeypatch.setattr(gen_mod, "_distort_image", flaky)
     with pytest.raises(KeyboardInterrupt):
         generate(refs, out, types=[1, 17], levels=[1, 3], seed=0, progress=False)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["I00_01_01.png", "I00_01_03.png", "manifest.csv"]  # no temp files
     assert len(pd.read_csv(out / "manifest.csv")) == 2  # written on interrupt
-    monkeypatch.setattr(gen_mod, "distort_image", real)
+    monkeypatch.setattr(gen_mod, "_distort_image", real)
     generate(refs, out, types=[1, 17], levels=[1, 3], seed=0, progress=False)
     assert len(_pngs(out)) == 4 and len(pd.read_csv(out / "manifest.csv")) == 4
 

@@ -103,7 +103,7 @@ def _row(job: Job) -> dict[str, object]:
     }
 
 
-def distort_image(img: np.ndarray, dist_type: int, level: int, seed: int, **kwargs: Any):
+def _distort_image(img: np.ndarray, dist_type: int, level: int, seed: int, **kwargs: Any):
     """:func:`syndr_lightning.distort.core.distort_image` (imported lazily with torch)."""
     from syndr_lightning.distort.core import distort_image as _distort
 
@@ -129,7 +129,7 @@ def _run_unit(jobs: Sequence[Job], denoiser: str | None) -> list[dict[str, objec
     img = load_rgb(jobs[0].ref_path)
     rows = []
     for job in jobs:
-        out = distort_image(img, job.dist_type, job.level, job.seed, denoiser=denoiser)
+        out = _distort_image(img, job.dist_type, job.level, job.seed, denoiser=denoiser)
         save_png(out, job.out)
         rows.append(_row(job))
     return rows
