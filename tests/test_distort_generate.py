@@ -76,7 +76,7 @@ def test_generate_never_leaves_partial_files(
 ) -> None:
     refs = _make_refs(tmp_path / "refs", n=1)
     out = tmp_path / "out"
-    real = gen_mod.distort_image
+    real = gen_mod._distort_image
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
