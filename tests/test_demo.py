@@ -246,7 +246,7 @@ def test_demo_falls_back_to_tiny_cnn_without_the_offline_wheel(tmp_path: Path, m
 
 
 def test_epoch_curves_plateau_and_figure(tmp_path: Path) -> None:
-    from syndr_lightning.demo.curves import epoch_curves, levelled_off_epoch, plot_learning_curves
+    from syndr_lightning.demo.curves import epoch_curves, levelled_off_epoch, plot_demo_curves
 
     # A Lightning CSV table: step rows (loss_step) and epoch rows, NaN elsewhere.
     nan = float("nan")
@@ -270,7 +270,7 @@ def test_epoch_curves_plateau_and_figure(tmp_path: Path) -> None:
     assert levelled_off_epoch(curves["val_srcc"], 0.01) == 1
     assert levelled_off_epoch(curves["val_srcc"], 0.0) == 2
     assert levelled_off_epoch([]) is None
-    png = plot_learning_curves(
+    png = plot_demo_curves(
         {("baseline", 0): curves, ("syndr", 0): curves},
         tmp_path / "c.png",
         levelled={("syndr", 0): 1},

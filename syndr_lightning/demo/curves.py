@@ -6,7 +6,7 @@ Plain functions over the CSV logger's ``metrics.csv`` tables (no Lightning, no H
   training loss, validation SRCC and PLCC, and DRCDown's kept fraction;
 * :func:`levelled_off_epoch` is the first epoch whose validation SRCC is within
   ``tolerance`` of the run's best: where the curve reached its plateau;
-* :func:`plot_learning_curves` draws every (variant, seed) run on four panels and marks
+* :func:`plot_demo_curves` draws every (variant, seed) run on four panels and marks
   each run's plateau epoch.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 from syndr_lightning.utils.errors import InputError
 
-__all__ = ["CURVE_KEYS", "epoch_curves", "levelled_off_epoch", "plot_learning_curves"]
+__all__ = ["CURVE_KEYS", "epoch_curves", "levelled_off_epoch", "plot_demo_curves"]
 
 #: Column of :func:`epoch_curves` -> the metric key logged by the training run.
 CURVE_KEYS: dict[str, str] = {
@@ -81,7 +81,7 @@ def levelled_off_epoch(val_srcc: Sequence[float], tolerance: float = 0.01) -> in
     return int(np.flatnonzero(finite & (values >= best - tolerance))[0])
 
 
-def plot_learning_curves(
+def plot_demo_curves(
     curves: Mapping[tuple[str, int], pd.DataFrame],
     path: str | os.PathLike[str],
     *,

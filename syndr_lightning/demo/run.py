@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from syndr_lightning.demo.curves import epoch_curves, levelled_off_epoch, plot_learning_curves
+from syndr_lightning.demo.curves import epoch_curves, levelled_off_epoch, plot_demo_curves
 from syndr_lightning.demo.data import DemoData, DemoSpec, build_demo_dataset
 from syndr_lightning.utils.errors import ConfigError
 from syndr_lightning.utils.io import atomic_open
@@ -383,9 +383,7 @@ def _print_curves(
         )
     if not curves:
         return {}
-    png = plot_learning_curves(
-        curves, out_dir / "figures" / "learning_curves.png", levelled=levelled
-    )
+    png = plot_demo_curves(curves, out_dir / "figures" / "learning_curves.png", levelled=levelled)
     return {"learning_curves": str(png)}
 
 
