@@ -13,7 +13,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from syndr_lightning.data.paper_protocol import DATA_KEYS
-from syndr_lightning.run_config import RunConfig, datamodule_class, model_class
+from syndr_lightning.run_config import RunConfig
 from syndr_lightning.utils.errors import ConfigError, SyndrError
 from syndr_lightning.wandb_auth import wandb_note
 
@@ -45,7 +45,7 @@ def build_datamodule(cfg: DictConfig, run: RunConfig) -> L.LightningDataModule:
     (``reshape``, ``protocol``, ``feature_pass``) where the target accepts them."""
     import inspect
 
-    cls = datamodule_class(cfg)
+    cls = run.data_class
     params = inspect.signature(cls.__init__).parameters
     kwargs = OmegaConf.to_container(cfg.data, resolve=True)
     assert isinstance(kwargs, dict)
@@ -67,7 +67,7 @@ def build_datamodule(cfg: DictConfig, run: RunConfig) -> L.LightningDataModule:
 def build_model(cfg: DictConfig, run: RunConfig) -> L.LightningModule:
     """The LightningModule ``model._target_`` names, built from ``run.model`` (the only
     route of ``model.*``: checked once, in :class:`ModelParams`)."""
-    return model_class(cfg)(run.model)
+    return run.model_class(run.model)
 
 
 def build_callbacks(run: RunConfig, loggers: Sequence[Any]) -> list[Any]:

@@ -29,7 +29,7 @@ from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.runchecks import check_run_settings
 
-__all__ = ["RunConfig", "datamodule_class", "model_class"]
+__all__ = ["RunConfig", "target_class"]
 
 _IMAGE_CHECK = "syndr_lightning.data.check_images.ImageCheck"
 _TEST_SELECTION = "syndr_lightning.callbacks.test_selection.TestSetSelection"
@@ -40,32 +40,19 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def datamodule_class(cfg: DictConfig) -> type:
-    """The class ``data._target_`` names (a ConfigError when it cannot be imported)."""
-    target = cfg.data.get("_target_")
+def target_class(cfg: DictConfig, group: str, base: type, why: str) -> type:
+    """The class ``<group>._target_`` names, a ``base`` (else a ConfigError saying ``why``)."""
+    target = cfg[group].get("_target_")
     if not target:
-        raise ConfigError(
-            "data._target_ is missing; e.g. syndr_lightning.data.datamodule.IQADataModule"
-        )
-    try:
-        return get_class(str(target))
-    except Exception as exc:  # hydra raises plain ImportError/ValueError variants
-        raise ConfigError(f"data._target_={target!r} cannot be imported: {exc}") from None
-
-
-def model_class(cfg: DictConfig) -> type:
-    """The class ``model._target_`` names: a BIQAModule (a ConfigError otherwise)."""
-    from syndr_lightning.models.module import BIQAModule
-
-    target = cfg.model.get("_target_") or "syndr_lightning.models.module.BIQAModule"
+        raise ConfigError(f"{group}._target_ is missing; e.g. {base.__module__}.{base.__name__}")
     try:
         cls = get_class(str(target))
     except Exception as exc:  # hydra raises plain ImportError/ValueError variants
-        raise ConfigError(f"model._target_={target!r} cannot be imported: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, BIQAModule)):
+        raise ConfigError(f"{group}._target_={target!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(
-            f"model._target_={target} is not a BIQAModule; train() builds the model from "
-            f"ModelParams, so use syndr_lightning.models.module.BIQAModule or a subclass"
+            f"{group}._target_={target} is not a {base.__name__}; {why}, so use "
+            f"{base.__module__}.{base.__name__} or a subclass"
         )
     return cls
 
@@ -118,8 +105,11 @@ class RunConfig:
     seed: int
     selection: str  # the rule of the headline test/* numbers: "val" or "last"
     select_on_test: bool
-    #: the model group (the only route of model.* into the LightningModule)
+    #: the model group (the only route of model.* into the LightningModule) and its class
     model: ModelParams
+    model_class: type
+    #: the data module's class (``data._target_``)
+    data_class: type
     #: the reshape group (None: a data module that does not reshape, or no group)
     reshape: ReshapeParams | None
     data_protocol: DataProtocol | None
@@ -139,15 +129,13 @@ class RunConfig:
         for group in ("data", "model", "trainer"):
             if cfg.get(group) is None:
                 raise ConfigError(f"config group {group!r} is missing; add `{group}: <choice>`")
-        model_class(cfg)
+        from syndr_lightning.models.module import BIQAModule
+
+        model_cls = target_class(cfg, "model", BIQAModule, "train() builds it from ModelParams")
         model = ModelParams.from_config(_plain(cfg.model))
-        dm_cls = datamodule_class(cfg)
-        if not issubclass(dm_cls, IQADataModule):
-            raise ConfigError(
-                f"data._target_={cfg.data._target_} is not an IQADataModule; train() reports "
-                f"the data it trained on, so use syndr_lightning.data.datamodule.IQADataModule "
-                f"or a subclass (SynDRDataModule)"
-            )
+        dm_cls = target_class(
+            cfg, "data", IQADataModule, "train() reports the data it trained on (SynDRDataModule)"
+        )
         _check_data_keys(cfg.data, dm_cls)
         reshape = ReshapeParams.from_config(_plain(cfg.reshape)) if cfg.get("reshape") else None
         if reshape is not None and (reshape.ddcup or reshape.drcdown):
@@ -187,6 +175,8 @@ class RunConfig:
             selection=rule,
             select_on_test=select_on_test,
             model=model,
+            model_class=model_cls,
+            data_class=dm_cls,
             reshape=reshape if _accepts(dm_cls, "reshape") else None,
             data_protocol=protocol,
             feature_pass=feature_pass,
