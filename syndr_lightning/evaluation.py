@@ -66,7 +66,9 @@ def _last_checkpoint_path(trainer: L.Trainer) -> str:
     return val.last_model_path if val is not None else ""
 
 
-def evaluate(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any) -> dict[str, float]:
+def evaluate_after_fit(
+    cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any
+) -> dict[str, float]:
     """Validation/test metrics of the val-selected checkpoint and of the last epoch."""
     last = plain_metrics(trainer.callback_metrics)
     metrics: dict[str, float] = {}

@@ -39,7 +39,7 @@ from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import compose_config
 from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.paper_protocol import POOL_FILE, write_name_list
-from syndr_lightning.evaluation import evaluate
+from syndr_lightning.evaluation import evaluate_after_fit
 from syndr_lightning.protocol import Protocol
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         with preemption_guard(preempt, "the same command plus"):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             protocol = _protocol(run, datamodule, trainer)
-            metrics = evaluate(cfg, trainer, model, datamodule)
+            metrics = evaluate_after_fit(cfg, trainer, model, datamodule)
         if trainer.is_global_zero:
             forget_requeue(run.log_dir)  # finished: a later run of this job starts afresh
         for cb in callbacks:
