@@ -119,3 +119,30 @@ def test_registries_do_not_depend_on_import_order(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"dataset": "synthetic"' in done.stdout
+
+
+#: Public names defined in more than one module on purpose: name -> why.
+SHARED_NAMES = {
+    **dict.fromkeys(
+        ("filter1d", "gaussian_blur", "gaussian_kernel1d", "motion_kernel"),
+        "one operation in its numpy and its torch backend (distort/ops_numpy.py, ops_torch.py)",
+    ),
+    "load_model": "the package-level shortcut to inference.api.load_model",
+    "main": "the entry point of a command module",
+    "register": "the hook of a command module (and the loader registry's decorator)",
+    "run": "the run function of a command module",
+    "train": "cli.train hands `syndr train` to the same task, train.train",
+    "markdown": "a module's own table as Markdown (paper comparison, intra table)",
+}
+
+
+def test_no_two_public_functions_share_a_name() -> None:
+    """A public function or class name means one thing (SHARED_NAMES lists the few
+    conventions); renames of issue 31 are in the commit messages."""
+    where: dict[str, list[str]] = {}
+    for path in PKG.rglob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(path.relative_to(PKG).as_posix())
+    shared = {name: files for name, files in where.items() if len(files) > 1}
+    assert sorted(set(shared) - set(SHARED_NAMES)) == [], shared
