@@ -167,7 +167,7 @@ class RunConfig:
                 "selection; set data.val_fraction (e.g. 0.2) or data.val, or drop the "
                 "checkpoint monitor (callbacks.model_checkpoint.monitor=null)"
             )
-        check_run_settings(cfg)  # max_epochs=0, a cache folder that is a file (utils/runchecks.py)
+        check_run_settings(cfg)  # RUN_NUMBERS, max_epochs=0, cache folders (utils/runchecks.py)
         select_on_test = bool(cfg.get("select_on_test", False))
         encoder = None if reshape is None else reshape.ddcup_params
         return cls(
