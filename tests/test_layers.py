@@ -146,3 +146,19 @@ def test_no_two_public_functions_share_a_name() -> None:
                 where.setdefault(node.name, []).append(path.relative_to(PKG).as_posix())
     shared = {name: files for name, files in where.items() if len(files) > 1}
     assert sorted(set(shared) - set(SHARED_NAMES)) == [], shared
+
+
+def test_hand_kept_lists_match_their_source() -> None:
+    """The lists that cannot be derived without an upward or a torch import at
+    ``--help`` time are checked against their source: DDCUp's encoders are the backbones
+    (plus CLIP's older name), and DDCUp's cache key covers every DDCUpParams field."""
+    from dataclasses import fields
+
+    from syndr_lightning.data.upsample import UpsampleSpec
+    from syndr_lightning.models.backbones import BACKBONES
+    from syndr_lightning.reshape.params import ENCODERS, DDCUpParams
+
+    assert set(ENCODERS) == set(BACKBONES) | {"clip_vit_b16"}
+    flat = UpsampleSpec((1,), DDCUpParams(), 0).flat()
+    renamed = {"encoder_crop": "crop_size", "select_candidates": "select"}
+    assert {renamed.get(f.name, f.name) for f in fields(DDCUpParams)} <= set(flat)
