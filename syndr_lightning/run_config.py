@@ -169,9 +169,12 @@ class RunConfig:
             )
         check_run_settings(cfg)  # RUN_NUMBERS, max_epochs=0, cache folders (utils/runchecks.py)
         select_on_test = bool(cfg.get("select_on_test", False))
+        pixels, seed = cfg.get("max_image_pixels"), cfg.get("seed", 0)
+        if seed is None:
+            raise ConfigError("seed=None is out of range; allowed: an integer >= 0")
         encoder = None if reshape is None else reshape.ddcup_params
         return cls(
-            seed=_seed(cfg.get("seed", 0)),
+            seed=int(seed),  # checked: RUN_NUMBERS
             selection=rule,
             select_on_test=select_on_test,
             model=model,
@@ -181,7 +184,7 @@ class RunConfig:
             data_protocol=protocol,
             feature_pass=feature_pass,
             callbacks=callbacks,
-            max_image_pixels=_pixels(cfg.get("max_image_pixels")),
+            max_image_pixels=None if pixels is None else int(pixels),
             log_dir=_log_dir(cfg),
             facts={
                 "backbone": model.backbone,
@@ -198,31 +201,6 @@ class RunConfig:
 def _log_dir(cfg: DictConfig) -> str | None:
     value = OmegaConf.select(cfg, "paths.log_dir")
     return str(value) if value else None
-
-
-def _seed(value: Any) -> int:
-    try:
-        seed = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"seed must be an integer, got {value!r}") from None
-    if seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {seed}")
-    return seed
-
-
-def _pixels(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        ok = not isinstance(value, bool) and int(value) >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ConfigError(
-            f"max_image_pixels={value!r} must be a positive integer (width x height), e.g. "
-            f"178956970"
-        )
-    return int(value)
 
 
 def _check_reshape_is_used(cfg: DictConfig, reshape: ReshapeParams, dm_cls: type) -> None:

@@ -23,6 +23,8 @@ __all__ = [
 #: Run-level numbers: key -> (minimum, below-bound maximum or None, integer, other allowed
 #: values). A key that is absent or null is not checked (the library's default applies).
 RUN_NUMBERS: dict[str, tuple[float, float | None, bool, tuple[Any, ...]]] = {
+    "seed": (0, None, True, ()),
+    "max_image_pixels": (1, None, True, ()),  # width x height; null: Pillow's own limit
     "data.batch_size": (1, None, True, ()),
     "data.eval_batch_size": (1, None, True, ()),
     "data.num_workers": (0, None, True, ()),
