@@ -91,10 +91,14 @@ def check_dataset(
     if info.raw_range is not None and report["raw_min"] is not None:
         lo, hi = info.raw_range
         margin = 0.1 * (hi - lo)
-        if report["raw_min"] < lo - margin or report["raw_max"] > hi + margin:
+        outside = np.flatnonzero((raw < lo - margin) | (raw > hi + margin))
+        if len(outside):
+            first = int(outside[0])
             problems.append(
-                f"{name}: raw scores span {report['raw_min']:.4g}..{report['raw_max']:.4g}, "
-                f"outside the published range {lo:g}..{hi:g}; wrong label column or file?"
+                f"{name}: {len(outside)} raw scores lie outside the published range "
+                f"{lo:g}..{hi:g} (margin {margin:.3g}); first: {raw[first]:.6g} for "
+                f"{str(df['path'].iloc[first])!r} (image {first + 1} of {len(df)} listed by "
+                f"{info.label_file or 'the label file'}); wrong label column or file?"
             )
 
     if not loader.filtered():
