@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "reshape": "syndr_lightning.reshape.cli",
     "predict": "syndr_lightning.inference.cli",
     "export": "syndr_lightning.inference.export_cli",
+    "import": "syndr_lightning.inference.import_cli",
     "umap": "syndr_lightning.viz.cli",
     "eval": "syndr_lightning.inference.eval_cli",
     "reproduce": "syndr_lightning.paper.cli",

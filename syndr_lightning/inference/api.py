@@ -157,6 +157,8 @@ def _meta(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
         "crop_size": int(crop) if crop is not None else None,
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
+        # set by `syndr import` (released models): backbone, label scale, training set
+        "protocol": ckpt.get("syndr_protocol"),
     }
 
 

@@ -99,6 +99,8 @@ def evaluate_checkpoint(
         "eval": crops_text,
         "labels": "dataset scores normalised to 0..10, higher is better",
     }
+    if meta.get("protocol"):  # an imported released model: its training protocol
+        protocol["trained"] = meta["protocol"]
     return {"metrics": metrics, "protocol": protocol}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,13 @@ def safe_torch_load(
     *,
     error: type[SyndrError] = InputError,
     what: str = "checkpoint",
+    extra_globals: Sequence[Any] = (),
 ) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``; failures raise ``error``.
 
     Missing, corrupt and foreign files, and files that would run code when unpickled,
-    all raise ``error`` with one line naming the file.
+    all raise ``error`` with one line naming the file. ``extra_globals``: further
+    data-only globals this caller accepts (the released models' numpy scalars).
     """
     import torch
 
@@ -57,7 +60,7 @@ def safe_torch_load(
     if not where.is_file():
         raise error(f"{what} {str(where)!r} does not exist; pass an existing file")
     try:
-        with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+        with torch.serialization.safe_globals([*CHECKPOINT_GLOBALS, *extra_globals]):
             return torch.load(where, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if _GLOBAL.search(str(exc)):
