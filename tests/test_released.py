@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from inference_helpers import write_image
+from inference_helpers import AuthorsBaseline, save_released, write_image
 from PIL import Image
 from torch import nn
 
@@ -24,47 +24,12 @@ from syndr_lightning.inference.released import convert_state_dict, training_targ
 CROP = 32
 
 
-class AuthorsBaseline(nn.Module):
-    """The reference code's ``Baseline`` layout: ``backbone`` = torchvision ResNet-50's
-    children without ``fc`` as an ``nn.Sequential``, ``classify`` = Sequential(Linear)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        model = torchvision.models.resnet50(weights=None)
-        self.backbone = nn.Sequential(*list(model.children())[:-1])
-        self.classify = nn.Sequential(nn.Linear(2048, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.backbone(x).reshape(x.size(0), -1))
-
-
 @pytest.fixture(scope="module")
 def released(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuthorsBaseline, Path]:
     """Their module with random weights and batch-norm statistics, saved as they save it."""
-    torch.manual_seed(7)
-    model = AuthorsBaseline()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-        model.classify[0].weight.normal_(0, 0.002)  # scores stay inside 0..10
-        model.classify[0].bias.fill_(5.0)
-    model.eval()
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-5)
     folder = tmp_path_factory.mktemp("model") / "12-01_10_00_00_kadid-10k_cross_livec_test"
-    folder.mkdir()
-    path = folder / "kadid-10k_model_best.pth.tar"
-    torch.save(
-        {
-            "epoch": 11,
-            "state_dict": model.state_dict(),
-            "best_SRCC": np.float64(0.8312),  # scipy's numpy floats, as their script stores
-            "best_PLCC": np.float64(0.8541),
-            "optimizer": optimizer.state_dict(),
-        },
-        path,
-    )
+    model = AuthorsBaseline.random(seed=7)
+    path = save_released(model, folder / "kadid-10k_model_best.pth.tar")
     return model, path
 
 
@@ -208,3 +173,50 @@ def test_target_from_their_run_folder_name() -> None:
     )
     assert training_target("m/01-02_03_04_05_kadid-10k_cross_pipal4_y/a.pth.tar") == "pipal4"
     assert training_target("kadid-10k_model_best.pth.tar") is None
+
+
+def test_reproduce_released_reports_the_authors_models(released, tmp_path: Path, capsys) -> None:
+    """``syndr reproduce --released DIR``: no training; Table 1's LIVEC cell from the model
+    whose run folder says ``cross_livec``, a mapped file for KonIQ, in the report."""
+    from syndr_lightning.paper.released import find_released
+
+    _, src = released
+    models = tmp_path / "released"
+    (models / src.parent.name).mkdir(parents=True)
+    (models / src.parent.name / src.name).write_bytes(src.read_bytes())
+    save_released(AuthorsBaseline.random(seed=8), models / "other" / "model_best.pth.tar")
+    data = tmp_path / "data"
+    for name in ("livec", "koniq10k"):
+        write_fixture(
+            name,
+            data / name,
+            size=(232, 228),
+            **{"n_images": 3},
+        )
+    out = tmp_path / "campaign"
+    base = [
+        "reproduce",
+        "--tables",
+        "1",
+        "--seeds",
+        "1",
+        "--out",
+        str(out),
+        "--released",
+        str(models),
+    ]
+    assert syndr_main([*base, f"paths.data_dir={data}"]) == 2  # other/ names no target
+    assert "--released-map model_best.pth.tar=TARGET" in capsys.readouterr().err
+    found = find_released(models, ["model_best.pth.tar=koniq10k"])
+    assert sorted(t for _, t in found) == ["koniq10k", "livec"]
+    code = syndr_main(
+        [*base, "--released-map", "model_best.pth.tar=koniq10k", f"paths.data_dir={data}"]
+    )
+    assert code == 0
+    report = (out / "paper_report.md").read_text()
+    section = report.split("## Released models")[1]
+    for line in ("| 1 | syndr | livec | SRCC |", "| 1 | syndr | koniq10k | PLCC |"):
+        assert line in section
+    records = json.loads((out / "released" / "released.json").read_text())["records"]
+    assert {(r["dataset"], r["images"]) for r in records} == {("livec", 3), ("koniq10k", 3)}
+    assert not list(out.glob("table1/*"))  # nothing trained

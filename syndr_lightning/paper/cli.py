@@ -47,6 +47,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plan", action="store_true", help="print every run and the cost; run nothing"
     )
     mode.add_argument("--report", action="store_true", help="write the report only; run nothing")
+    mode.add_argument(
+        "--released",
+        default=None,
+        metavar="DIR",
+        help="evaluate the authors' released models found under DIR on their cells' test "
+        "sets (datasets under paths.data_dir) and report them as their own section; no training",
+    )
+    p.add_argument(
+        "--released-map",
+        action="append",
+        default=[],
+        metavar="FILE=TARGET",
+        help="the target of a released model whose folder/file name does not say it; repeatable",
+    )
     p.add_argument(
         "--epoch-minutes",
         type=float,
@@ -104,6 +118,27 @@ def _apply_weights(runs: list, weights: list[str]) -> None:
         run.overrides = tuple([o for o in over if o.split("=", 1)[0] not in keys] + extra)
 
 
+def _evaluate_released(args: argparse.Namespace, root: Path, tables: list[str]) -> None:
+    """``--released DIR``: evaluate the authors' models on the test sets under
+    ``paths.data_dir`` (the override, ``$SYNDR_DATA_DIR`` or ``<root>/data``)."""
+    import os
+
+    from syndr_lightning.config import default_root
+    from syndr_lightning.paper.released import evaluate_released
+
+    data_dir = next(
+        (o.split("=", 1)[1] for o in args.overrides if o.lstrip("+").startswith("paths.data_dir=")),
+        os.environ.get("SYNDR_DATA_DIR") or str(default_root() / "data"),
+    )
+    records = evaluate_released(
+        args.released, root, data_dir, mapping=args.released_map, tables=tables
+    )
+    print(
+        f"reproduce: evaluated {len(records)} released cells in {root / 'released'}",
+        file=sys.stderr,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """The command: plan, run or report."""
     from syndr_lightning.paper.plan import campaign, epochs_of, format_plan
@@ -133,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
             )
             sys.stdout.write(text)
             return 0
-        if not args.report:
+        if args.released:
+            _evaluate_released(args, root, tables)
+        elif not args.report:
             pending = [r for r in runs if r.status(root) != "done"]
             print(
                 f"reproduce: {len(runs) - len(pending)} of {len(runs)} runs done; running "
@@ -151,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
         md, csv, text = write_report(root, tables, report_cells, args.seeds)
         sys.stdout.write(text)
         print(f"wrote {md} and {csv}", file=sys.stderr)
-        return 0 if args.report or not [r for r in runs if r.status(root) != "done"] else 1
+        if args.report or args.released:
+            return 0
+        return 0 if not [r for r in runs if r.status(root) != "done"] else 1
     except SyndrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_code(exc)

@@ -381,8 +381,10 @@ def write_report(
     out_dir: Path | None = None,
 ) -> tuple[Path, Path, str]:
     """Build and write ``paper_report.md`` / ``.csv`` (atomically); return paths and text."""
+    from syndr_lightning.paper.released import released_section
     from syndr_lightning.reporting import write_table_report
 
     text, table = build_report(root, tables, cells, seeds)
+    text += released_section(root, tables)  # the authors' models, when --released ran
     md, csv = write_table_report(out_dir or root, REPORT_NAME, text, table)
     return md, csv, text
