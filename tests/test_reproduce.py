@@ -165,7 +165,8 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
     assert syndr_main([*base, "--plan", *over]) == 0
     plan = capsys.readouterr().out
     assert "total: 11 runs (0 done, 0 partial, 11 pending)" in plan
-    assert "GPU-h" in plan and "?" in plan  # no per-epoch time known yet
+    # no run finished yet: the per-backbone default estimate (paper/cost.py)
+    assert "GPU-h" in plan and "default rates" in plan and " ?  " not in plan
     # run, interrupted at the 4th training
     counted["stop"].append(4)
     with pytest.raises(KeyboardInterrupt):

@@ -166,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
             text = format_plan(
                 root, tables, runs, cells, epochs_of(args.overrides), args.epoch_minutes
             )
-            sys.stdout.write(text)
+            from syndr_lightning.paper.plan_protocol import format_differences
+
+            sys.stdout.write(text + format_differences(cells, args.overrides))
             return 0
         if args.released:
             _evaluate_released(args, root, tables)

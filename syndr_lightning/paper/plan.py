@@ -187,13 +187,26 @@ def epochs_of(overrides: Sequence[str]) -> int:
 
 
 def gpu_hours(
-    run: Run, epochs: int, epoch_minutes: float | None, recorded: dict[str, float]
+    run: Run,
+    epochs: int,
+    epoch_minutes: float | None,
+    recorded: dict[str, float],
+    rates: dict[str, tuple[float, float]] | None = None,
 ) -> float | None:
-    """Estimated GPU-hours of one run (None when no per-epoch time is known)."""
+    """Estimated GPU-hours of one run: ``--epoch-minutes``, else the seconds per epoch
+    finished runs of its backbone recorded, else the per-backbone estimate of
+    :mod:`paper.cost` (``rates``: measured by gpu_bench, else its defaults)."""
+    from syndr_lightning.paper.cost import estimated_epoch_seconds, training_images
+
     if epoch_minutes is not None:
         seconds = float(epoch_minutes) * 60.0
+    elif _backbone(run) in recorded:
+        seconds = recorded[_backbone(run)]
     else:
-        seconds = recorded.get(_backbone(run), recorded.get("*", math.nan))
+        images = training_images(run.experiment, run.overrides, bool(run.expect.get("ddcup")))
+        seconds = estimated_epoch_seconds(
+            _backbone(run), images, bool(run.expect.get("drcdown")), rates
+        )
     if not math.isfinite(seconds):
         return None
     return epochs * seconds / 3600.0
@@ -209,17 +222,10 @@ def format_plan(
 ) -> str:
     """The plan as text: every run (table, row, target, seed, command, cost, status) and
     the totals per table and overall."""
+    from syndr_lightning.paper.cost import cost_source
+
     recorded = recorded_epoch_seconds(root, all_runs(sorted({r.seed for r in runs})))
-    source = (
-        f"{epoch_minutes} min per epoch (--epoch-minutes)"
-        if epoch_minutes is not None
-        else (
-            "per-epoch times recorded by finished runs: "
-            + ", ".join(f"{k} {v / 60:.2f} min" for k, v in sorted(recorded.items()))
-            if recorded
-            else "no per-epoch time known: pass --epoch-minutes M (or finish one run)"
-        )
-    )
+    rates, source = cost_source(root, recorded, epoch_minutes)
     lines = [
         f"campaign folder: {root}",
         f"tables: {', '.join(tables)}; epochs per run: {epochs}; cost from {source}",
@@ -233,7 +239,7 @@ def format_plan(
     for (table, row, target, seed), run in sorted(
         cells.items(), key=lambda kv: (int(kv[0][0]), order[kv[0][:2]], kv[0][2], kv[0][3])
     ):
-        hours = gpu_hours(run, epochs, epoch_minutes, recorded)
+        hours = gpu_hours(run, epochs, epoch_minutes, recorded, rates)
         status = run.status(root)
         first = run.id not in seen  # listed the first time: with its command line
         totals.setdefault(table, []).append(hours)
@@ -261,7 +267,7 @@ def format_plan(
             first = next((c.table for c in run.cells if c.table in tables), None)
             if first == table:
                 done_ids.add(run.id)
-                new_hours.append(gpu_hours(run, epochs, epoch_minutes, recorded))
+                new_hours.append(gpu_hours(run, epochs, epoch_minutes, recorded, rates))
         grand += new_hours
         text = _sum(new_hours)
         lines.append(f"{table:>5}  {len(totals.get(table, [])):>11}  {n_new:>8}  {text:>16}")
