@@ -171,3 +171,17 @@ def test_drcdown_on_real_labels_equals_the_oracle(official: dict[str, Path]) -> 
 def test_wheel_tables_are_the_published_sizes() -> None:
     """Guards the fixture source: a new wheel with other tables fails here first."""
     assert len(read_table("PIPAL")) == 23_200 and len(read_table("LIVE")) == 779
+
+
+def test_koniq_archives_unpacked_into_their_own_folders(tmp_path: Path) -> None:
+    """Each KonIQ-10k zip unpacked into a folder named after it works as well."""
+    from syndr_lightning.fakedata.fixtures import write_fixture
+
+    root = write_fixture("koniq10k", tmp_path / "k", n_images=3, resolution="1024x768")
+    (root / "koniq10k_1024x768").mkdir()
+    (root / "1024x768").rename(root / "koniq10k_1024x768" / "1024x768")
+    (root / "koniq10k_scores_and_distributions").mkdir()
+    csv = "koniq10k_scores_and_distributions.csv"
+    (root / csv).rename(root / "koniq10k_scores_and_distributions" / csv)
+    table = load_dataset("koniq10k", root)
+    assert len(table) == 3 and all("koniq10k_1024x768" in p for p in table["path"])
