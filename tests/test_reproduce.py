@@ -76,10 +76,12 @@ def test_plan_covers_every_paper_number_and_names_the_real_models(
     assert "model.backbone=swin_t model.weights=IMAGENET1K_V1" in text
     assert "+experiment=syn2alg reshape.ddcup=false" in text and "pipal_subset=pipal6" in text
     # --weights: every use of a backbone's weights (model and DDCUp encoder) -> the file
+    import torch
+
     from syndr_lightning.paper.cli import _apply_weights
 
     file = tmp_path / "vit.pth"
-    file.write_bytes(b"")
+    torch.save({"w": torch.zeros(1)}, file)
     _apply_weights(runs, [f"vit_b_16={file}"])
     over = cells[("10", "encoder-clip", "livec", 0)].overrides
     assert f"model.weights={file}" in over and "reshape.encoder_weights=clip" in over
@@ -243,15 +245,16 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
 
 
 def test_paper_task_skips_finished_runs_and_fails_one_run_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A finished run is not trained again (e.g. a SLURM requeue); a user-facing error
-    fails that run as a plain exception, so Hydra goes on with the campaign's others."""
+    fails that run only (one line, a run_status.json record), so Hydra goes on with the
+    campaign's others."""
     from omegaconf import OmegaConf
 
     from syndr_lightning import train as train_module
-    from syndr_lightning.paper.runner import RunFailed, paper_task
-    from syndr_lightning.utils.errors import DatasetError, SyndrError
+    from syndr_lightning.paper.runner import paper_task
+    from syndr_lightning.utils.errors import DatasetError
 
     cfg = OmegaConf.create(
         {"paths": {"output_dir": str(tmp_path)}, "ckpt_path": None, "seed": 0,
@@ -262,8 +265,9 @@ def test_paper_task_skips_finished_runs_and_fails_one_run_only(
         raise DatasetError("pipal: root '/d/pipal' does not exist")
 
     monkeypatch.setattr(train_module, "train", missing)
-    with pytest.raises(RunFailed, match="pipal1/seed0: pipal: root") as info:
-        paper_task(cfg)
-    assert not isinstance(info.value, SyndrError)
+    assert paper_task(cfg) is None
+    assert "error: table2/pipal1-syndr/pipal1/seed0: pipal: root" in capsys.readouterr().err
+    status = json.loads((tmp_path / "run_status.json").read_text())
+    assert status["status"] == "failed" and status["exit_code"] == 1
     (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"test/pipal/srcc": 0.5}}))
     assert paper_task(cfg) == {"test/pipal/srcc": 0.5}  # not trained again
