@@ -303,3 +303,20 @@ def test_a_second_reproduce_on_one_folder_is_refused_while_the_first_trains(
         err = capsys.readouterr().err.strip()
         assert "another `syndr reproduce`" in err and len(err.splitlines()) == 1
     assert not list(out.glob("table1/*"))  # nothing trained or written by the second
+
+
+def test_a_null_metric_the_run_vouches_for_is_counted_not_reported_as_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished run whose SRCC is non-finite (constant predictions) wrote null: the plan
+    says done, the report says why there is no number (not "no runs yet")."""
+    from syndr_lightning.paper.report import RunResult, _values
+
+    out = tmp_path / "campaign"
+    run, folder = _campaign_run(out)
+    save_job_metrics({"test/livec/srcc": float("nan")}, folder, {}, _identity())
+    state, metrics = run_metrics(out, run)
+    assert state == "done" and run.status(out) == "done"
+    assert isinstance(metrics, dict)
+    cell = _values({run.id: RunResult(run, metrics)}, [(0, [(run, "livec")])], "srcc")
+    assert cell.values == [] and "test/livec/srcc is not a finite number" in cell.failed[0]

@@ -180,7 +180,12 @@ def _values(
                 out.refused.append(res.refused)
             if res.failed and f"{run.folder}: {res.failed}" not in out.failed:
                 out.failed.append(f"{run.folder}: {res.failed}")
-            value = (res.metrics or {}).get(f"test/{dataset}/{metric}", math.nan)
+            key = f"test/{dataset}/{metric}"
+            value = (res.metrics or {}).get(key, math.nan)
+            if res.metrics is not None and not math.isfinite(value):
+                why = f"{run.folder}: {key} is not a finite number (null in its metrics.json)"
+                if why not in out.failed:  # e.g. constant predictions: counted, not averaged
+                    out.failed.append(why)
             if res.refused or not math.isfinite(value):
                 ok = False
                 continue
