@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from syndr_lightning.cli import main as syndr_main
-from syndr_lightning.paper.plan import campaign, run_metrics
+from syndr_lightning.paper.plan import campaign
 from syndr_lightning.reporting import find_jobs, save_job_metrics
 
 CELL = ["--tables", "1", "--seeds", "1", "--only", "table1/syndr/livec"]
@@ -224,6 +224,8 @@ def test_the_report_refuses_a_file_it_cannot_vouch_for_and_the_plan_agrees(
         file.write_text(json.dumps({"metrics": payload["metrics"]}))
     elif case == "no run record":
         (folder / "reproduce_run.json").unlink()
+    from syndr_lightning.paper.plan import run_metrics
+
     state, reason = run_metrics(out, run)
     assert state == "refused" and why in str(reason) and "rerun" in str(reason)
     assert str(folder) in str(reason)
@@ -310,6 +312,7 @@ def test_a_null_metric_the_run_vouches_for_is_counted_not_reported_as_missing(
 ) -> None:
     """A finished run whose SRCC is non-finite (constant predictions) wrote null: the plan
     says done, the report says why there is no number (not "no runs yet")."""
+    from syndr_lightning.paper.plan import run_metrics
     from syndr_lightning.paper.report import RunResult, _values
 
     out = tmp_path / "campaign"

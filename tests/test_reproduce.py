@@ -242,6 +242,18 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
     # the plan now knows a per-epoch time (recorded by the finished runs)
     assert syndr_main([*base, "--plan", *over]) == 0
     assert "total: 11 runs (11 done, 0 partial, 0 pending)" in capsys.readouterr().out
+    # a hand-edited metrics.json (SRCC 0.99) is refused in one line; --plan agrees
+    edited = out / "table1/syndr/livec/seed0/metrics.json"
+    payload = json.loads(edited.read_text())
+    payload["metrics"]["test/livec/srcc"] = 0.99
+    edited.write_text(json.dumps(payload))
+    assert syndr_main([*base, "--report"]) == 0
+    report = pd.read_csv(out / "paper_report.csv", dtype={"table": str})
+    t1 = report[(report["table"] == "1") & (report["row"] == "syndr")]
+    t1 = t1[t1["dataset"] == "livec"].iloc[0]
+    assert t1["n"] == 0 and f"{edited} does not match its digest" in t1["status"]
+    assert syndr_main([*base, "--plan", *over]) == 0
+    assert "(10 done, 0 partial, 0 pending, 1 refused)" in capsys.readouterr().out
 
 
 def test_paper_task_skips_finished_runs_and_fails_one_run_only(
