@@ -485,6 +485,7 @@ class SweepSummary:
     markdown_path: Path
     csv_path: Path
     failed_dirs: list[Path] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
 
 
 def write_table_report(
@@ -556,6 +557,7 @@ def collect(
         markdown_path=md_path,
         csv_path=csv_path,
         failed_dirs=failed,
+        jobs=list(jobs),
     )
 
 

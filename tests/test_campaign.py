@@ -67,7 +67,9 @@ def test_collect_counts_a_diverged_job_and_never_bolds_it(
     _job(root, "2", ["model.lr=1000", "seed=0"], _m(0.9), status="diverged")  # logged, diverged
     _job(root, "3", ["model.lr=1000", "seed=1"], None)  # crashed: no metrics, no status
     assert syndr_main(["sweep", "collect", str(root)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"{root / '2'}: diverged (loss 9.8e6); not counted" in err
+    assert f"{root / '3'}: failed (no metrics.json); not counted" in err
     table = pd.read_csv(root / "sweep_table.csv")
     bad = table[table["model.lr"] == 1000].iloc[0]
     assert bad["n"] == 0 and bad["diverged"] == 1 and bad["failed"] == 1
