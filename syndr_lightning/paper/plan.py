@@ -25,7 +25,6 @@ from syndr_lightning.paper.tables import PAPER_DEFAULTS, TABLES
 #: The run record our task wrapper writes beside metrics.json (runner.paper_task).
 RUN_FILE = "reproduce_run.json"
 METRICS_FILE = "metrics.json"
-STATUS_FILE = "run_status.json"  # = reporting.STATUS_FILE (kept free of pandas here)
 PAPER_EPOCHS = 24
 
 
@@ -106,8 +105,8 @@ def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
     digest or one that does not match (edited by hand), belongs to another seed or data
     set (no ``test/<set>/*`` of the run's sets), or whose ``reproduce_run.json`` is
     missing or names another run; ``("failed", reason)`` when the run's
-    ``run_status.json`` says it diverged or failed and it left no metrics;
-    ``("none", "")`` when it left nothing yet."""
+    ``run_status.json`` says it diverged or failed; ``("none", "")`` when it left nothing
+    yet or was preempted (to resume)."""
     from syndr_lightning.reporting import metrics_digest, read_json_file, read_run_status
     from syndr_lightning.utils.errors import InputError
 
@@ -118,9 +117,10 @@ def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
         status = read_run_status(folder)
     except InputError as exc:
         return "refused", str(exc)
-    if not file.is_file():
-        if status is not None and status.get("status") in ("diverged", "failed"):
-            return "failed", f"{status['status']}: {status.get('reason') or '?'}"
+    ended = status.get("status") if status is not None else None
+    if ended in ("diverged", "failed"):  # counted, never averaged; the same command retries
+        return "failed", f"{ended}: {status.get('reason') or '?'}"  # type: ignore[union-attr]
+    if ended == "preempted" or not file.is_file():  # to resume (a metrics.json is older)
         return "none", ""
     try:
         payload = read_json_file(
@@ -149,8 +149,6 @@ def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
             "refused",
             f"{file} holds no test/{missing[0]}/* metrics (another run's file?); {again}",
         )
-    if status is not None and status.get("status") != "finished":
-        return "refused", f"{file}: the run's {STATUS_FILE} says {status.get('status')}; {again}"
     record = folder / RUN_FILE
     try:
         rid = json.loads(record.read_text(encoding="utf-8")).get("id")

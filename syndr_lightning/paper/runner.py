@@ -147,6 +147,15 @@ def launch(root: Path, runs: Sequence[Run], overrides: Sequence[str]) -> int:
 
 
 # ----------------------------------------------------------------------------- the task
+def _json_field(file: Path, key: str) -> Any:
+    """``key`` of the JSON object in ``file`` (None when absent or unreadable)."""
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload.get(key) if isinstance(payload, dict) else None
+
+
 def _test_metrics(folder: Path) -> dict[str, float] | None:
     file = folder / METRICS_FILE
     try:
@@ -169,8 +178,9 @@ def own_checkpoint(folder: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
-def _record_failure(out: Path, exc: BaseException, since: float) -> None:
-    """Write ``run_status.json`` ("failed") unless the training wrote one in this attempt."""
+def _record_end(out: Path, exc: BaseException | None, since: float) -> None:
+    """Write ``run_status.json`` ("failed", or "finished" over an earlier attempt's record)
+    unless the training wrote one in this attempt."""
     from syndr_lightning.reporting import STATUS_FILE
 
     file = out / STATUS_FILE
@@ -178,8 +188,11 @@ def _record_failure(out: Path, exc: BaseException, since: float) -> None:
         if file.stat().st_mtime >= since:
             return
     except OSError:
-        pass
-    record = {"status": "failed", "exit_code": exit_code(exc), "reason": one_line(exc)}
+        if exc is None:
+            return  # finished, and no earlier record to correct
+    record: dict[str, Any] = {"status": "finished", "exit_code": 0, "reason": ""}
+    if exc is not None:
+        record = {"status": "failed", "exit_code": exit_code(exc), "reason": one_line(exc)}
     record.update({"epoch": -1, "step": -1})
     with atomic_open(file, "w", encoding="utf-8") as fh:
         json.dump(record, fh, indent=2)
@@ -198,9 +211,11 @@ def paper_task(cfg: DictConfig) -> dict[str, float] | None:
 
     from syndr_lightning import train as train_module
     from syndr_lightning.callbacks.preemption import forget_requeue
+    from syndr_lightning.reporting import STATUS_FILE
 
     out = Path(str(cfg.paths.output_dir)).expanduser()
-    done = _test_metrics(out)
+    ended = _json_field(out / STATUS_FILE, "status")
+    done = _test_metrics(out) if ended in (None, "finished") else None
     if done is not None:  # e.g. a SLURM requeue of a run that had finished
         return done
     # a requeue pointer names one checkpoint for the whole job: never another run's
@@ -221,9 +236,10 @@ def paper_task(cfg: DictConfig) -> dict[str, float] | None:
     except SyndrError as exc:
         # a failed run, not the campaign's end: recorded, the others go on; the same
         # command retries it (cli.run counts it and exits 1)
-        _record_failure(out, exc, start)
+        _record_end(out, exc, start)
         print(f"error: {cfg.reproduce.folder}: {one_line(exc)}", file=sys.stderr)
         return None
+    _record_end(out, None, start)
     seconds = time.time() - start
     epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=0) or 0)
     record = {
