@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from syndr_lightning.utils.errors import exit_code
 
@@ -87,9 +88,69 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: The most seeds a campaign may ask for (the paper uses 3; the intra-dataset protocol 10).
+MAX_SEEDS = 100
+
+#: Overrides a campaign sets per run itself: the same value for every run would be wrong.
+_PER_RUN = {
+    "seed": "the campaign trains seeds 0..N-1 (--seeds N) in their own folders; a seed "
+    "override would train that one seed in every seed folder",
+    "ckpt_path": "every run resumes from its own checkpoint by itself; one ckpt_path "
+    "would send one run's checkpoint to every run of the campaign",
+    "hydra.sweep.dir": "the campaign folder is --out (the runs would go elsewhere and stay "
+    "pending); pass --out instead",
+    "hydra.sweep.subdir": "each run's folder is table<T>/<row>/<target>/seed<S> under --out",
+    "hydra.run.dir": "each run's folder is table<T>/<row>/<target>/seed<S> under --out",
+    "paths.output_dir": "each run's folder is table<T>/<row>/<target>/seed<S> under --out",
+}
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse what is not a Hydra override and what a campaign sets per run (ConfigError)."""
+    from syndr_lightning.utils.errors import ConfigError
+
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(
+            f"{bad[0]!r} is not a Hydra override; expected KEY=VALUE (e.g. "
+            f"paths.data_dir=/datasets trainer=gpu)"
+        )
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in _PER_RUN:
+            raise ConfigError(f"{o!r} is refused under `syndr reproduce`: {_PER_RUN[key]}")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Range-check the numeric arguments before any work (ConfigError)."""
+    import math
+
+    from syndr_lightning.utils.errors import ConfigError
+
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds {args.seeds}: expected a number of seeds in 1..{MAX_SEEDS}")
+    minutes = args.epoch_minutes
+    if minutes is not None and not (math.isfinite(minutes) and 0 < minutes <= 7 * 24 * 60):
+        raise ConfigError(
+            f"--epoch-minutes {minutes}: expected GPU minutes per epoch, > 0 and at most a "
+            "week (10080)"
+        )
+
+
+def _check_weights_file(item: str, file: Path) -> None:
+    """The file must hold a state dict of tensors (read with weights_only=True)."""
+    from syndr_lightning.models.backbones import _extract_state_dict, _read_file
+    from syndr_lightning.utils.errors import ConfigError
+
+    try:
+        _extract_state_dict(_read_file(file), file)
+    except ConfigError as exc:
+        raise ConfigError(f"--weights {item!r}: {exc}") from None
+
+
 def _apply_weights(runs: list, weights: list[str]) -> None:
     """Point every run's ``model.weights`` / ``reshape.encoder_weights`` of a backbone at
-    the local file given for it."""
+    the local file given for it (each file checked to hold a state dict first)."""
     from syndr_lightning.models.backbones import BACKBONES
     from syndr_lightning.utils.errors import ConfigError
 
@@ -102,6 +163,7 @@ def _apply_weights(runs: list, weights: list[str]) -> None:
                 f"{', '.join(BACKBONES)} and FILE an existing weights file"
             )
         files[name] = str(Path(file).expanduser().resolve())
+        _check_weights_file(item, Path(files[name]))
     if not files:
         return
     for run in runs:
@@ -139,25 +201,28 @@ def _evaluate_released(args: argparse.Namespace, root: Path, tables: list[str]) 
     )
 
 
+def _campaign_lock(root: Path) -> Any:
+    """The campaign folder's lock (``utils.locking.BuildLock``): one training process per
+    ``--out`` at a time."""
+    from syndr_lightning.utils.locking import BuildLock
+
+    return BuildLock(root / ".reproduce" / "campaign.lock")
+
+
 def run(args: argparse.Namespace) -> int:
     """The command: plan, run or report."""
     from syndr_lightning.paper.plan import campaign, epochs_of, format_plan
     from syndr_lightning.paper.report import write_report
-    from syndr_lightning.paper.runner import launch
+    from syndr_lightning.paper.runner import quoted
     from syndr_lightning.paper.tables import parse_tables
     from syndr_lightning.utils.errors import ConfigError, SyndrError
 
     try:
         tables = parse_tables(args.tables)
-        if args.seeds < 1:
-            raise ConfigError(f"--seeds {args.seeds}: expected a number of seeds >= 1")
-        bad = [o for o in args.overrides if "=" not in o]
-        if bad:
-            raise ConfigError(
-                f"{bad[0]!r} is not a Hydra override; expected KEY=VALUE (e.g. "
-                f"paths.data_dir=/datasets trainer=gpu)"
-            )
+        check_numbers(args)
+        check_overrides(args.overrides)
         root = Path(args.out or _default_out()).expanduser().resolve()
+        quoted(str(root))  # a path Hydra can be given (any characters but quotes/backslashes)
         runs, cells = campaign(tables, args.seeds, args.only)
         if not cells:
             raise ConfigError(f"--only {args.only} keeps no cell of tables {', '.join(tables)}")
@@ -173,18 +238,16 @@ def run(args: argparse.Namespace) -> int:
         if args.released:
             _evaluate_released(args, root, tables)
         elif not args.report:
-            pending = [r for r in runs if r.status(root) != "done"]
-            print(
-                f"reproduce: {len(runs) - len(pending)} of {len(runs)} runs done; running "
-                f"{len(pending)} in {root}",
-                file=sys.stderr,
-            )
-            code = launch(root, pending, args.overrides)
+            lock = _campaign_lock(root)
+            with lock.held(wait=False) as got:
+                if not got:
+                    raise SyndrError(
+                        f"another `syndr reproduce` ({lock.holder()}) is training the campaign "
+                        f"in {root}; wait for it to end (or pass another --out)"
+                    )
+                code = _train(root, runs, args.overrides)
             if code:
-                print(
-                    f"reproduce: the multirun stopped (exit {code}); the same command resumes",
-                    file=sys.stderr,
-                )
+                return code
         # every cell of the chosen tables (runs shared with --only's cells included)
         _, report_cells = campaign(tables, args.seeds)
         md, csv, text = write_report(root, tables, report_cells, args.seeds)
@@ -192,7 +255,56 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {md} and {csv}", file=sys.stderr)
         if args.report or args.released:
             return 0
-        return 0 if not [r for r in runs if r.status(root) != "done"] else 1
+        left = [r for r in runs if r.status(root) != "done"]
+        for r in left:
+            print(f"reproduce: {r.folder} is {r.status(root)}", file=sys.stderr)
+        if left:
+            print(
+                f"reproduce: {len(left)} run(s) not done; the same command retries them",
+                file=sys.stderr,
+            )
+        return 1 if left else 0
     except SyndrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_code(exc)
+
+
+def _train(root: Path, runs: list, overrides: list[str]) -> int:
+    """Train the campaign's unfinished runs (one multirun); 0, or the exit status that
+    ends the command (143 preempted, 2 a configuration error)."""
+    from syndr_lightning.paper.runner import launch
+    from syndr_lightning.utils.errors import EXIT_PREEMPTED, InputError
+
+    states = {r.id: r.status(root) for r in runs}
+    refused = [r for r in runs if states[r.id] == "refused"]
+    if refused:
+        from syndr_lightning.paper.plan import run_metrics
+
+        more = f" ({len(refused) - 1} more: see --plan)" if len(refused) > 1 else ""
+        raise InputError(f"{run_metrics(root, refused[0])[1]}{more}")
+    pending = [r for r in runs if states[r.id] != "done"]
+    print(
+        f"reproduce: {len(runs) - len(pending)} of {len(runs)} runs done; running "
+        f"{len(pending)} in {root}",
+        file=sys.stderr,
+    )
+    code = launch(root, pending, overrides)
+    if code == EXIT_PREEMPTED:
+        print(
+            "reproduce: preempted (exit 143); the same command resumes every unfinished run "
+            "from its own checkpoint",
+            file=sys.stderr,
+        )
+        return code
+    if code == 2:
+        print(
+            "reproduce: stopped on a configuration error (exit 2); fix it and rerun",
+            file=sys.stderr,
+        )
+        return code
+    if code:
+        print(
+            f"reproduce: the multirun stopped (exit {code}); the same command resumes",
+            file=sys.stderr,
+        )
+    return 0

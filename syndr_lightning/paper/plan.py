@@ -83,20 +83,82 @@ class Run:
         return " ".join(parts)
 
     def status(self, root: Path) -> str:
-        """``done`` (test metrics written), ``partial`` (a checkpoint to resume) or ``pending``."""
-        folder = root / self.folder
-        metrics = folder / METRICS_FILE
-        if metrics.is_file():
-            try:
-                payload = json.loads(metrics.read_text(encoding="utf-8"))
-            except ValueError:
-                payload = {}
-            values = payload.get("metrics") if isinstance(payload, dict) else None
-            if isinstance(values, dict) and any(str(k).startswith("test/") for k in values):
-                return "done"
-        if (folder / "checkpoints" / "last.ckpt").is_file():
+        """``done`` (test metrics the run vouches for), ``refused`` (a metrics file the
+        report would refuse: :func:`run_metrics`), ``partial`` (its own checkpoint to
+        resume), ``failed`` (a failed or diverged attempt, nothing to resume) or
+        ``pending``. The plan, the launcher and the report agree through this."""
+        from syndr_lightning.paper.runner import own_checkpoint
+
+        state, _ = run_metrics(root, self)
+        if state in ("done", "refused"):
+            return state
+        if own_checkpoint(root / self.folder) is not None:
             return "partial"
-        return "pending"
+        return "failed" if state == "failed" else "pending"
+
+
+def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
+    """Whether ``run``'s folder holds numbers the report may use.
+
+    ``("done", metrics)``; ``("refused", one line naming the file and how to rerun)`` for
+    a metrics.json that is malformed (not UTF-8, not JSON, not a mapping), carries no
+    digest or one that does not match (edited by hand), belongs to another seed or data
+    set (no ``test/<set>/*`` of the run's sets), or whose ``reproduce_run.json`` is
+    missing or names another run; ``("failed", reason)`` when the run's
+    ``run_status.json`` says it diverged or failed; ``("none", "")`` when it left nothing
+    yet or was preempted (to resume)."""
+    from syndr_lightning.reporting import metrics_digest, read_json_file, read_run_status
+    from syndr_lightning.utils.errors import InputError
+
+    folder = root / run.folder
+    file = folder / METRICS_FILE
+    again = f"delete {file} and rerun the same `syndr reproduce` command to train it again"
+    try:
+        status = read_run_status(folder)
+    except InputError as exc:
+        return "refused", str(exc)
+    ended = status.get("status") if status is not None else None
+    if ended in ("diverged", "failed"):  # counted, never averaged; the same command retries
+        return "failed", f"{ended}: {status.get('reason') or '?'}"  # type: ignore[union-attr]
+    if ended == "preempted" or not file.is_file():  # to resume (a metrics.json is older)
+        return "none", ""
+    try:
+        payload = read_json_file(
+            file, "the metrics.json a campaign run writes", fix=again[0].upper() + again[1:]
+        )
+    except InputError as exc:
+        return "refused", str(exc)
+    metrics = payload.get("metrics")
+    identity = payload.get("identity")
+    if not isinstance(metrics, dict) or not isinstance(identity, dict) or "digest" not in payload:
+        return "refused", f"{file} carries no metrics with identity and digest; {again}"
+    try:
+        same = payload["digest"] == metrics_digest(metrics, identity)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        return "refused", f"{file} does not match its digest (edited by hand?); {again}"
+    if identity.get("seed") != run.seed:
+        return (
+            "refused",
+            f"{file} is seed {identity.get('seed')!r}'s, not seed {run.seed}'s; {again}",
+        )
+    missing = [d for d in run.datasets if not any(str(k).startswith(f"test/{d}/") for k in metrics)]
+    if missing:
+        return (
+            "refused",
+            f"{file} holds no test/{missing[0]}/* metrics (another run's file?); {again}",
+        )
+    record = folder / RUN_FILE
+    try:
+        rid = json.loads(record.read_text(encoding="utf-8")).get("id")
+    except (OSError, ValueError, AttributeError):
+        rid = None
+    if rid != run.id:
+        what = "is missing" if not record.is_file() else f"names another run ({rid!r})"
+        return "refused", f"{record} {what}: the folder holds no run of this campaign; {again}"
+    values = {str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    return "done", values
 
 
 def _safe(text: str) -> str:
@@ -272,9 +334,10 @@ def format_plan(
         text = _sum(new_hours)
         lines.append(f"{table:>5}  {len(totals.get(table, [])):>11}  {n_new:>8}  {text:>16}")
     status = [r.status(root) for r in runs]
+    other = "".join(f", {status.count(s)} {s}" for s in ("failed", "refused") if s in status)
     lines.append(
         f"total: {len(runs)} runs ({status.count('done')} done, {status.count('partial')} "
-        f"partial, {status.count('pending')} pending), {_sum(grand)} GPU-h"
+        f"partial, {status.count('pending')} pending{other}), {_sum(grand)} GPU-h"
     )
     return "\n".join(lines) + "\n"
 
