@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import subprocess
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -167,14 +166,14 @@ def test_image_cache_edit_is_found_and_rebuilt(tmp_path: Path) -> None:
     paths = [str(write_image(tmp_path / f"{k}.png", k, (20, 16))) for k in range(3)]
     cache = ImageCache.open_or_build(paths, tmp_path / "cache", progress=False)
     truth = [cache.get(p) for p in paths]
+    index = json.loads(cache.index_file.read_text())
     _edit_keeping_size_and_mtime(cache.data_file, 20 * 16 * 3 + 5)  # inside image 1
-    again = ImageCache.open_or_build(paths, tmp_path / "cache", progress=False)
-    assert not again.built  # size and mtime unchanged: reused ...
+    opened = ImageCache(cache.index_file, index)  # edited while a run has it open:
     with pytest.raises(DatasetError, match="does not match the checksum") as info:
-        again.get(paths[1])  # ... but the edited image is never returned
+        opened.get(paths[1])  # the edited image is never returned
     assert "\n" not in str(info.value)
     rebuilt = ImageCache.open_or_build(paths, tmp_path / "cache", progress=False)
-    assert rebuilt.built
+    assert rebuilt.built  # its index was removed: the next open rebuilds
     for p, t in zip(paths, truth, strict=True):
         np.testing.assert_array_equal(rebuilt.get(p), t)
     # An index without checksums (an older version's) is rebuilt, never trusted.
@@ -466,10 +465,8 @@ def test_full_disk_during_the_ddcup_build_is_one_line(tmp_path: Path) -> None:
 def test_block_checksums_detect_a_single_flipped_bit() -> None:
     from syndr_lightning.utils.integrity import block_crcs
 
-    for width in (296, 300):  # a multiple of 8 bytes (64-bit word sums), and not (CRC-32)
+    for width in (296, 300):  # a multiple of 8 bytes, and not
         blocks = np.random.default_rng(0).integers(0, 256, (4, width), dtype=np.uint8)
         sums = block_crcs(blocks)
-        if width % 8:
-            assert sums[1] == zlib.crc32(blocks[1].tobytes())
         blocks[1, 17] ^= 0x04
         assert np.flatnonzero(block_crcs(blocks) != sums).tolist() == [1]
