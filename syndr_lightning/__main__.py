@@ -114,6 +114,10 @@ def main() -> None:
         print(f"syndr-lightning {__version__}")
         return
 
+    from syndr_lightning.cli import _environment_ok
+
+    if not _environment_ok("syndr-train"):
+        sys.exit(2)
     import hydra
 
     from syndr_lightning.config import SWEPT_KEYS_ENV, conf_dir, register_resolvers, swept_keys

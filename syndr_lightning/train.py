@@ -41,6 +41,7 @@ from syndr_lightning.run_config import RunConfig
 from syndr_lightning.utils.images import set_max_image_pixels
 from syndr_lightning.utils.io import atomic_open
 from syndr_lightning.utils.progress import progress_bar_setting
+from syndr_lightning.utils.signals import sigusr1_outside_slurm
 from syndr_lightning.wandb_auth import finish_wandb
 
 __all__ = ["RunConfig", "compose_config", "train"]
@@ -56,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
     run = RunConfig.from_config(cfg)
     set_max_image_pixels(run.max_image_pixels)
+    sigusr1_outside_slurm()  # SLURM's requeue signal: outside SLURM one warning, no death
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)

@@ -1,0 +1,85 @@
+"""Tracebacks and silent deaths turned into one line with the exit-code table's code
+(issue 32): a malformed environment setting, SIGTERM while DDCUp's set is built, SIGUSR1
+outside SLURM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from syndr_lightning.cli import main as syndr
+from syndr_lightning.utils.errors import PreemptedError, exit_code
+
+
+def _err_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_malformed_max_image_pixels_is_refused_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syndr_lightning.fakedata.synthetic import generate_synthetic_iqa
+
+    csv = generate_synthetic_iqa(tmp_path / "d", n_refs=2, n_types=1, n_levels=2)
+    monkeypatch.setenv("SYNDR_MAX_IMAGE_PIXELS", "abc")
+    assert syndr(["data", "check", "csv", str(csv)]) == 2  # not "4 images unreadable", 1
+    line = _err_line(capsys)
+    assert "SYNDR_MAX_IMAGE_PIXELS='abc'" in line and "positive integer" in line
+
+
+def test_sigterm_while_ddcup_builds_is_one_line_143(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syndr_lightning.data import syndr_build
+    from syndr_lightning.data.syndr import SynDRDataModule
+    from syndr_lightning.fakedata.fixtures import write_fixture
+
+    kadid = write_fixture("kadid10k", tmp_path / "kadid", n_refs=3, types=[1])
+    kadis = write_fixture("kadis700k", tmp_path / "kadis", n_refs=3)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler stops the job mid-build
+        raise AssertionError("SIGTERM did not stop the build")
+
+    monkeypatch.setattr(syndr_build, "build_upsampled_set", killed)
+    dm = SynDRDataModule(
+        train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1]}},
+        candidates={"name": "folder", "root": str(kadis / "ref_imgs")},
+        reshape={"encoder": "tiny_cnn", "encoder_weights": "none", "drcdown": False},
+        cache_dir=str(tmp_path / "cache"),
+        crop_size=16,
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with pytest.raises(PreemptedError, match="while building DDCUp's upsampled set") as info:
+        dm.prepare_data()
+    assert exit_code(info.value) == 143 and "\n" not in str(info.value)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_sigusr1_outside_slurm_is_logged_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from syndr_lightning.utils.signals import sigusr1_outside_slurm
+
+    for key in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    before = signal.getsignal(signal.SIGUSR1)
+    assert before is signal.SIG_DFL
+    try:
+        sigusr1_outside_slurm()
+        with caplog.at_level(logging.WARNING):
+            os.kill(os.getpid(), signal.SIGUSR1)  # the default action would kill pytest
+        assert "SIGUSR1 received outside SLURM" in caplog.text
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_JOB_NAME", "train")
+    sigusr1_outside_slurm()  # under SLURM it is Lightning's requeue signal: left alone
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
