@@ -83,3 +83,24 @@ def test_sigusr1_outside_slurm_is_logged_not_fatal(
     monkeypatch.setenv("SLURM_JOB_NAME", "train")
     sigusr1_outside_slurm()  # under SLURM it is Lightning's requeue signal: left alone
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [("--k", "0", "--k=0"), ("--t-ref", "-1", "--t-ref=-1"), ("--temperature", "0", "")],
+)
+def test_reshape_up_range_errors_exit_2_like_reshape_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, needle: str
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "tr.npy", rng.standard_normal((4, 6)))
+    np.save(tmp_path / "ca.npy", rng.standard_normal((8, 6)))
+    np.save(tmp_path / "lab.npy", rng.uniform(1, 5, (4, 2, 3)))
+    out = tmp_path / "up.npz"
+    args = ["reshape", "up", "--out", str(out), "--weights", "softmin"]
+    for name, opt in (("tr", "--train-refs"), ("ca", "--candidates"), ("lab", "--labels")):
+        args += [opt, str(tmp_path / f"{name}.npy")]
+    assert syndr([*args, flag, value]) == 2
+    assert needle in _err_line(capsys) and not out.exists()
