@@ -104,3 +104,36 @@ def test_reshape_up_range_errors_exit_2_like_reshape_down(
         args += [opt, str(tmp_path / f"{name}.npy")]
     assert syndr([*args, flag, value]) == 2
     assert needle in _err_line(capsys) and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--crop-size", "100000"), ("--workers", "-1"), ("--crops", "0")]
+)
+@pytest.mark.parametrize("command", ["predict", "eval"])
+def test_scoring_options_are_range_checked_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, flag: str, value: str
+) -> None:
+    from inference_helpers import write_image
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")  # never opened: the options are refused first
+    image = write_image(tmp_path / "a.png", 0)
+    out = tmp_path / "out.csv"
+    if command == "predict":
+        args = ["predict", "--ckpt", str(junk), str(image), "--out", str(out)]
+    else:
+        args = ["eval", "--ckpt", str(junk), "--data", "folder", str(tmp_path), "--out", str(out)]
+    assert syndr([*args, flag, value]) == 2
+    assert flag in _err_line(capsys) and not out.exists()
+
+
+def test_eval_output_folder_is_refused_before_scoring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    args = ["eval", "--ckpt", str(junk), "--data", "folder", str(tmp_path), "--out", str(folder)]
+    assert syndr(args) == 2  # the output path first, not the checkpoint (1) after loading
+    assert str(folder) in _err_line(capsys)

@@ -23,6 +23,7 @@ from typing import Any
 from syndr_lightning.utils.cliopts import (
     add_progress_flag,
     add_scoring_options,
+    check_scoring_options,
     error_exit_code,
     write_output,
 )
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from syndr_lightning.utils.io import check_output_file
 
     try:
+        check_scoring_options(args)  # ranges, before any work
         if args.out != "-":  # a folder or a read-only file: refused before any work
             check_output_file(args.out)
         if args.max_pixels is not None:
