@@ -137,3 +137,33 @@ def test_eval_output_folder_is_refused_before_scoring(
     args = ["eval", "--ckpt", str(junk), "--data", "folder", str(tmp_path), "--out", str(folder)]
     assert syndr(args) == 2  # the output path first, not the checkpoint (1) after loading
     assert str(folder) in _err_line(capsys)
+
+
+@pytest.mark.parametrize("case", ["missing", "folder", "truncated", "not-lightning"])
+def test_bad_resume_checkpoint_is_one_line_before_work(tmp_path: Path, case: str) -> None:
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+    from inference_helpers import make_checkpoint
+
+    from syndr_lightning.train import compose_config, train
+    from syndr_lightning.utils.errors import ConfigError, InputError
+
+    ckpt = tmp_path / "x.ckpt"
+    if case == "folder":
+        ckpt.mkdir()
+    elif case == "truncated":
+        good = make_checkpoint(tmp_path / "good.ckpt").read_bytes()
+        ckpt.write_bytes(good[: len(good) // 2])
+    elif case == "not-lightning":
+        torch.save({"weight": torch.zeros(2)}, ckpt)
+    GlobalHydra.instance().clear()
+    out = tmp_path / "run"
+    overrides = ["model=tiny", "data=generated", "reshape=none", "trainer=cpu"]
+    cfg = compose_config(
+        [*overrides, f"ckpt_path={ckpt}", f"paths.cache_dir={tmp_path / 'c'}"], output_dir=out
+    )
+    expected = ConfigError if case in ("missing", "folder") else InputError
+    with pytest.raises(expected, match="ckpt_path") as info:
+        train(cfg)
+    assert "\n" not in str(info.value)
+    assert exit_code(info.value) == (2 if expected is ConfigError else 1)
