@@ -167,3 +167,47 @@ def test_bad_resume_checkpoint_is_one_line_before_work(tmp_path: Path, case: str
         train(cfg)
     assert "\n" not in str(info.value)
     assert exit_code(info.value) == (2 if expected is ConfigError else 1)
+
+
+def _mount_tmpfs(path: Path, options: str) -> Path:
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("a full or read-only disk is simulated with a tmpfs, which needs root")
+    path.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    return path
+
+
+@pytest.mark.parametrize(("disk", "code"), [("full", 1), ("read-only", 2)])
+def test_run_folder_on_a_full_or_read_only_disk_is_one_line(
+    tmp_path: Path, disk: str, code: int
+) -> None:
+    import subprocess
+    import sys
+
+    options = "size=64k" if disk == "full" else "size=64k,ro"
+    mount = _mount_tmpfs(tmp_path / "disk", options)
+    try:
+        if disk == "full":
+            with open(mount / "filler", "wb") as fh, pytest.raises(OSError):
+                fh.write(b"\0" * (128 * 1024))
+                fh.flush()
+        run_dir = mount / "run"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        done = subprocess.run(
+            [sys.executable, "-m", "syndr_lightning", "model=tiny", f"hydra.run.dir={run_dir}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        err = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == code, done.stderr
+        assert len(err) == 1 and "Traceback" not in done.stderr, err
+        assert "run folder" in err[0] and str(run_dir) in err[0]
+        assert not run_dir.exists()  # no empty .hydra/config.yaml or job log left
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
