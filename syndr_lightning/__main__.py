@@ -96,10 +96,6 @@ def _config_errors_in_one_line() -> None:
     def run_and_report(func: Callable[[], Any]) -> Any:
         try:
             return func()
-        except OSError as exc:  # creating the run folder (Hydra's own mkdir), before the task
-            if _TASK_STARTED or exc.errno not in _FULL_ERRNOS + _REFUSED_ERRNOS:
-                return original(reraise(exc))
-            _exit_for_run_folder(exc, Path(str(exc.filename or "")))
         except CompactHydraException as exc:
             if isinstance(exc, InstantiationException):
                 return original(reraise(exc))
@@ -107,6 +103,10 @@ def _config_errors_in_one_line() -> None:
             text = " ".join(f"{exc}{cause}".split()).split(" Config search path:")[0]
             print(f"error: {text}", file=sys.stderr)
             sys.exit(2)
+        except OSError as exc:  # creating the run folder (Hydra's own mkdir), before the task
+            if _TASK_STARTED or exc.errno not in _FULL_ERRNOS + _REFUSED_ERRNOS:
+                return original(reraise(exc))
+            _exit_for_run_folder(exc, Path(str(exc.filename or "")))
         except Exception as exc:  # anything else: Hydra's report (stripped traceback)
             return original(reraise(exc))
 
@@ -209,6 +209,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     _config_errors_in_one_line()
+    _TASK_STARTED.clear()
     hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
 
 

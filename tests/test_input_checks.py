@@ -72,3 +72,42 @@ def test_plain_ref_column_is_no_problem_but_a_text_ref_path_is(
     code, report = _report(capsys, ["csv", str(_csv(tmp_path, rows, "with_refs.csv"))])
     assert code == 0 and len(report["problems"]) == 1
     assert "notes.txt" in report["problems"][0] and "not an image" in report["problems"][0]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from inference_helpers import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt")
+
+
+def test_predict_checks_images_as_data_check_and_names_every_skip(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    write_image(photos / "good.png", 0)
+    write_image(tmp_path / "elsewhere" / "linked.png", 1)
+    (photos / "sub").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    crc = write_image(photos / "crc.png", 2)
+    data = bytearray(crc.read_bytes())
+    at = data.find(b"IDAT")
+    data[at + 4 + int.from_bytes(data[at - 4 : at], "big") + 1] ^= 0x01  # the chunk's CRC
+    crc.write_bytes(bytes(data))
+    Image.new("RGB", (1, 1)).save(photos / "dot.png")
+    (photos / "gone.png").symlink_to(tmp_path / "missing.png")
+    os.mkfifo(photos / "pipe.png")
+    (photos / "folder.png").mkdir()
+    out = tmp_path / "scores.csv"
+    assert syndr(["predict", "--ckpt", str(ckpt), str(photos), "--out", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False).set_index("path")
+    scored = {Path(p).name for p, e in table["error"].items() if not e}
+    assert scored == {"good.png", "linked.png"}  # the symlinked sub-folder is searched
+    reasons = {Path(p).name: e for p, e in table["error"].items() if e}
+    assert "CRC" in reasons["crc.png"] and "1x1" in reasons["dot.png"]
+    assert "dangling" in reasons["gone.png"] and "FIFO" in reasons["pipe.png"]
+    assert "folder" in reasons["folder.png"]
+    assert "scored 2 of 7 images" in capsys.readouterr().out
