@@ -159,20 +159,17 @@ def _exit_for_run_folder(exc: OSError, run_dir: Path) -> None:
     """Print why the run folder cannot be written (one line) and exit; other errors re-raise."""
     where = str(exc.filename or run_dir)
     if exc.errno in _FULL_ERRNOS:
-        print(
-            f"error: no space left to write the run folder {where!r} ({exc.strerror}); "
-            "free space there or put runs elsewhere (paths.log_dir=... or hydra.run.dir=...)",
-            file=sys.stderr,
-        )
-        sys.exit(1)
-    if exc.errno in _REFUSED_ERRNOS:
-        print(
-            f"error: cannot write the run folder {where!r} ({exc.strerror}); choose a "
-            "writable place (paths.log_dir=... or hydra.run.dir=...)",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    raise exc
+        why, fix, code = "no space left to write", "free space there or put runs elsewhere", 1
+    elif exc.errno in _REFUSED_ERRNOS:
+        why, fix, code = "cannot write", "choose a writable place", 2
+    else:
+        raise exc
+    print(
+        f"error: {why} the run folder {where!r} ({exc.strerror}); {fix} "
+        "(paths.log_dir=... or hydra.run.dir=...)",
+        file=sys.stderr,
+    )
+    sys.exit(code)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ damaged test-set caches found before training. Each edit keeps the file's size a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,9 +148,10 @@ def test_swapped_generated_labels_are_written_again(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_csv(again), before)
 
 
-def test_upsampled_image_with_a_changed_byte_is_rebuilt(tmp_path: Path) -> None:
+def _build_upsampled(tmp_path: Path) -> tuple[Any, Callable[[], Any]]:
+    """A tiny DDCUp set built once, and the call that builds (or reuses) it again."""
     from syndr_lightning.data.datasets import get_loader, load_dataset
-    from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set, load_cached
+    from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set
     from syndr_lightning.fakedata.fixtures import write_fixture
     from syndr_lightning.reshape.params import DDCUpParams
 
@@ -163,7 +166,34 @@ def test_upsampled_image_with_a_changed_byte_is_rebuilt(tmp_path: Path) -> None:
             encoder="tiny_cnn", encoder_weights="none", encoder_crop=32, select_candidates=False
         ),
     )
-    first = build_upsampled_set(manifest, refs, cands, tmp_path / "c", spec, progress=False)
+
+    def build() -> Any:
+        return build_upsampled_set(manifest, refs, cands, tmp_path / "c", spec, progress=False)
+
+    return build(), build
+
+
+def test_upsampled_manifest_edit_is_rebuilt(tmp_path: Path) -> None:
+    from syndr_lightning.data.upsample import load_cached
+
+    first, build = _build_upsampled(tmp_path)
+    table = first.directory / "manifest.csv"
+    header, row, rest = table.read_text().split("\n", 2)
+    score_col = header.split(",").index("score")
+    cells = row.split(",")
+    value = cells[score_col]
+    cells[score_col] = ("9" if value[0] != "9" else "1") + value[1:]  # same length
+    _keep_stat(table, "\n".join([header, ",".join(cells), rest]).encode())
+    assert load_cached(first.directory) is None
+    again = build()
+    assert not again.reused
+    pd.testing.assert_frame_equal(again.manifest, first.manifest)
+
+
+def test_upsampled_image_with_a_changed_byte_is_rebuilt(tmp_path: Path) -> None:
+    from syndr_lightning.data.upsample import load_cached
+
+    first, build = _build_upsampled(tmp_path)
     image = Path(first.manifest["path"].iloc[0])
     assert first.directory in image.parents
     good = image.read_bytes()
@@ -171,7 +201,7 @@ def test_upsampled_image_with_a_changed_byte_is_rebuilt(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0x01
     _keep_stat(image, bytes(data))
     assert load_cached(first.directory) is None
-    again = build_upsampled_set(manifest, refs, cands, tmp_path / "c", spec, progress=False)
+    again = build()
     assert not again.reused
     assert image.read_bytes() == good
     pd.testing.assert_frame_equal(again.manifest, first.manifest)

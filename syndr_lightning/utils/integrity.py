@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xxhash
@@ -42,16 +43,20 @@ def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str | None:
-    """Hex SHA-256 of the file's bytes, None when it cannot be read."""
-    h = hashlib.sha256()
+def _file_hex(path: str | os.PathLike[str], h: Any) -> str | None:
+    """``h`` (a hashlib-like object) fed the file's bytes, as hex; None when unreadable."""
     try:
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     except OSError:
         return None
-    return h.hexdigest()
+    return str(h.hexdigest())
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """Hex SHA-256 of the file's bytes, None when it cannot be read."""
+    return _file_hex(path, hashlib.sha256())
 
 
 def crc_file(data_file: str | os.PathLike[str]) -> Path:
@@ -80,14 +85,7 @@ def block_checksum(block: np.ndarray) -> int:
 
 def file_digest(path: str | os.PathLike[str]) -> str | None:
     """Hex XXH3-64 digest of the file's bytes, None when it cannot be read."""
-    h = xxhash.xxh3_64()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        return None
-    return h.hexdigest()
+    return _file_hex(path, xxhash.xxh3_64())
 
 
 def write_crcs(data_file: str | os.PathLike[str], sums: np.ndarray) -> None:
