@@ -88,6 +88,5 @@ def check_resume_checkpoint(path: str | os.PathLike[str], key: str = "ckpt_path"
     state = safe_torch_load(where, what=key)
     if not isinstance(state, dict) or "state_dict" not in state:
         raise InputError(
-            f"{key}={str(path)!r} is not a Lightning training checkpoint (no 'state_dict'); "
-            f"{hint}"
+            f"{key}={str(path)!r} is not a Lightning training checkpoint (no 'state_dict'); {hint}"
         )
