@@ -10,10 +10,13 @@ usage errors, found before anything is built) or 1 (data errors found later).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.utils.errors import ConfigError, SyndrError, exit_code, one_line
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 DEFAULT_TASK = "syndr_lightning.train.train"
+#: Set once the task runs: an OSError before it is Hydra's, creating the run folder.
+_TASK_STARTED: list[bool] = []
 
 
 def resolve_task(path: str) -> Callable[[DictConfig], Any]:
@@ -41,6 +46,7 @@ def resolve_task(path: str) -> Callable[[DictConfig], Any]:
 
 def run_task(cfg: DictConfig) -> float | None:
     """Run ``cfg.task`` and return the sweep objective (``cfg.optimized_metric``)."""
+    _TASK_STARTED.append(True)
     try:
         from syndr_lightning.utils.launch import check_hydra_launch, objective
 
@@ -97,11 +103,73 @@ def _config_errors_in_one_line() -> None:
             text = " ".join(f"{exc}{cause}".split()).split(" Config search path:")[0]
             print(f"error: {text}", file=sys.stderr)
             sys.exit(2)
+        except OSError as exc:  # creating the run folder (Hydra's own mkdir), before the task
+            if _TASK_STARTED or exc.errno not in _FULL_ERRNOS + _REFUSED_ERRNOS:
+                return original(reraise(exc))
+            _exit_for_run_folder(exc, Path(str(exc.filename or "")))
         except Exception as exc:  # anything else: Hydra's report (stripped traceback)
             return original(reraise(exc))
 
     run_and_report._syndr = True  # type: ignore[attr-defined]
     hydra_utils.run_and_report = run_and_report
+    _run_folder_errors_in_one_line()
+
+
+#: errno values of a run folder that cannot be written: full (exit 1) or refused (exit 2).
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_REFUSED_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _run_folder_errors_in_one_line() -> None:
+    """A run folder Hydra cannot create or write its ``.hydra/`` files into (full disk,
+    read-only or forbidden folder): one line with the table's code (1 full, 2 refused),
+    and no empty files left behind (``.hydra/*.yaml``, the job log)."""
+    import hydra.core.utils as hydra_core_utils
+
+    original = hydra_core_utils._save_config
+    if getattr(original, "_syndr", False):
+        return
+
+    def save_config(cfg: Any, filename: str, output_dir: Path) -> None:
+        try:
+            original(cfg, filename, output_dir)
+        except OSError as exc:
+            _remove_empty_run_files(Path(output_dir))
+            _exit_for_run_folder(exc, Path(output_dir).parent)
+
+    save_config._syndr = True  # type: ignore[attr-defined]
+    hydra_core_utils._save_config = save_config
+
+
+def _remove_empty_run_files(hydra_dir: Path) -> None:
+    """Delete the empty files a failed start left (``.hydra/*.yaml``, ``*.log``) and the
+    folders that are then empty; never a file with content."""
+    run_dir = hydra_dir.parent
+    for pattern, folder in (("*.yaml", hydra_dir), ("*.log", run_dir)):
+        for f in folder.glob(pattern):
+            with contextlib.suppress(OSError):
+                if f.is_file() and f.stat().st_size == 0:
+                    f.unlink()
+    for folder in (hydra_dir, run_dir):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+
+
+def _exit_for_run_folder(exc: OSError, run_dir: Path) -> None:
+    """Print why the run folder cannot be written (one line) and exit; other errors re-raise."""
+    where = str(exc.filename or run_dir)
+    if exc.errno in _FULL_ERRNOS:
+        why, fix, code = "no space left to write", "free space there or put runs elsewhere", 1
+    elif exc.errno in _REFUSED_ERRNOS:
+        why, fix, code = "cannot write", "choose a writable place", 2
+    else:
+        raise exc
+    print(
+        f"error: {why} the run folder {where!r} ({exc.strerror}); {fix} "
+        "(paths.log_dir=... or hydra.run.dir=...)",
+        file=sys.stderr,
+    )
+    sys.exit(code)
 
 
 def main() -> None:
@@ -114,6 +182,10 @@ def main() -> None:
         print(f"syndr-lightning {__version__}")
         return
 
+    from syndr_lightning.cli import _environment_ok
+
+    if not _environment_ok("syndr-train"):
+        sys.exit(2)
     import hydra
 
     from syndr_lightning.config import SWEPT_KEYS_ENV, conf_dir, register_resolvers, swept_keys
@@ -134,6 +206,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     _config_errors_in_one_line()
+    _TASK_STARTED.clear()
     hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
 
 

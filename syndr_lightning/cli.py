@@ -89,6 +89,8 @@ def _user_facing(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syndr`` script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if not _environment_ok("syndr"):
+        return 2
     if args_list[:1] == ["train"]:
         return train(args_list[1:])
     parser = build_parser(args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None)
@@ -102,6 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # an optional dependency is not installed
         print(missing_dependency(exc, f"syndr {args.command}"), file=sys.stderr)
         return 1
+
+
+def _environment_ok(what: str) -> bool:
+    """False (after one line on stderr) when a setting read from the environment is
+    malformed (``$SYNDR_MAX_IMAGE_PIXELS``): refused before any work, exit status 2."""
+    from syndr_lightning.utils.errors import ConfigError
+    from syndr_lightning.utils.images import max_image_pixels
+
+    try:
+        max_image_pixels()
+    except ConfigError as exc:
+        print(f"{what}: error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 #: Optional packages -> the extra of syndr-lightning that installs them.

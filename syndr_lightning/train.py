@@ -38,9 +38,11 @@ from syndr_lightning.protocol import Protocol
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
 from syndr_lightning.run_config import RunConfig
+from syndr_lightning.utils.checkpoints import check_resume_checkpoint
 from syndr_lightning.utils.images import set_max_image_pixels
 from syndr_lightning.utils.io import atomic_open
 from syndr_lightning.utils.progress import progress_bar_setting
+from syndr_lightning.utils.signals import sigusr1_outside_slurm
 from syndr_lightning.wandb_auth import finish_wandb
 
 __all__ = ["RunConfig", "compose_config", "train"]
@@ -56,6 +58,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
     run = RunConfig.from_config(cfg)
     set_max_image_pixels(run.max_image_pixels)
+    sigusr1_outside_slurm()  # SLURM's requeue signal: outside SLURM one warning, no death
+    if cfg.get("ckpt_path"):  # missing, a folder, truncated: one line before any work
+        check_resume_checkpoint(str(cfg.ckpt_path))
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -14,7 +15,7 @@ from onnx.reference import ReferenceEvaluator
 from syndr_lightning.cli import main as syndr_main
 from syndr_lightning.inference.api import load_model
 from syndr_lightning.inference.export import export_model, load_torchscript
-from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -52,6 +53,7 @@ def test_torchscript_round_trip(ckpt: Path, tmp_path: Path) -> None:
     # Any batch size works after tracing.
     with torch.no_grad():
         np.testing.assert_allclose(model(raw[:1]).numpy(), expected[:1], atol=1e-4)
+    _truncated_is_one_line(out, load_torchscript)
 
 
 def test_onnx_round_trip(ckpt: Path, tmp_path: Path) -> None:
@@ -101,6 +103,17 @@ def test_torch_export_round_trip(ckpt: Path, tmp_path: Path) -> None:
     with torch.no_grad():
         np.testing.assert_allclose(model(raw).numpy(), expected, atol=1e-4)
         np.testing.assert_allclose(model(raw[:1]).numpy(), expected[:1], atol=1e-4)
+    _truncated_is_one_line(out, load_exported)
+
+
+def _truncated_is_one_line(out: Path, load: Any) -> None:
+    """A truncated copy of an exported file is refused in one line (InputError)."""
+    cut = out.with_name("cut" + out.suffix)
+    data = out.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="not a complete") as info:
+        load(cut)
+    assert "\n" not in str(info.value) and str(cut) in str(info.value)
 
 
 def test_onnx_runs_in_onnxruntime(ckpt: Path, tmp_path: Path) -> None:

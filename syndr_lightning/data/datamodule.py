@@ -205,6 +205,18 @@ class IQADataModule(L.LightningDataModule):
                 manifest = validate_manifest(load_entry(entry, f"data.test[{i}]"))
                 self.test_manifests[entry["label"]] = manifest.reset_index(drop=True)
         self._add_test_sets()
+        if self.image_cache and stage in (None, "fit"):
+            self.open_caches()
+
+    def open_caches(self) -> None:
+        """Open every image cache the run will read (training, validation, each test set):
+        each is verified against its digests, and rebuilt when damaged, before training."""
+        train = self._require_setup()
+        self._reader(train, f"train{len(train)}")
+        if self.val_manifest is not None:
+            self._reader(self.val_manifest, "val")
+        for name, manifest in self.test_manifests.items():
+            self._reader(manifest, f"test/{name}")
 
     def _load_train(self) -> pd.DataFrame:
         """The training split of ``data.train`` (loaded and split once)."""

@@ -18,6 +18,7 @@ from typing import Any
 from syndr_lightning.utils.cliopts import (
     add_progress_flag,
     add_scoring_options,
+    check_scoring_options,
     error_exit_code,
     write_output,
 )
@@ -40,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
     """Body of ``syndr eval``; returns the exit code."""
     from syndr_lightning.inference.evaluate import evaluate_checkpoint, format_report
     from syndr_lightning.utils.errors import SyndrError
+    from syndr_lightning.utils.io import check_output_file
 
     name, root = args.data
     out = args.out or f"eval_{name}.json"
     try:
+        check_scoring_options(args)  # ranges and the output path, before any image is scored
+        if out != "-":
+            check_output_file(out)
         result = evaluate_checkpoint(
             args.ckpt,
             name,

@@ -139,8 +139,20 @@ def load_exported(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, An
     if not where.is_file():
         raise InputError(f"exported model {str(where)!r} does not exist")
     extra = {"syndr.json": ""}
-    program = torch.export.load(str(where), extra_files=extra)
-    return program.module(), json.loads(extra["syndr.json"] or "{}")
+    try:
+        program = torch.export.load(str(where), extra_files=extra)
+        return program.module(), json.loads(extra["syndr.json"] or "{}")
+    except Exception as exc:  # truncated, damaged or foreign: whatever the reader raises
+        raise _unreadable(where, "torch-export", exc) from None
+
+
+def _unreadable(where: Path, kind: str, exc: BaseException) -> InputError:
+    """One line: ``where`` is not a complete ``kind`` file (the reader's first words)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return InputError(
+        f"cannot read exported model {str(where)!r}: not a complete {kind} file "
+        f"({type(exc).__name__}: {first[:160]}); export it again with syndr export"
+    )
 
 
 def _export_onnx(
@@ -179,10 +191,13 @@ def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModu
     where = Path(path)
     if not where.is_file():
         raise InputError(f"exported model {str(where)!r} does not exist")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = torch.jit.load(str(where), map_location="cpu", _extra_files=extra)
-    meta = json.loads(extra["syndr.json"] or "{}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model = torch.jit.load(str(where), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra["syndr.json"] or "{}")
+    except Exception as exc:  # truncated, damaged or foreign: whatever the reader raises
+        raise _unreadable(where, "TorchScript", exc) from None
     return model, meta
 
 

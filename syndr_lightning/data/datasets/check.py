@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from syndr_lightning.data.datasets.base import REGISTRY, BaseDataset
+from syndr_lightning.data.datasets.base import REGISTRY, BaseDataset, read_csv
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import verify_image
 
@@ -113,15 +113,29 @@ def check_dataset(
                 f"{name}: {refs} references found, {info.published_references} published"
             )
 
-    if has_refs and type(loader).references is not BaseDataset.references:
-        present = loader.references()
+    # A generic CSV names pristine images only when asked to (ref_path / refs_dir): a
+    # plain ``ref`` column (grouping for splits) declares none, and needs none.
+    declares = name != "csv" or "ref_path" in read_csv(name, loader.root) or loader.refs_dir
+    if has_refs and declares and type(loader).references is not BaseDataset.references:
+        try:
+            declared = loader.references()
+        except DatasetError as exc:  # e.g. a ref_path that is not an image
+            declared = {}
+            problems.append(str(exc))
+        present = {
+            r: p for r, p in declared.items() if Path(p).is_file() and verify_image(str(p)) is None
+        }
         lacking = sorted(set(df["ref"].dropna().astype(str)) - set(present))
-        if lacking:
+        if lacking and (declared or name != "csv"):
+            expected = (
+                "a ref_path column naming an image, or refs_dir holding <ref>.png"
+                if name == "csv"
+                else repr(str(loader.root / "images" / (lacking[0] + ".png")))
+            )
             text = (
-                f"{name}: {len(lacking)} references of the label file have no pristine image "
-                f"(first: {', '.join(lacking[:MAX_LISTED])}; expected e.g. "
-                f"{str(loader.root / 'images' / (lacking[0] + '.png'))!r}); DDCUp and GenDist "
-                "need them - re-extract the dataset"
+                f"{name}: {len(lacking)} references of the label file have no readable "
+                f"pristine image (first: {', '.join(lacking[:MAX_LISTED])}; expected e.g. "
+                f"{expected}); DDCUp and GenDist need them - re-extract the dataset"
             )
             # KADID's references are what SynDR trains from: a copy without them is unusable.
             (fatal if name == "kadid10k" else problems).append(text)
