@@ -36,6 +36,8 @@ __all__ = ["ExactResume"]
 log = logging.getLogger(__name__)
 
 _REDUCE = ("mean", "sum", "max", "min")
+#: Update count given to a restored entry: Lightning clearing it resets the count to 0.
+_RESTORED = 1 << 40
 
 
 class ExactResume(Callback):
@@ -46,6 +48,7 @@ class ExactResume(Callback):
         self.identity = dict(identity or {})
         self._trainer: Trainer | None = None
         self._pending: list[dict[str, Any]] = []
+        self._epoch_over = False
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Remember the trainer (``state_dict`` is called without it)."""
@@ -56,6 +59,8 @@ class ExactResume(Callback):
         """The training epoch's accumulated ``on_epoch`` values (empty between epochs)."""
         trainer = self._trainer
         if trainer is None or trainer.state.fn != "fit" or trainer.sanity_checking:
+            return {"epoch_sums": []}
+        if self._epoch_over:
             return {"epoch_sums": []}
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         if progress.processed == 0:
@@ -111,16 +116,31 @@ class ExactResume(Callback):
         results = trainer.fit_loop.epoch_loop._results
         for entry in self._pending:
             metric = results.get(entry["key"])
-            if metric is None:
-                continue
-            if entry["reduce"] == "mean" and entry["count"] is not None:
-                if int(metric.cumulated_batch_size) < int(entry["count"]):  # cleared
-                    metric.value = metric.value + entry["value"].to(metric.value.device)
-                    count = entry["count"].to(metric.cumulated_batch_size.device)
-                    metric.cumulated_batch_size = metric.cumulated_batch_size + count
-            elif entry["reduce"] in ("max", "min"):
-                metric.value = metric.meta.reduce_fx(metric.value, entry["value"])
+            if metric is None or metric._update_count >= _RESTORED:
+                continue  # not cleared: the restored sums are still in it
+            value = entry["value"].to(metric.value.device)
+            if entry["reduce"] in ("max", "min"):
+                metric.value = metric.meta.reduce_fx(metric.value, value)
+            else:
+                metric.value = metric.value + value
+            if entry["count"] is not None:
+                count = entry["count"].to(metric.cumulated_batch_size.device)
+                metric.cumulated_batch_size = metric.cumulated_batch_size + count
+            metric._computed = None
         self._pending = []
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The epoch is over: a checkpoint written from now on (``last.ckpt``; checkpoint
+        callbacks run after this one) resumes at the next epoch, with no sums to carry;
+        a resumed epoch's sums are used up (one resumed mid-validation trains no batch)."""
+        self._pending = []
+        self._epoch_over = True
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, idx: int
+    ) -> None:
+        """An epoch is under way."""
+        self._epoch_over = False
 
 
 def _saved(key: str, metric: Any) -> dict[str, Any] | None:
@@ -178,7 +198,7 @@ def _restore(results: Any, entry: dict[str, Any], trainer: Trainer) -> None:
     if entry["step_value"] is not None:
         metric._forward_cache = entry["step_value"].to(device)
     metric.has_reset = False
-    metric._update_count = 1
+    metric._update_count = _RESTORED
     results[entry["key"]] = metric
 
 
