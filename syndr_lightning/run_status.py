@@ -21,13 +21,25 @@ __all__ = ["STATUS_FILE", "progress_of", "status_of", "write_run_status"]
 STATUS_FILE = "run_status.json"
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The divergence or preemption behind ``exc`` (a wrapper such as the campaign's
+    ``RunFailed`` keeps it as ``__cause__``), else ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DivergenceError | PreemptedError):
+            return seen
+        seen = seen.__cause__
+    return exc
+
+
 def status_of(exc: BaseException | None) -> str:
     """``finished`` (no error), ``diverged``, ``preempted`` or ``failed``."""
     if exc is None:
         return "finished"
-    if isinstance(exc, DivergenceError):
+    cause = _cause(exc)
+    if isinstance(cause, DivergenceError):
         return "diverged"
-    if isinstance(exc, PreemptedError):
+    if isinstance(cause, PreemptedError):
         return "preempted"
     return "failed"
 
@@ -47,9 +59,12 @@ def write_run_status(
 ) -> dict[str, Any]:
     """Write ``run_status.json`` for a run that ended with ``exc`` (None: finished)."""
     at_epoch, at_step = progress_of(exc)
+    if exc is not None and not hasattr(exc, "run_progress"):
+        at_epoch, at_step = progress_of(_cause(exc))
+    code = 0 if exc is None else exit_code(_cause(exc) if status_of(exc) != "failed" else exc)
     record = {
         "status": status_of(exc),
-        "exit_code": 0 if exc is None else (exit_code(exc) if isinstance(exc, Exception) else 1),
+        "exit_code": code,
         "reason": "" if exc is None else one_line(exc) or type(exc).__name__,
         "epoch": int(at_epoch if epoch is None else epoch),
         "step": int(at_step if step is None else step),

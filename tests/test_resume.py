@@ -203,3 +203,28 @@ def test_a_loader_resumes_at_its_batch_with_the_same_samples() -> None:
     other = loader(0)
     other.load_state_dict({"epoch": 1, "batches": 2})  # another epoch's state: no skip
     assert len(list(other)) == 4
+
+
+def test_run_status_names_the_divergence_behind_a_wrapper(tmp_path: Path) -> None:
+    from syndr_lightning.run_status import write_run_status
+    from syndr_lightning.utils.errors import ConfigError, DivergenceError
+
+    class RunFailed(RuntimeError):  # what a campaign wraps a job's error in
+        pass
+
+    cause = DivergenceError("training diverged at epoch 2, step 17: ...")
+    cause.run_progress = (2, 17)  # type: ignore[attr-defined]
+    try:
+        raise RunFailed("job 3: training diverged") from cause
+    except RunFailed as wrapped:
+        record = write_run_status(tmp_path, wrapped)
+    assert record == {
+        "status": "diverged",
+        "exit_code": 3,
+        "reason": "job 3: training diverged",
+        "epoch": 2,
+        "step": 17,
+    }
+    assert json.loads((tmp_path / "run_status.json").read_text()) == record
+    assert write_run_status(tmp_path, ConfigError("bad key"))["exit_code"] == 2
+    assert write_run_status(tmp_path)["status"] == "finished"
