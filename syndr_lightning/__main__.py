@@ -67,10 +67,26 @@ def run_task(cfg: DictConfig) -> float | None:
         print(missing_dependency(exc, "syndr-train"), file=sys.stderr)
         sys.exit(1)
     except SyndrError as exc:
+        _record_status(cfg, exc)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
         # (2: the config is wrong, 1: the data are; see docs/failures.md).
         sys.exit(exit_code(exc))
+    except Exception as exc:  # a crash: recorded as failed, reported by Hydra
+        _record_status(cfg, exc)
+        raise
+
+
+def _record_status(cfg: DictConfig, exc: BaseException) -> None:
+    """``run_status.json`` (diverged / preempted / failed) in the run folder, if any."""
+    try:
+        folder = str(cfg.paths.output_dir)
+    except Exception:  # no run folder (a config error before one exists): nothing to record
+        return
+    from syndr_lightning.run_status import write_run_status
+
+    with contextlib.suppress(OSError):  # a full or read-only disk: the error line says it
+        write_run_status(folder, exc)
 
 
 def _config_errors_in_one_line() -> None:

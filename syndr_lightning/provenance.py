@@ -75,7 +75,7 @@ def save_run_files(cfg: DictConfig, out_dir: Path) -> None:
 
 
 @rank_zero_only
-def run_identity(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+def metrics_identity(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """What a run's metrics belong to: task, training and test data, backbone, protocol
     (the ``syndr_protocol.json`` the run wrote, when a SynDR run) and seed."""
 
@@ -111,11 +111,11 @@ def write_metrics(
     metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig, rule: str = "val"
 ) -> None:
     """``metrics.json`` of the run, with its git SHA, seed and selection rule, its identity
-    (:func:`run_identity`) and the digest over both (``reporting.metrics_digest``)."""
+    (:func:`metrics_identity`) and the digest over both (``reporting.metrics_digest``)."""
     info = {
         "git_sha": git_sha(),
         "seed": int(cfg.get("seed", 0)),
         "status": "completed",
         "selection": rule,
     }
-    save_job_metrics(metrics, out_dir, extra=info, identity=run_identity(cfg, out_dir))
+    save_job_metrics(metrics, out_dir, extra=info, identity=metrics_identity(cfg, out_dir))

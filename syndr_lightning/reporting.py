@@ -21,16 +21,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from syndr_lightning.run_status import STATUS_FILE
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_open
 
 METRICS_FILE = "metrics.json"
 """Name of the per-job metrics file, next to Hydra's ``.hydra/`` folder."""
 
-STATUS_FILE = "run_status.json"
-"""The run's end record, written atomically by the training (and by ``syndr reproduce``
-for a run that failed): ``{"status": "finished"|"diverged"|"failed"|"preempted",
-"exit_code", "reason", "epoch", "step"}``."""
 
 JOB_STATUSES = ("finished", "diverged", "failed", "preempted")
 

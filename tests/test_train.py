@@ -250,7 +250,7 @@ RESUME_VAL_SRCC = (0.9, 0.1, 0.2)  # the selected epoch (0) lies before the inte
 @pytest.fixture(scope="module")
 def resume_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 3-epoch DRCDown run, and the same run stopped after 2 epochs then resumed through
-    the task's ``ckpt_path`` key (into a new run folder, as a new CLI run does)."""
+    the task's ``ckpt_path`` key (it continues in the checkpoint's run folder)."""
     tmp = tmp_path_factory.mktemp("resume")
     runs: dict[str, Any] = {}
     runs["full"] = _run(tmp / "full", "trainer.max_epochs=3", *SYNDR, script=RESUME_VAL_SRCC)
@@ -267,7 +267,8 @@ def resume_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             script=RESUME_VAL_SRCC,
         )
     runs["printed"] = " ".join(printed.getvalue().split())
-    runs["dirs"] = {name: tmp / name / "run" for name in ("full", "resumed")}
+    runs["dirs"] = {"full": tmp / "full" / "run", "resumed": tmp / "first" / "run"}
+    assert (tmp / "resumed" / "run" / "resumed_in.txt").is_file()
     return runs
 
 
@@ -289,7 +290,7 @@ def test_resume_through_ckpt_path_repeats_an_uninterrupted_run(resume_runs: dict
 
 
 def test_resume_keeps_the_val_selected_checkpoint(resume_runs: dict) -> None:
-    """Resumed into a new run folder, the val selection still sees the epochs before it."""
+    """Resumed, the val selection still sees the epochs before the interruption."""
     full, resumed = resume_runs["full"], resume_runs["resumed"]
     assert full["val/epoch"] == 0.0
     assert resumed["val/epoch"] == full["val/epoch"]

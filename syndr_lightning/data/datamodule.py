@@ -25,12 +25,13 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.data.datasets import load_dataset
 from syndr_lightning.data.facts import DataFacts
 from syndr_lightning.data.manifest import validate_manifest
+from syndr_lightning.data.sampler import EpochSampler, ResumableLoader, SeededSubset, WorkerSeeder
 from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import read_rgb as _read_rgb
@@ -371,7 +372,7 @@ class IQADataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled loader over ``train_indices(current_epoch)``."""
+        """Loader over ``train_indices(current_epoch)`` in a (seed, epoch) order."""
         dataset = self.train_dataset()
         indices = np.asarray(self.train_indices(self.current_epoch()))
         if indices.ndim != 1 or indices.size == 0:
@@ -383,14 +384,33 @@ class IQADataModule(L.LightningDataModule):
                 f"train_indices() returned rows outside 0..{len(dataset) - 1} "
                 f"(min {indices.min()}, max {indices.max()})"
             )
-        return DataLoader(
-            Subset(dataset, indices.astype(np.int64).tolist()),
+        return self.epoch_loader(dataset, indices, self.current_epoch())
+
+    def epoch_loader(
+        self, dataset: Dataset, indices: np.ndarray, epoch: int, reseed: bool = True
+    ) -> ResumableLoader:
+        """The training loader of ``epoch`` over ``dataset[indices]``: order, crops and
+        flips a function of (seed, epoch) (``reseed=False``: crops from the global RNG
+        stream), resumable mid-epoch (``data/sampler.py``)."""
+        rows = np.asarray(indices, dtype=np.int64).tolist()
+        return ResumableLoader(
+            SeededSubset(dataset, rows, self.seed if reseed else None, epoch),
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=EpochSampler(len(rows), self.seed, epoch, reseed),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=False,
+            worker_init_fn=WorkerSeeder(self.seed, epoch) if reseed else None,
+            epoch=epoch,
+            trained=self._batches_trained,
         )
+
+    def _batches_trained(self) -> int:
+        """Training batches the trainer has finished in its current epoch (0 unattached)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader | list[Any]:
         """Loader over the validation set (``[]`` when there is none)."""

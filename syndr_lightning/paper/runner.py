@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run
-from syndr_lightning.utils.errors import PreemptedError, SyndrError, exit_code, one_line
+from syndr_lightning.utils.errors import PreemptedError, SyndrError, one_line
 from syndr_lightning.utils.io import atomic_open
 
 if TYPE_CHECKING:
@@ -179,24 +179,18 @@ def own_checkpoint(folder: Path) -> Path | None:
 
 
 def _record_end(out: Path, exc: BaseException | None, since: float) -> None:
-    """Write ``run_status.json`` ("failed", or "finished" over an earlier attempt's record)
-    unless the training wrote one in this attempt."""
-    from syndr_lightning.reporting import STATUS_FILE
+    """Write ``run_status.json`` (``run_status.write_run_status``: "diverged" or "failed",
+    or "finished" over an earlier attempt's record) unless the training wrote one in this
+    attempt."""
+    from syndr_lightning.run_status import STATUS_FILE, write_run_status
 
-    file = out / STATUS_FILE
     try:
-        if file.stat().st_mtime >= since:
+        if (out / STATUS_FILE).stat().st_mtime >= since:
             return
     except OSError:
         if exc is None:
             return  # finished, and no earlier record to correct
-    record: dict[str, Any] = {"status": "finished", "exit_code": 0, "reason": ""}
-    if exc is not None:
-        record = {"status": "failed", "exit_code": exit_code(exc), "reason": one_line(exc)}
-    record.update({"epoch": -1, "step": -1})
-    with atomic_open(file, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2)
-        fh.write("\n")
+    write_run_status(out, exc)
 
 
 def paper_task(cfg: DictConfig) -> dict[str, float] | None:
@@ -211,7 +205,7 @@ def paper_task(cfg: DictConfig) -> dict[str, float] | None:
 
     from syndr_lightning import train as train_module
     from syndr_lightning.callbacks.preemption import forget_requeue
-    from syndr_lightning.reporting import STATUS_FILE
+    from syndr_lightning.run_status import STATUS_FILE
 
     out = Path(str(cfg.paths.output_dir)).expanduser()
     ended = _json_field(out / STATUS_FILE, "status")

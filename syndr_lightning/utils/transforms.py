@@ -8,9 +8,9 @@ side equals the crop size. :func:`centre_crop` is the same crop for ``uint8`` ar
 (feature passes, caches), with the same resampler (:func:`resize_short_side`). The
 ImageNet mean and std of the whole package live here.
 
-Randomness: training crops draw from torch's global generator, which Lightning's
-``seed_everything(workers=True)`` seeds per worker and epoch, so a seeded run repeats
-exactly. Evaluation crops are a pure function of ``(seed, image content)``
+Randomness: training crops draw from torch's global generator, which the training
+loader seeds per sample from (seed, epoch, sample) (``data/sampler.py``:
+``SeededSubset``), so a seeded run repeats exactly, resumed or not. Evaluation crops are a pure function of ``(seed, image content)``
 (:func:`crop_seed`): the same crops at every validation, and the same crops of the same
 image in training's test, ``syndr eval``, ``syndr predict`` and ``load_model().score``,
 whatever its position in a dataset, its path or the order of the files.
