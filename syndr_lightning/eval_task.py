@@ -25,6 +25,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from syndr_lightning.inference.evaluate import evaluate_checkpoint, format_report
     from syndr_lightning.logs import log_text, show_run_folder
     from syndr_lightning.provenance import write_metrics
+    from syndr_lightning.utils.cpus import set_torch_threads
 
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
@@ -41,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(
             "the eval task needs test sets: data.test='[{name: csv, root: /path/labels.csv}]'"
         )
+    set_torch_threads()
     metrics: dict[str, float] = {}
     for i, entry in enumerate(tests):
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("root"):
