@@ -107,4 +107,11 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     """Instantiate ``cfg.logger``; W&B follows wandb's own login/mode, offline without login."""
     node = cfg.get("logger")
     wandb_note(node)
-    return instantiate_mapping(node, "logger")
+    loggers = instantiate_mapping(node, "logger")
+    for lg in loggers:
+        # Lightning passes anonymous=None to wandb.init, which then warns that the
+        # (deprecated) setting "has no effect" on every run; an unset one says nothing.
+        init = getattr(lg, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous", False) is None:
+            del init["anonymous"]
+    return loggers

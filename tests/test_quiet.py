@@ -1,0 +1,81 @@
+"""Third-party noise kept from the user: a FLOPs column of zeros, W&B's deprecation and
+"has no effect" warnings; ``syndr --help`` names every export format."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from syndr_lightning.logs import _DropNoise
+
+SUMMARY = """
+  | Name         | Type       | Params | Mode  | FLOPs
+------------------------------------------------------------
+0 | backbone     | Backbone   | 3.4 M  | train | 0
+1 | head         | Linear     | 1.3 K  | train | 0
+------------------------------------------------------------
+3.4 M     Trainable params
+13.489    Total estimated model params size (MB)
+0         Total Flops"""
+
+
+def _filtered(msg: str) -> str:
+    record = logging.LogRecord("lightning.pytorch", logging.INFO, "", 0, msg, None, None)
+    assert _DropNoise().filter(record)
+    return record.getMessage()
+
+
+def test_model_summary_loses_a_flops_column_of_zeros() -> None:
+    text = _filtered(SUMMARY)
+    assert "FLOP" not in text.upper(), text
+    assert "0 | backbone     | Backbone   | 3.4 M  | train" in text.splitlines()
+    assert "Total estimated model params size" in text
+    counted = SUMMARY.replace("| train | 0\n1", "| train | 12 M\n1").replace("0    ", "12 M ")
+    assert _filtered(counted) == counted  # real counts stay
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.summary: dict[str, Any] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def define_metric(self, name: str, **kwargs: Any) -> None:
+        self.calls.append((name, kwargs))
+
+
+class WandbLogger:  # the name is what tracking.wandb_runs looks for
+    def __init__(self) -> None:
+        self.experiment = _Run()
+
+
+def test_no_deprecated_wandb_summary_rule() -> None:
+    from syndr_lightning.tracking import define_summary
+
+    logger = WandbLogger()
+    define_summary([logger], "val")
+    rules = [kw.get("summary") for _, kw in logger.experiment.calls]
+    assert "copy" not in rules and "max" in rules
+
+
+def test_wandb_logger_without_the_anonymous_setting(tmp_path: Any) -> None:
+    pytest.importorskip("wandb", reason="wandb is in the 'cluster' extra")
+    from syndr_lightning.build import build_loggers
+    from syndr_lightning.compose import compose_config
+
+    cfg = compose_config(["logger=wandb", f"paths.log_dir={tmp_path}"], output_dir=tmp_path)
+    (logger,) = [lg for lg in build_loggers(cfg) if type(lg).__name__ == "WandbLogger"]
+    assert "anonymous" not in logger._wandb_init  # wandb warns on anonymous=None
+
+
+def test_syndr_help_names_every_export_format(capsys: pytest.CaptureFixture[str]) -> None:
+    from syndr_lightning.cli import main as syndr_main
+    from syndr_lightning.inference.export import FORMATS
+
+    with pytest.raises(SystemExit):
+        syndr_main(["--help"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("export"))
+    for fmt in ("TorchScript", "ONNX", "torch.export"):
+        assert fmt in line, line
+    assert len(FORMATS) == 3
