@@ -36,8 +36,7 @@ def _without_zero_flops(msg: str) -> str:
         rows = [line for line in lines if line[:1].isdigit() and len(line) > cut and "|" in line]
         if all(line[cut:].strip(" |") in ("0", "") for line in rows):
             lines = [
-                line[:cut].rstrip() if "|" in line or set(line) == {"-"} else line
-                for line in lines
+                line[:cut].rstrip() if "|" in line or set(line) == {"-"} else line for line in lines
             ]
     zero_total = re.compile(r"^\s*(0\s+Total Flops|Total FLOPs: 0)\s*$", re.IGNORECASE)
     return "\n".join(line for line in lines if not zero_total.match(line))
