@@ -51,10 +51,20 @@ class WandbLogger:  # the name is what tracking.wandb_runs looks for
 
 
 def test_no_deprecated_wandb_summary_rule() -> None:
-    from syndr_lightning.tracking import define_summary
+    """The dashboard's summary rules at the start of fit: none is W&B's deprecated
+    ``copy`` (the test numbers are logged once: the default summary is their value)."""
+    from types import SimpleNamespace
+
+    from syndr_lightning.callbacks.dashboard import DashboardCallback
 
     logger = WandbLogger()
-    define_summary([logger], "val")
+    trainer = SimpleNamespace(
+        is_global_zero=True,
+        loggers=[logger],
+        checkpoint_callbacks=[SimpleNamespace(monitor="val/srcc")],
+        datamodule=SimpleNamespace(test_names=["livec", "koniq"]),
+    )
+    DashboardCallback().on_fit_start(trainer, None)  # type: ignore[arg-type]
     rules = [kw.get("summary") for _, kw in logger.experiment.calls]
     assert "copy" not in rules and "max" in rules
 
