@@ -50,6 +50,8 @@ def run_task(cfg: DictConfig) -> float | None:
         from syndr_lightning.logs import route_lightning
 
         route_lightning()  # Lightning imported by now: its lines once, through Hydra's handlers
+        if is_multirun() and cfg.get("reproduce") is None:  # reproduce reports its own
+            _remember_sweep_folder()
         metrics = task(cfg)
         if not isinstance(metrics, dict) or not is_multirun():
             return None
@@ -65,6 +67,25 @@ def run_task(cfg: DictConfig) -> float | None:
         # SystemExit is not caught by Hydra's error reporting: one line, non-zero status
         # (2: the config is wrong, 1: the data are; see docs/failures.md).
         sys.exit(exit_code(exc))
+
+
+#: The folder of the multirun this process runs (set by its first job), printed at the end.
+_SWEEP_FOLDER: list[str] = []
+
+
+def _remember_sweep_folder() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = os.path.abspath(str(HydraConfig.get().sweep.dir))
+    if folder not in _SWEEP_FOLDER:
+        _SWEEP_FOLDER.append(folder)
+
+
+def _show_sweep_folder() -> None:
+    """After a multirun: its folder, which ``syndr sweep collect`` reads (one line)."""
+    while _SWEEP_FOLDER:
+        folder = _SWEEP_FOLDER.pop(0)
+        print(f"sweep folder: {folder} (summary: syndr sweep collect {folder})", flush=True)
 
 
 def _config_errors_in_one_line() -> None:
@@ -134,7 +155,10 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     _config_errors_in_one_line()
-    hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
+    try:
+        hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
+    finally:
+        _show_sweep_folder()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,15 @@ _QUIET = (
     "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
 )
 _LIGHTNING = ("lightning", "lightning.pytorch", "lightning.fabric")
+#: Lightning's loggers that emit the lines :class:`_DropNoise` drops or trims (a logger's
+#: filters see the records logged on it, whatever handler prints them later).
+_LIGHTNING_NOISY = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.callbacks.model_summary",
+)
+#: Lightning lines that are no news to the user (advertising; our own ModelSummary callback).
+_DROP = ("\N{ELECTRIC LIGHT BULB} Tip", "Trainer already configured with model summary")
 
 
 def _without_zero_flops(msg: str) -> str:
@@ -48,7 +57,7 @@ class _DropNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        if msg.lstrip().startswith("\N{ELECTRIC LIGHT BULB} Tip") or "litlogger" in msg.lower():
+        if msg.lstrip().startswith(_DROP) or "litlogger" in msg.lower():
             return False
         if "flops" in msg.lower():
             record.msg = _without_zero_flops(msg)
@@ -63,7 +72,7 @@ def quiet_third_party() -> None:
     """Raise the noisy loggers to WARNING and filter Lightning's tip / zero FLOPs lines."""
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
-    for name in _LIGHTNING:
+    for name in (*_LIGHTNING, *_LIGHTNING_NOISY):
         lg = logging.getLogger(name)
         if _FILTER not in lg.filters:
             lg.addFilter(_FILTER)

@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from syndr_lightning.paper.runner import launch
     from syndr_lightning.paper.tables import parse_tables
     from syndr_lightning.utils.errors import ConfigError, SyndrError
+    from syndr_lightning.utils.interrupt import catch_interrupt
 
     try:
         tables = parse_tables(args.tables)
@@ -140,7 +141,16 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(pending)} in {root}",
                 file=sys.stderr,
             )
-            code = launch(root, pending, args.overrides)
+            with catch_interrupt() as interrupt:
+                code = launch(root, pending, args.overrides)
+            if interrupt.pressed:  # one line; the report waits for the next command
+                left = len([r for r in runs if r.status(root) != "done"])
+                print(
+                    f"reproduce: interrupted (Ctrl-C); {len(runs) - left} of {len(runs)} runs "
+                    f"done; the same command resumes",
+                    file=sys.stderr,
+                )
+                return 130
             if code:
                 print(
                     f"reproduce: the multirun stopped (exit {code}); the same command resumes",
