@@ -5,6 +5,7 @@ CSV named as such."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,3 +52,20 @@ def test_missing_own_csv_is_not_a_download(tmp_path) -> None:
     with pytest.raises(DatasetError) as err:
         load_entry(entry, "data.train")
     assert "download" not in str(err.value) and "labels CSV" in str(err.value)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="needs the repository's docs/ (a source checkout)")
+def test_docs_list_every_debug_config_and_no_notes_on_who_ran_what() -> None:
+    from syndr_lightning.config import conf_dir
+
+    row = next(
+        x for x in (DOCS / "training.md").read_text().splitlines() if x.startswith("| `debug`")
+    )
+    for config in sorted(Path(conf_dir(), "debug").glob("*.yaml")):
+        assert f"`{config.stem}`" in row, config.stem
+    for name in ("gpu_bench.md", "gendist.md"):
+        text = (DOCS / name).read_text().lower()
+        assert "session" not in text and "the issue measured" not in text, name
