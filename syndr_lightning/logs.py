@@ -30,9 +30,15 @@ _LIGHTNING_NOISY = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
     "lightning.pytorch.callbacks.model_summary",
+    "lightning.pytorch.trainer.connectors.checkpoint_connector",
 )
-#: Lightning lines that are no news to the user (advertising; our own ModelSummary callback).
-_DROP = ("\N{ELECTRIC LIGHT BULB} Tip", "Trainer already configured with model summary")
+#: Lightning lines that are no news to the user (advertising; our own ModelSummary callback;
+#: a full checkpoint, as every checkpoint we save is, said on each save without a flag).
+_DROP = (
+    "\N{ELECTRIC LIGHT BULB} Tip",
+    "Trainer already configured with model summary",
+    "`weights_only` was not set, defaulting to `False`",
+)
 
 
 def _without_zero_flops(msg: str) -> str:

@@ -89,3 +89,21 @@ def test_syndr_help_names_every_export_format(capsys: pytest.CaptureFixture[str]
     for fmt in ("TorchScript", "ONNX", "torch.export"):
         assert fmt in line, line
     assert len(FORMATS) == 3
+
+
+def test_lightning_notes_dropped_where_they_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Filtered on the emitting loggers, so no handler (Hydra's, pytest's) sees them."""
+    from syndr_lightning.logs import quiet_third_party
+
+    quiet_third_party()
+    notes = {
+        "lightning.pytorch.trainer.connectors.checkpoint_connector": (
+            "`weights_only` was not set, defaulting to `False`."
+        ),
+        "lightning.pytorch.utilities.rank_zero": "\N{ELECTRIC LIGHT BULB} Tip: try litlogger",
+    }
+    with caplog.at_level(logging.INFO):
+        for name, text in notes.items():
+            logging.getLogger(name).info(text)
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
