@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 
-__all__ = ["EpochLog", "epoch_line"]
+__all__ = ["EpochLog", "epoch_line", "show"]
 
 log = logging.getLogger("syndr_lightning")
 
