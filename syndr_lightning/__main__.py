@@ -56,6 +56,8 @@ def run_task(cfg: DictConfig) -> float | None:
         from syndr_lightning.logs import route_lightning
 
         route_lightning()  # Lightning imported by now: its lines once, through Hydra's handlers
+        if is_multirun() and cfg.get("reproduce") is None:  # reproduce reports its own
+            _remember_sweep_folder()
         metrics = task(cfg)
         if not isinstance(metrics, dict) or not is_multirun():
             return None
@@ -87,6 +89,25 @@ def _record_status(cfg: DictConfig, exc: BaseException) -> None:
 
     with contextlib.suppress(OSError):  # a full or read-only disk: the error line says it
         write_run_status(folder, exc)
+
+
+#: The folder of the multirun this process runs (set by its first job), printed at the end.
+_SWEEP_FOLDER: list[str] = []
+
+
+def _remember_sweep_folder() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = os.path.abspath(str(HydraConfig.get().sweep.dir))
+    if folder not in _SWEEP_FOLDER:
+        _SWEEP_FOLDER.append(folder)
+
+
+def _show_sweep_folder() -> None:
+    """After a multirun: its folder, which ``syndr sweep collect`` reads (one line)."""
+    while _SWEEP_FOLDER:
+        folder = _SWEEP_FOLDER.pop(0)
+        print(f"sweep folder: {folder} (summary: syndr sweep collect {folder})", flush=True)
 
 
 def _config_errors_in_one_line() -> None:
@@ -215,6 +236,8 @@ def main() -> None:
 
     # Lightning 2.6 calls a deprecated torch pytree API on every batch; not actionable here.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # An empty validation loader is what the paper protocol asks for (nothing held out).
+    warnings.filterwarnings("ignore", message=r"Total length of .* across ranks is zero")
 
     try:
         config_path = str(conf_dir())
@@ -223,7 +246,10 @@ def main() -> None:
         sys.exit(2)
     _config_errors_in_one_line()
     _TASK_STARTED.clear()
-    hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
+    try:
+        hydra.main(version_base="1.3", config_path=config_path, config_name="train")(run_task)()
+    finally:
+        _show_sweep_folder()
 
 
 if __name__ == "__main__":

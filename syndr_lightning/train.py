@@ -48,6 +48,7 @@ from syndr_lightning.run_config import RunConfig
 from syndr_lightning.run_identity import run_identity
 from syndr_lightning.run_status import write_run_status
 from syndr_lightning.utils.checkpoints import check_resume_checkpoint
+from syndr_lightning.utils.cpus import set_torch_threads
 from syndr_lightning.utils.images import set_max_image_pixels
 from syndr_lightning.utils.io import atomic_open
 from syndr_lightning.utils.progress import progress_bar_setting
@@ -82,6 +83,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)
     L.seed_everything(run.seed, workers=True)
+    set_torch_threads()  # the CPUs this process may use, not the machine's (utils/cpus.py)
 
     datamodule = build_datamodule(cfg, run)
     model = instantiate(cfg.model, "model")

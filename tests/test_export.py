@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +92,16 @@ def test_torch_export_round_trip(ckpt: Path, tmp_path: Path) -> None:
     from syndr_lightning.inference.export import load_exported
 
     out = tmp_path / "model.pt2"
-    assert syndr_main(
-        ["export", "--ckpt", str(ckpt), "--format", "torch-export", "--out", str(out),
-         "--crop-size", str(CROP)]
-    ) == 0  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert syndr_main(
+            ["export", "--ckpt", str(ckpt), "--format", "torch-export", "--out", str(out),
+             "--crop-size", str(CROP)]
+        ) == 0  # fmt: skip
+        model, meta = load_exported(out)
+    # torch.export's note on weights sharing storage is not passed on to the user.
+    assert not [w for w in caught if "No complete tensor" in str(w.message)]
     assert isinstance(torch.export.load(str(out)), torch.export.ExportedProgram)
-    model, meta = load_exported(out)
     assert meta["crop_size"] == str(CROP)
     raw = _fixed_crops(5)
     expected = _reference_scores(ckpt, raw)

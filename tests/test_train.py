@@ -300,6 +300,7 @@ def test_resume_keeps_the_val_selected_checkpoint(resume_runs: dict) -> None:
 
 def test_protocol_line_states_selection_crops_seed_and_reshaping(resume_runs: dict) -> None:
     """The caption under the results table of the resumed run, item by item."""
+    from syndr_lightning.data.facts import describe_dataset
     from syndr_lightning.data.syndr import SynDRDataModule
 
     printed, out = resume_runs["printed"], resume_runs["dirs"]["resumed"]
@@ -311,7 +312,8 @@ def test_protocol_line_states_selection_crops_seed_and_reshaping(resume_runs: di
     assert f"selection: max val/srcc; validation: {n_val} held-out images;" in printed
     assert "eval: 2 random crops of 32 px (one centre crop for synthetic_unseen);" in printed
     assert "seed 0;" in printed
-    assert f"train: synthetic {dm.train_entry['options']} ({n_train} original);" in printed
+    train = describe_dataset("synthetic", dm.train_entry["options"])
+    assert f"train: {train} ({n_train} original);" in printed and "{" not in train
     assert "DDCUp off;" in printed
     assert "DRCDown on (T_f=0.5, T_q=10, T_u=2, rule=reference)" in printed
 

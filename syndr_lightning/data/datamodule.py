@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.data.datasets import load_dataset
-from syndr_lightning.data.facts import DataFacts
+from syndr_lightning.data.facts import DataFacts, describe_dataset
 from syndr_lightning.data.manifest import validate_manifest
 from syndr_lightning.data.sampler import EpochSampler, ResumableLoader, SeededSubset, WorkerSeeder
 from syndr_lightning.fakedata import synthetic  # noqa: F401  (registers the "synthetic" loader)
@@ -100,6 +100,11 @@ def _entry(value: Any, key: str) -> dict[str, Any]:
 def load_entry(entry: Mapping[str, Any], key: str) -> pd.DataFrame:
     """Load the manifest of a dataset entry, naming the config ``key`` when the root is absent."""
     root = Path(str(entry["root"])).expanduser()
+    if entry["name"] == "csv" and not root.exists():
+        raise DatasetError(
+            f"{key}.root={str(root)!r} does not exist; point it at your labels CSV (columns "
+            f"path,score; docs/datasets.md)"
+        )
     if entry["name"] != "synthetic" and not root.exists():
         raise DatasetError(
             f"{key}.root={str(root)!r} does not exist; download dataset {entry['name']!r} "
@@ -299,7 +304,7 @@ class IQADataModule(L.LightningDataModule):
         """What the run report states about this data (after ``setup``)."""
         base, val = self.original_manifest, self.val_manifest
         return DataFacts(
-            train=f"{self.train_entry['name']} {self.train_entry.get('options') or ''}".strip(),
+            train=describe_dataset(self.train_entry["name"], self.train_entry.get("options")),
             val_fraction=self.val_fraction,
             eval_crops=self.eval_crops,
             eval_crop_mode=str(self.eval_crop_mode),

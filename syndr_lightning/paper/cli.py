@@ -216,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
     from syndr_lightning.paper.runner import quoted
     from syndr_lightning.paper.tables import parse_tables
     from syndr_lightning.utils.errors import ConfigError, SyndrError
+    from syndr_lightning.utils.interrupt import catch_interrupt
 
     try:
         tables = parse_tables(args.tables)
@@ -245,7 +246,16 @@ def run(args: argparse.Namespace) -> int:
                         f"another `syndr reproduce` ({lock.holder()}) is training the campaign "
                         f"in {root}; wait for it to end (or pass another --out)"
                     )
-                code = _train(root, runs, args.overrides)
+                with catch_interrupt() as interrupt:
+                    code = _train(root, runs, args.overrides)
+            if interrupt.pressed:  # one line; the report waits for the next command
+                left = len([r for r in runs if r.status(root) != "done"])
+                print(
+                    f"reproduce: interrupted (Ctrl-C); {len(runs) - left} of {len(runs)} runs "
+                    f"done; the same command resumes",
+                    file=sys.stderr,
+                )
+                return 130
             if code:
                 return code
         # every cell of the chosen tables (runs shared with --only's cells included)

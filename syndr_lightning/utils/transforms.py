@@ -77,8 +77,27 @@ def to_tensor(image: np.ndarray, min_side: int = 0) -> torch.Tensor:
     """
     x = torch.from_numpy(_rgb(image)).permute(2, 0, 1).float().div_(255.0)
     if min(x.shape[1:]) < min_side:
+        _say_upsized(tuple(x.shape[1:]), min_side)
         x = resize_short_side(x, min_side)
     return (x - _MEAN) / _STD
+
+
+_UPSIZED: list[bool] = []
+
+
+def _say_upsized(shape: tuple[int, ...], side: int) -> None:
+    """One warning per process the first time an image is smaller than the crop."""
+    if _UPSIZED:
+        return
+    _UPSIZED.append(True)
+    import logging
+
+    h, w = shape
+    logging.getLogger("syndr_lightning").warning(
+        f"an image of {w}x{h} px is smaller than the {side} px crop: such images are resized "
+        f"up (short side {side} px) before cropping; lower data.crop_size / --crop-size to "
+        f"crop them as they are"
+    )
 
 
 def centre_crop(image: np.ndarray, size: int, resize: int | None = None) -> np.ndarray:
