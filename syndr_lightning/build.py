@@ -58,6 +58,7 @@ def build_datamodule(cfg: DictConfig, run: RunConfig) -> L.LightningDataModule:
         kwargs["protocol"] = run.data_protocol
     if run.feature_pass is not None:
         kwargs["feature_pass"] = run.feature_pass
+    _cap_loader_workers(kwargs)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -68,6 +69,21 @@ def build_model(cfg: DictConfig, run: RunConfig) -> L.LightningModule:
     """The LightningModule ``model._target_`` names, built from ``run.model`` (the only
     route of ``model.*``: checked once, in :class:`ModelParams`)."""
     return run.model_class(run.model)
+
+
+def _cap_loader_workers(kwargs: dict[str, Any]) -> None:
+    """Loader workers at most the CPUs this process may use, less one (utils/cpus.py)."""
+    from dataclasses import replace
+
+    from syndr_lightning.utils.cpus import cap_workers, usable_cpus
+
+    cpus = usable_cpus()
+    if isinstance(kwargs.get("num_workers"), int):
+        kwargs["num_workers"] = cap_workers(kwargs["num_workers"], "data.num_workers", cpus)
+    feature_pass = kwargs.get("feature_pass")
+    if feature_pass is not None and hasattr(feature_pass, "num_workers"):
+        workers = cap_workers(feature_pass.num_workers, "data.feature_pass.num_workers", cpus)
+        kwargs["feature_pass"] = replace(feature_pass, num_workers=workers)
 
 
 def build_callbacks(run: RunConfig, loggers: Sequence[Any]) -> list[Any]:
@@ -99,4 +115,11 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     """Instantiate ``cfg.logger``; W&B follows wandb's own login/mode, offline without login."""
     node = cfg.get("logger")
     wandb_note(node)
-    return instantiate_mapping(node, "logger")
+    loggers = instantiate_mapping(node, "logger")
+    for lg in loggers:
+        # Lightning passes anonymous=None to wandb.init, which then warns that the
+        # (deprecated) setting "has no effect" on every run; an unset one says nothing.
+        init = getattr(lg, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous", False) is None:
+            del init["anonymous"]
+    return loggers

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "reshape": "syndr_lightning.reshape.cli",
     "predict": "syndr_lightning.inference.cli",
     "export": "syndr_lightning.inference.export_cli",
+    "import": "syndr_lightning.inference.import_cli",
     "umap": "syndr_lightning.viz.cli",
     "eval": "syndr_lightning.inference.eval_cli",
     "reproduce": "syndr_lightning.paper.cli",
@@ -90,6 +91,13 @@ def _user_facing(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syndr`` script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    from syndr_lightning.utils.errors import ConfigError
+    from syndr_lightning.utils.images import max_image_pixels
+
+    try:  # a malformed $SYNDR_MAX_IMAGE_PIXELS: refused before any work
+        max_image_pixels()
+    except ConfigError as exc:
+        return report_error(exc, "syndr")
     if args_list[:1] == ["train"]:
         return train(args_list[1:])
     parser = build_parser(args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None)

@@ -25,6 +25,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from syndr_lightning.inference.evaluate import evaluate_checkpoint, format_report
     from syndr_lightning.logs import log_text, show_run_folder
     from syndr_lightning.provenance import write_metrics
+    from syndr_lightning.utils.cpus import set_torch_threads
 
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
@@ -41,6 +42,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(
             "the eval task needs test sets: data.test='[{name: csv, root: /path/labels.csv}]'"
         )
+    _check_labels(tests)
+    set_torch_threads()
     metrics: dict[str, float] = {}
     for i, entry in enumerate(tests):
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("root"):
@@ -71,3 +74,20 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_metrics(metrics, out_dir, cfg, "given checkpoint")
     show_run_folder(str(out_dir))
     return metrics
+
+
+def _check_labels(tests: list[Any]) -> None:
+    """Each test set's metrics are saved under its label: two sets of one label (two CSV
+    files, both ``csv``) would overwrite each other in metrics.json."""
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(tests):
+        if not isinstance(entry, dict):
+            continue  # reported by the loop, naming the entry
+        label = str(entry.get("label") or entry.get("name"))
+        if label in seen:
+            raise ConfigError(
+                f"data.test.{seen[label]} and data.test.{i} are both labelled {label!r} and "
+                f"would overwrite each other's metrics; give one a distinct label, e.g. "
+                f"data.test.{i}.label={label}_{i}"
+            )
+        seen[label] = i

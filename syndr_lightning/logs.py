@@ -11,6 +11,7 @@ library only (``syndr-train --help`` stays instant).
 from __future__ import annotations
 
 import logging
+import re
 
 __all__ = ["log_text", "quiet_third_party", "route_lightning", "show_run_folder"]
 
@@ -23,19 +24,49 @@ _QUIET = (
     "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper",
 )
 _LIGHTNING = ("lightning", "lightning.pytorch", "lightning.fabric")
+#: Lightning's loggers that emit the lines :class:`_DropNoise` drops or trims (a logger's
+#: filters see the records logged on it, whatever handler prints them later).
+_LIGHTNING_NOISY = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.callbacks.model_summary",
+    "lightning.pytorch.trainer.connectors.checkpoint_connector",
+)
+#: Lightning lines that are no news to the user (advertising; our own ModelSummary callback;
+#: a full checkpoint, as every checkpoint we save is, said on each save without a flag).
+_DROP = (
+    "\N{ELECTRIC LIGHT BULB} Tip",
+    "Trainer already configured with model summary",
+    "`weights_only` was not set, defaulting to `False`",
+)
+
+
+def _without_zero_flops(msg: str) -> str:
+    """The model summary without its FLOPs column and total when they are all zero (FLOPs
+    are counted only with an example input, which our modules do not declare)."""
+    lines = msg.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.rstrip().endswith("| FLOPs")), None)
+    if header is not None:
+        cut = lines[header].rstrip().rindex("| FLOPs")
+        rows = [line for line in lines if line[:1].isdigit() and len(line) > cut and "|" in line]
+        if all(line[cut:].strip(" |") in ("0", "") for line in rows):
+            lines = [
+                line[:cut].rstrip() if "|" in line or set(line) == {"-"} else line for line in lines
+            ]
+    zero_total = re.compile(r"^\s*(0\s+Total Flops|Total FLOPs: 0)\s*$", re.IGNORECASE)
+    return "\n".join(line for line in lines if not zero_total.match(line))
 
 
 class _DropNoise(logging.Filter):
-    """Drops Lightning's advertising tip; removes ``Total FLOPs: 0`` from the summary."""
+    """Drops Lightning's advertising tips; a FLOPs column and total of zeros leave the
+    model summary."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        if msg.lstrip().startswith("\N{ELECTRIC LIGHT BULB} Tip"):
+        if msg.lstrip().startswith(_DROP) or "litlogger" in msg.lower():
             return False
-        if "Total FLOPs: 0" in msg:
-            record.msg = "\n".join(
-                line for line in msg.splitlines() if not line.lstrip().startswith("Total FLOPs")
-            )
+        if "flops" in msg.lower():
+            record.msg = _without_zero_flops(msg)
             record.args = None
         return True
 
@@ -47,7 +78,7 @@ def quiet_third_party() -> None:
     """Raise the noisy loggers to WARNING and filter Lightning's tip / zero FLOPs lines."""
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
-    for name in _LIGHTNING:
+    for name in (*_LIGHTNING, *_LIGHTNING_NOISY):
         lg = logging.getLogger(name)
         if _FILTER not in lg.filters:
             lg.addFilter(_FILTER)

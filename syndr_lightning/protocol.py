@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syndr_lightning.data import VAL_FRACTION
-from syndr_lightning.data.facts import DataFacts, SynDRFacts
+from syndr_lightning.data.facts import DataFacts, SynDRFacts, count, describe_dataset
 from syndr_lightning.reshape.params import ReshapeParams, recorded_keys
 from syndr_lightning.utils.io import git_sha
 
@@ -93,7 +93,7 @@ class Protocol:
         train = dict(data.get("train") or {})
         reshape = cfg.get("reshape")
         return cls(
-            train=f"{train.get('name', '?')} {train.get('options') or ''}".strip(),
+            train=describe_dataset(train.get("name", "?"), train.get("options")),
             seed=int(cfg.get("seed", 0)),
             val=f"{float(data.get('val_fraction', VAL_FRACTION)):.2f} of training refs held out",
             eval_crops=data.get("eval_crops", "?"),
@@ -162,7 +162,7 @@ class Protocol:
 
     def line(self) -> str:
         """The one-line protocol printed under a results table."""
-        crops = f"{self.eval_crops} {self.eval_crop_mode} crops of {self.crop_size} px"
+        crops = f"{count(self.eval_crops, f'{self.eval_crop_mode} crop')} of {self.crop_size} px"
         if self.centre_crop_sets:
             crops += f" (one centre crop for {', '.join(self.centre_crop_sets)})"
         if self.test_resize:

@@ -75,14 +75,47 @@ def save_run_files(cfg: DictConfig, out_dir: Path) -> None:
 
 
 @rank_zero_only
+def metrics_identity(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """What a run's metrics belong to: task, training and test data, backbone, protocol
+    (the ``syndr_protocol.json`` the run wrote, when a SynDR run) and seed."""
+
+    def pick(key: str) -> Any:
+        value = OmegaConf.select(cfg, key, default=None)
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+    train = pick("data.train") or {}
+    tests = pick("data.test") or []
+    protocol: Any = None
+    file = out_dir / "syndr_protocol.json"
+    if file.is_file():
+        try:
+            protocol = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            protocol = None
+    return {
+        "task": str(cfg.get("task", "syndr_lightning.train.train")),
+        "data": {
+            "train": train.get("name") if isinstance(train, dict) else str(train),
+            "options": train.get("options") if isinstance(train, dict) else None,
+            "test": [t.get("name") if isinstance(t, dict) else str(t) for t in tests]
+            if isinstance(tests, list)
+            else str(tests),
+        },
+        "backbone": pick("model.backbone"),
+        "protocol": protocol,
+        "seed": int(cfg.get("seed", 0)),
+    }
+
+
 def write_metrics(
     metrics: Mapping[str, float], out_dir: Path, cfg: DictConfig, rule: str = "val"
 ) -> None:
-    """``metrics.json`` of the run, with its git SHA, seed and selection rule."""
+    """``metrics.json`` of the run, with its git SHA, seed and selection rule, its identity
+    (:func:`metrics_identity`) and the digest over both (``reporting.metrics_digest``)."""
     info = {
         "git_sha": git_sha(),
         "seed": int(cfg.get("seed", 0)),
         "status": "completed",
         "selection": rule,
     }
-    save_job_metrics(metrics, out_dir, extra=info)
+    save_job_metrics(metrics, out_dir, extra=info, identity=metrics_identity(cfg, out_dir))

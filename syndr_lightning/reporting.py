@@ -21,11 +21,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from syndr_lightning.run_status import STATUS_FILE
 from syndr_lightning.utils.errors import ConfigError, InputError
 from syndr_lightning.utils.io import atomic_open
 
 METRICS_FILE = "metrics.json"
 """Name of the per-job metrics file, next to Hydra's ``.hydra/`` folder."""
+
+
+JOB_STATUSES = ("finished", "diverged", "failed", "preempted")
 
 SEED_KEY = "seed"
 """Override key treated as a replicate (averaged over), not as a swept parameter."""
@@ -45,37 +49,123 @@ def plain_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (strict JSON), recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def metrics_digest(metrics: Mapping[str, float | None], identity: Mapping[str, Any]) -> str:
+    """SHA-256 over the metrics and the run's identity (canonical JSON): what makes a
+    ``metrics.json`` vouch for itself (an edited number or identity no longer matches)."""
+    import hashlib
+
+    body = json.dumps(
+        {"metrics": dict(metrics), "identity": dict(identity)},
+        sort_keys=True,
+        allow_nan=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
 def save_job_metrics(
     metrics: Mapping[str, Any],
     output_dir: str | os.PathLike[str],
     extra: Mapping[str, Any] | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a run's final metrics to ``output_dir/metrics.json`` atomically; return the path.
 
-    ``extra`` adds non-metric facts (status, git SHA, ...) under the key ``info``.
+    ``extra`` adds non-metric facts (status, git SHA, ...) under the key ``info``. A
+    non-finite value is written as ``null`` and named under ``info.nonfinite`` (strict
+    JSON: never a bare ``NaN``). With ``identity`` (task, data, backbone, protocol,
+    seed), the file also carries it and :func:`metrics_digest` over both.
     """
     path = Path(output_dir) / METRICS_FILE
-    payload: dict[str, Any] = {"metrics": plain_metrics(metrics)}
-    if extra:
-        payload["info"] = dict(extra)
+    values: dict[str, float | None] = {}
+    nonfinite: list[str] = []
+    for key, value in plain_metrics(metrics).items():
+        if math.isfinite(value):
+            values[key] = value
+        else:
+            values[key] = None
+            nonfinite.append(key)
+    payload: dict[str, Any] = {"metrics": values}
+    info = dict(extra or {})
+    if nonfinite:
+        info["nonfinite"] = nonfinite
+    if info:
+        payload["info"] = info
+    if identity is not None:
+        payload["identity"] = finite_json(json.loads(json.dumps(identity, default=str)))
+        payload["digest"] = metrics_digest(values, payload["identity"])
     with atomic_open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=True)
+        json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=False, default=str)
         fh.write("\n")
     return path
 
 
+def read_json_file(
+    file: Path, expected: str, fix: str = "Delete it and rerun that job."
+) -> dict[str, Any]:
+    """A JSON object from ``file``; InputError (one line naming the file and what to do)
+    when it is unreadable, not UTF-8, not JSON or not a mapping."""
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg})"
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    else:
+        if isinstance(payload, dict):
+            return payload
+        problem = f"holds a {type(payload).__name__}, not a mapping"
+    raise InputError(f"{file} {problem}; expected {expected}. Delete it and rerun that job.")
+
+
+def read_run_status(folder: Path) -> dict[str, Any] | None:
+    """The run's ``run_status.json`` (None when it wrote none); a malformed record or an
+    unknown status is an InputError naming the file."""
+    file = folder / STATUS_FILE
+    if not file.is_file():
+        return None
+    record = read_json_file(file, "the run's end record {'status': ..., 'exit_code': ...}")
+    if record.get("status") not in JOB_STATUSES:
+        raise InputError(
+            f"{file} has status {record.get('status')!r}; expected one of "
+            f"{', '.join(JOB_STATUSES)}. Delete it and rerun that job."
+        )
+    return record
+
+
 @dataclass
 class JobRecord:
-    """One job of a multirun: its folder, its overrides (``key -> value``), its metrics."""
+    """One job of a multirun: its folder, its overrides (``key -> value``), its metrics
+    and how it ended (``finished``, ``diverged``, ``failed``, ``preempted``)."""
 
     path: Path
     overrides: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] | None = None
+    status: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            self.status = "finished" if self.metrics is not None else "failed"
 
     @property
     def ok(self) -> bool:
-        """Whether the job left a metrics file."""
-        return self.metrics is not None
+        """Whether the job finished with metrics (diverged and failed jobs never count)."""
+        return self.metrics is not None and self.status == "finished"
 
 
 def _parse_value(text: str) -> Any:
@@ -98,36 +188,56 @@ def parse_overrides(lines: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """A YAML file Hydra wrote; InputError (one line) when not UTF-8 or not YAML."""
     try:
         with open(path, encoding="utf-8") as fh:
             return yaml.safe_load(fh)
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
     except yaml.YAMLError as exc:
-        raise InputError(
-            f"{path} is not valid YAML ({exc.__class__.__name__}); expected a file Hydra "
-            "wrote. Delete the broken job folder or rerun that job."
-        ) from exc
+        problem = f"is not valid YAML ({exc.__class__.__name__})"
+    raise InputError(
+        f"{path} {problem}; expected a file Hydra wrote. Delete the broken job folder or "
+        "rerun that job."
+    )
 
 
 def _read_metrics(path: Path) -> dict[str, float] | None:
-    """Read ``metrics.json``; ``None`` when the job left none (crashed or still running)."""
+    """Read ``metrics.json``; ``None`` when the job left none (crashed or still running).
+    A digest that does not match the numbers (an edited file) is an InputError."""
     file = path / METRICS_FILE
     if not file.is_file():
         return None
-    try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{file} is not valid JSON ({exc.msg}); expected the file save_job_metrics "
-            "writes. Delete it and rerun that job."
-        ) from exc
-    metrics = payload.get("metrics") if isinstance(payload, dict) else None
+    payload = read_json_file(file, "{'metrics': {name: value}} as save_job_metrics writes it")
+    metrics = payload.get("metrics")
     if not isinstance(metrics, dict):
         raise InputError(
             f"{file} has no 'metrics' mapping; expected {{'metrics': {{name: value}}}}. "
             "Delete it and rerun that job."
         )
+    if "digest" in payload:
+        identity = payload.get("identity")
+        ok = isinstance(identity, dict)
+        try:
+            ok = ok and payload["digest"] == metrics_digest(metrics, identity)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(
+                f"{file} does not match its digest (edited by hand or damaged); delete it "
+                "and rerun that job to get numbers the run vouches for."
+            )
     return plain_metrics(metrics)
+
+
+def _job_status(job_dir: Path, metrics: dict[str, float] | None) -> tuple[str, str]:
+    """How a job ended: its ``run_status.json`` when present, else ``finished`` when it
+    left metrics and ``failed`` (crashed or unfinished) when not."""
+    record = read_run_status(job_dir)
+    if record is not None:
+        return str(record["status"]), str(record.get("reason") or "")
+    return ("finished", "") if metrics is not None else ("failed", "no metrics.json")
 
 
 def find_jobs(multirun_dir: str | os.PathLike[str]) -> list[JobRecord]:
@@ -143,10 +253,21 @@ def find_jobs(multirun_dir: str | os.PathLike[str]) -> list[JobRecord]:
         job_dir = overrides_file.parent.parent
         if any(part.startswith(".") for part in job_dir.relative_to(root).parts):
             continue  # submitit's and atomic writers' hidden folders
-        lines = _read_yaml(overrides_file) or []
+        lines = read_yaml(overrides_file) or []
+        if not isinstance(lines, list):
+            raise InputError(
+                f"{overrides_file} holds a {type(lines).__name__}, not a list of overrides; "
+                "expected the file Hydra wrote. Delete the broken job folder or rerun that job."
+            )
+        metrics = _read_metrics(job_dir)
+        status, reason = _job_status(job_dir, metrics)
         jobs.append(
             JobRecord(
-                path=job_dir, overrides=parse_overrides(lines), metrics=_read_metrics(job_dir)
+                path=job_dir,
+                overrides=parse_overrides(lines),
+                metrics=metrics,
+                status=status,
+                reason=reason,
             )
         )
     if not jobs:
@@ -162,7 +283,7 @@ def _sweeper_param_keys(multirun_dir: Path) -> list[str]:
     file = multirun_dir / "multirun.yaml"
     if not file.is_file():
         return []
-    data = _read_yaml(file) or {}
+    data = read_yaml(file) or {}
     params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     return [str(k) for k in params]
 
@@ -196,7 +317,7 @@ def _sweep_name(jobs: Sequence[JobRecord]) -> str:
     for job in jobs:
         file = job.path / ".hydra" / "config.yaml"
         if file.is_file():
-            data = _read_yaml(file)
+            data = read_yaml(file)
             if isinstance(data, dict) and data.get("sweep_name"):
                 return str(data["sweep_name"])
     return ""
@@ -234,8 +355,9 @@ def summarise(
     """One row per value combination of ``keys``: mean, std, min, max and n over seeds.
 
     Columns: the keys, then ``<metric>/mean``, ``<metric>/std`` (sample std, NaN for one
-    seed), ``<metric>/min``, ``<metric>/max``, and ``n`` (finished jobs), ``failed`` (jobs
-    without metrics), ``seeds`` (the seeds that finished).
+    seed), ``<metric>/min``, ``<metric>/max``, and ``n`` (finished jobs), ``diverged``
+    (jobs whose training diverged), ``failed`` (failed, preempted or unfinished jobs),
+    ``seeds`` (the seeds that finished). Only finished jobs' metrics enter a cell.
     """
     if not metrics:
         raise InputError(
@@ -265,7 +387,8 @@ def summarise(
             rec[f"{name}/min"] = series.min() if len(series) else math.nan
             rec[f"{name}/max"] = series.max() if len(series) else math.nan
         rec["n"] = len(done)
-        rec["failed"] = len(members) - len(done)
+        rec["diverged"] = sum(j.status == "diverged" for j in members)
+        rec["failed"] = len(members) - len(done) - rec["diverged"]
         rec["seeds"] = " ".join(str(j.overrides.get(seed_key, "-")) for j in done)
         records.append(rec)
     return pd.DataFrame.from_records(records)
@@ -291,7 +414,7 @@ def _optuna_line(root: Path) -> str:
     file = root / "optimization_results.yaml"
     if not file.is_file():
         return ""
-    data = _read_yaml(file) or {}
+    data = read_yaml(file) or {}
     params = data.get("best_params") or {}
     value = data.get("best_value")
     if value is None:
@@ -311,27 +434,38 @@ def to_markdown(
     lines: list[str] = []
     if title:
         lines += [f"### {title}", ""]
-    header = [*keys, *metrics, "n", "failed"]
+    header = [*keys, *metrics, "n", "diverged", "failed"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     best: dict[str, float] = {}
+    # only rows whose every job finished compete for the bold (a row with a diverged or
+    # failed job is incomplete: never ranked)
+    complete = pd.Series(
+        [
+            int(r.get("diverged", 0) or 0) + int(r.get("failed", 0) or 0) == 0
+            for _, r in table.iterrows()
+        ],
+        index=table.index,
+        dtype=bool,
+    )
     for name in metrics:
-        col = table[f"{name}/mean"]
+        col = table[f"{name}/mean"].where(complete)
         if col.notna().any() and col.nunique(dropna=True) > 1:  # no bold when all tie
             # Lower is better only for losses and errors; every IQA correlation is higher-better.
             lower = any(tag in name for tag in ("loss", "mae", "rmse", "error"))
             best[name] = float(col.min() if lower else col.max())
-    for _, row in table.iterrows():
+    for idx, row in table.iterrows():
         cells = [_fmt_key(row[k]) for k in keys]
         for name in metrics:
             mean, std = row[f"{name}/mean"], row[f"{name}/std"]
             text = _fmt(mean, digits)
             if not math.isnan(std):
                 text += f" ± {_fmt(std, digits)}"
-            if name in best and not math.isnan(mean) and mean == best[name] and len(table) > 1:
+            ranked = name in best and bool(complete[idx]) and len(table) > 1
+            if ranked and not math.isnan(mean) and mean == best[name]:
                 text = f"**{text}**"
             cells.append(text)
-        cells += [str(row["n"]), str(row["failed"])]
+        cells += [str(row["n"]), str(row.get("diverged", 0)), str(row["failed"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -348,6 +482,7 @@ class SweepSummary:
     markdown_path: Path
     csv_path: Path
     failed_dirs: list[Path] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
 
 
 def write_table_report(
@@ -380,6 +515,12 @@ def collect(
     root = Path(multirun_dir)
     jobs = find_jobs(root)
     row_keys = list(keys) if keys else varying_keys(jobs, seed_key, _sweeper_param_keys(root))
+    pooled = [k for k in varying_keys(jobs, seed_key) if k not in row_keys]
+    if pooled:  # a cell is a summary over seeds: its jobs may differ in the seed only
+        raise ConfigError(
+            f"the jobs also differ in {pooled[0]}, which --keys leaves out: its cells would "
+            f"pool different settings as seeds; add {pooled[0]} to --keys"
+        )
     names = list(metrics) if metrics else default_metrics(jobs)
     missing = [m for m in names if not any(j.metrics and m in j.metrics for j in jobs)]
     if missing and any(j.ok for j in jobs):
@@ -392,12 +533,15 @@ def collect(
     out = Path(out_dir) if out_dir is not None else root
     md_path, csv_path = out / f"{name}.md", out / f"{name}.csv"
     failed = [j.path for j in jobs if not j.ok]
+    diverged = sum(j.status == "diverged" for j in jobs)
     label = _sweep_name(jobs) or root.name
     title = f"Sweep {label}: " + (", ".join(row_keys) if row_keys else "one setting")
     text = to_markdown(table, row_keys, names, title=title, digits=digits)
     text += (
-        f"\nmean ± sample std over seeds; n = finished jobs per row; "
-        f"{len(jobs)} jobs, {len(failed)} without metrics.\n"
+        f"\nmean ± sample std over the finished seeds; n = finished jobs per row (diverged "
+        f"and failed jobs never enter a cell nor the bold); {len(jobs)} jobs: "
+        f"{len(jobs) - len(failed)} finished, {diverged} diverged, "
+        f"{len(failed) - diverged} failed or unfinished.\n"
     )
     text += _optuna_line(root)
     write_table_report(out, name, text, table)
@@ -410,6 +554,7 @@ def collect(
         markdown_path=md_path,
         csv_path=csv_path,
         failed_dirs=failed,
+        jobs=list(jobs),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = ["RunConfig", "target_class"]
 _IMAGE_CHECK = "syndr_lightning.data.check_images.ImageCheck"
 _TEST_SELECTION = "syndr_lightning.callbacks.test_selection.TestSetSelection"
 _PREEMPTION = "syndr_lightning.callbacks.preemption.PreemptionCheckpoint"
+_RESUME = "syndr_lightning.callbacks.resume.ExactResume"
 
 
 def _plain(node: Any) -> Any:
@@ -266,4 +267,6 @@ def _callbacks(cfg: DictConfig, rule: str) -> tuple[tuple[str, DictConfig], ...]
     run_dir = Path(str(OmegaConf.select(cfg, "paths.output_dir"))).expanduser()
     preemption = {"_target_": _PREEMPTION, "dirpath": str(run_dir / "checkpoints")}
     out.append(("preemption", OmegaConf.create({**preemption, "log_dir": _log_dir(cfg)})))
+    # Exact resume: the epoch's logged sums, clean validation, run identity (callbacks/resume.py).
+    out.append(("resume", OmegaConf.create({"_target_": _RESUME})))
     return tuple(out)

@@ -45,17 +45,16 @@ def tensorboard_writers(loggers: Iterable[Any]) -> list[Any]:
     return [lg.experiment for lg in loggers if type(lg).__name__ == "TensorBoardLogger"]
 
 
-def define_summary(loggers: Iterable[Any], selection: str, test_names: Sequence[str] = ()) -> None:
+def define_summary(loggers: Iterable[Any], selection: str) -> None:
     """Tell W&B which value of a series is the run's headline (its summary).
 
     ``val/srcc``: its maximum under ``selection="val"`` (the selected checkpoint's value;
     summary key ``val/srcc.max``), its last value under ``"last"`` (``val/srcc.last``).
-    The test numbers of every test set (``test/<set>/*``, ``test_last/<set>/*``, logged
-    once each): their value as it is. Epoch-level series (``val/*``, ``drcdown/*``,
+    The test numbers of every test set (``test/<set>/*``, ``test_last/<set>/*``) are
+    logged once each, so W&B's default summary (the last value) is their value as it
+    is; no rule is defined for them (the ``copy`` rule is deprecated). Epoch-level series (``val/*``, ``drcdown/*``,
     learning rates, ``train/loss_epoch``) are plotted against ``epoch``.
     """
-    from syndr_lightning.metric_keys import CORRELATIONS
-
     for run in wandb_runs(loggers):
         run.define_metric("epoch")
         for pattern in ("val/*", "drcdown/*", "lr-*", "train/loss_epoch"):
@@ -66,10 +65,6 @@ def define_summary(loggers: Iterable[Any], selection: str, test_names: Sequence[
             step_sync=True,
             summary="max" if selection == "val" else "last",
         )
-        for prefix in ("test", "test_last"):
-            for name in test_names:
-                for metric in CORRELATIONS:
-                    run.define_metric(f"{prefix}/{name}/{metric}", summary="copy")
 
 
 def set_summary(loggers: Iterable[Any], values: Mapping[str, float]) -> None:

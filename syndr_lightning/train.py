@@ -35,6 +35,7 @@ from syndr_lightning.callbacks.preemption import (
     preemption_guard,
     requeued_checkpoint,
 )
+from syndr_lightning.callbacks.resume import ExactResume
 from syndr_lightning.callbacks.test_selection import TestSetSelection
 from syndr_lightning.compose import compose_config
 from syndr_lightning.data.datamodule import IQADataModule
@@ -43,10 +44,21 @@ from syndr_lightning.evaluation import evaluate_after_fit
 from syndr_lightning.protocol import Protocol
 from syndr_lightning.provenance import plain_config, save_run_files, write_metrics
 from syndr_lightning.reporting import print_report
+from syndr_lightning.resume import (
+    check_resume,
+    continue_csv_curves,
+    continue_run_folder,
+    run_folder_of,
+)
 from syndr_lightning.run_config import RunConfig
+from syndr_lightning.run_identity import run_identity
+from syndr_lightning.run_status import write_run_status
+from syndr_lightning.utils.checkpoints import check_resume_checkpoint
+from syndr_lightning.utils.cpus import set_torch_threads
 from syndr_lightning.utils.images import set_max_image_pixels
 from syndr_lightning.utils.io import atomic_open
 from syndr_lightning.utils.progress import progress_bar_setting
+from syndr_lightning.utils.signals import sigusr1_outside_slurm
 from syndr_lightning.wandb_auth import finish_wandb
 
 __all__ = ["RunConfig", "compose_config", "train"]
@@ -62,19 +74,36 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model as configured; return every final metric as floats."""
     run = RunConfig.from_config(cfg)
     set_max_image_pixels(run.max_image_pixels)
+    sigusr1_outside_slurm()  # SLURM's requeue signal: outside SLURM one warning, no death
+    if cfg.get("ckpt_path"):  # missing, a folder, truncated: one line before any work
+        check_resume_checkpoint(str(cfg.ckpt_path))
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
+    ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(run.log_dir)
+    resumed_step = 0
+    if ckpt_path:  # the checkpoint must be this run's; its run folder is continued
+        resumed_step = int(check_resume(cfg, str(ckpt_path)).get("global_step", 0) or 0)
+        folder = run_folder_of(ckpt_path)
+        if folder is not None and folder != out_dir.resolve():
+            out_dir = continue_run_folder(cfg, out_dir, folder)
+            run = RunConfig.from_config(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_files(cfg, out_dir)
     L.seed_everything(run.seed, workers=True)
+    set_torch_threads()  # the CPUs this process may use, not the machine's (utils/cpus.py)
 
     datamodule = build_datamodule(cfg, run)
     model = build_model(cfg, run)
     loggers = build_loggers(cfg)
+    if ckpt_path:
+        continue_csv_curves(loggers, resumed_step)
     callbacks = build_callbacks(run, loggers)
     preempt = next(c for c in callbacks if isinstance(c, PreemptionCheckpoint))
-    ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(run.log_dir)
+    for cb in callbacks:
+        if isinstance(cb, ExactResume):
+            cb.identity = run_identity(cfg)
+    trainer: L.Trainer | None = None
     try:
-        trainer: L.Trainer = instantiate(
+        trainer = instantiate(
             cfg.trainer,
             "trainer",
             callbacks=callbacks,
@@ -96,12 +125,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics.update(cb.metrics())
         write_metrics(metrics, out_dir, cfg, run.selection)
         if trainer.is_global_zero:
+            write_run_status(out_dir, epoch=trainer.current_epoch, step=trainer.global_step)
             protocol_line = _report(metrics, run, datamodule, protocol)
             # Run files, artifacts, summary and metadata to the loggers (issue 23).
             publish_run(trainer, metrics, run.selection, protocol_line)
             from syndr_lightning.logs import show_run_folder
 
             show_run_folder(str(out_dir))
+    except Exception as exc:  # where the run stopped, for run_status.json (__main__)
+        if trainer is not None:
+            exc.run_progress = (trainer.current_epoch, trainer.global_step)  # type: ignore[attr-defined]
+        raise
     finally:
         finish_wandb(loggers)
     return metrics

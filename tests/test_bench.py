@@ -92,7 +92,8 @@ def bench_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
 
 def bench_cache_check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     module = _load("bench_cache_check")
-    assert _main(module, monkeypatch, "--n", "6", "--size", "16", "--repeat", "1") == 0
+    args = ("--n", "6", "--size", "16", "--image", "12", "16", "--repeat", "1")
+    assert _main(module, monkeypatch, *args) == 0
     assert "ratio" in capsys.readouterr().out
 
 

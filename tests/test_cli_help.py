@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 
 from syndr_lightning.cli import build_parser, user_text
 
-DEVELOPER_WORDS = ("``", "This module", "argparse", "syndr_lightning.", "import ")
+DEVELOPER_WORDS = ("``", "This module", "argparse", "syndr_lightning.")
+#: a Python import statement on a line of its own (`syndr import` is a subcommand)
+IMPORT_LINE = re.compile(r"^\s*(?:from [\w.]+ )?import [\w.]+(?:, [\w.]+)*$", re.MULTILINE)
 
 
 def _parsers(
@@ -26,6 +29,7 @@ def test_every_help_is_user_facing() -> None:
         text = parser.format_help()
         for word in DEVELOPER_WORDS:
             assert word not in text, (name, word)
+        assert not IMPORT_LINE.search(text), (name, IMPORT_LINE.search(text))
         seen.append(name)
     for expected in ("syndr eval", "syndr predict", "syndr export", "syndr umap", "syndr data"):
         assert expected in seen

@@ -316,7 +316,7 @@ def test_diverged_training_stops_naming_the_learning_rate(tmp_path: Path, capsys
 
     with pytest.raises(SystemExit) as info:
         run_task(_cfg(tmp_path, "model.lr=1e20"))
-    assert info.value.code == 1  # a run-time failure, not the usage status 2
+    assert info.value.code == 3  # diverged: its own status (docs/failures.md), not 2 or 1
     line = _one_line(capsys.readouterr().err)
     assert "training diverged" in line and "model.lr=1e+20" in line and "lower model.lr" in line
     assert not (tmp_path / "run" / "metrics.json").exists()

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import subprocess
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -167,14 +166,14 @@ def test_image_cache_edit_is_found_and_rebuilt(tmp_path: Path) -> None:
     paths = [str(write_image(tmp_path / f"{k}.png", k, (20, 16))) for k in range(3)]
     cache = ImageCache.open_or_build(paths, tmp_path / "cache", progress=False)
     truth = [cache.get(p) for p in paths]
+    index = json.loads(cache.index_file.read_text())
     _edit_keeping_size_and_mtime(cache.data_file, 20 * 16 * 3 + 5)  # inside image 1
-    again = ImageCache.open_or_build(paths, tmp_path / "cache", progress=False)
-    assert not again.built  # size and mtime unchanged: reused ...
+    opened = ImageCache(cache.index_file, index)  # edited while a run has it open:
     with pytest.raises(DatasetError, match="does not match the checksum") as info:
-        again.get(paths[1])  # ... but the edited image is never returned
+        opened.get(paths[1])  # the edited image is never returned
     assert "\n" not in str(info.value)
     rebuilt = ImageCache.open_or_build(paths, tmp_path / "cache", progress=False)
-    assert rebuilt.built
+    assert rebuilt.built  # its index was removed: the next open rebuilds
     for p, t in zip(paths, truth, strict=True):
         np.testing.assert_array_equal(rebuilt.get(p), t)
     # An index without checksums (an older version's) is rebuilt, never trusted.
@@ -201,40 +200,6 @@ def test_crop_cache_edit_is_found_and_rebuilt(tmp_path: Path) -> None:
     got = extract_features(model, paths, crop_size=16, cache_dir=cache_dir)
     np.testing.assert_allclose(got, plain, rtol=1e-6, atol=1e-6)
     assert cache.ready and cache.verify()  # rebuilt by that pass
-
-
-def test_upsampled_manifest_edit_is_rebuilt(tmp_path: Path) -> None:
-    from syndr_lightning.data.datasets import get_loader, load_dataset
-    from syndr_lightning.data.upsample import UpsampleSpec, build_upsampled_set, load_cached
-    from syndr_lightning.fakedata.fixtures import write_fixture
-    from syndr_lightning.reshape.params import DDCUpParams
-
-    kadid = write_fixture("kadid10k", tmp_path / "kadid", n_refs=4, types=[1])
-    kadis = write_fixture("kadis700k", tmp_path / "kadis", n_refs=3)
-    manifest = load_dataset("kadid10k", str(kadid), types=[1])
-    refs = get_loader("kadid10k")(kadid, types=[1]).references()
-    cands = get_loader("kadis700k")(kadis).references()
-    spec = UpsampleSpec(
-        (1,),
-        DDCUpParams(
-            encoder="tiny_cnn", encoder_weights="none", encoder_crop=32, select_candidates=False
-        ),
-    )
-    first = build_upsampled_set(manifest, refs, cands, tmp_path / "c", spec, progress=False)
-    table = first.directory / "manifest.csv"
-    text = table.read_text()
-    header, row, rest = text.split("\n", 2)
-    score_col = header.split(",").index("score")
-    cells = row.split(",")
-    value = cells[score_col]
-    cells[score_col] = ("9" if value[0] != "9" else "1") + value[1:]  # same length
-    stat = table.stat()
-    table.write_text("\n".join([header, ",".join(cells), rest]))
-    os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert load_cached(first.directory) is None
-    again = build_upsampled_set(manifest, refs, cands, tmp_path / "c", spec, progress=False)
-    assert not again.reused
-    pd.testing.assert_frame_equal(again.manifest, first.manifest)
 
 
 # ------------------------------------------------------------------ commands
@@ -466,10 +431,8 @@ def test_full_disk_during_the_ddcup_build_is_one_line(tmp_path: Path) -> None:
 def test_block_checksums_detect_a_single_flipped_bit() -> None:
     from syndr_lightning.utils.integrity import block_crcs
 
-    for width in (296, 300):  # a multiple of 8 bytes (64-bit word sums), and not (CRC-32)
+    for width in (296, 300):  # a multiple of 8 bytes, and not
         blocks = np.random.default_rng(0).integers(0, 256, (4, width), dtype=np.uint8)
         sums = block_crcs(blocks)
-        if width % 8:
-            assert sums[1] == zlib.crc32(blocks[1].tobytes())
         blocks[1, 17] ^= 0x04
         assert np.flatnonzero(block_crcs(blocks) != sums).tolist() == [1]

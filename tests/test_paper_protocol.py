@@ -130,6 +130,8 @@ def test_paper_experiment_configs_are_the_papers(name: str) -> None:
             assert resolve_types(other) == types
     assert len(resolve_kadid_refs(data.train.options.refs)) == n_refs
     assert float(data.get("test_fraction", 0.0)) == test_fraction
+    if test_fraction:  # Table 3's KADID column: five random patches, as the paper
+        assert data.heldout_crop_mode == "random" and data.eval_crops == 5
     from omegaconf import OmegaConf
 
     for key, want in PAPER_TRAINING.items():

@@ -76,10 +76,12 @@ def test_plan_covers_every_paper_number_and_names_the_real_models(
     assert "model.backbone=swin_t model.weights=IMAGENET1K_V1" in text
     assert "+experiment=syn2alg reshape.ddcup=false" in text and "pipal_subset=pipal6" in text
     # --weights: every use of a backbone's weights (model and DDCUp encoder) -> the file
+    import torch
+
     from syndr_lightning.paper.cli import _apply_weights
 
     file = tmp_path / "vit.pth"
-    file.write_bytes(b"")
+    torch.save({"w": torch.zeros(1)}, file)
     _apply_weights(runs, [f"vit_b_16={file}"])
     over = cells[("10", "encoder-clip", "livec", 0)].overrides
     assert f"model.weights={file}" in over and "reshape.encoder_weights=clip" in over
@@ -165,11 +167,14 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
     assert syndr_main([*base, "--plan", *over]) == 0
     plan = capsys.readouterr().out
     assert "total: 11 runs (0 done, 0 partial, 11 pending)" in plan
-    assert "GPU-h" in plan and "?" in plan  # no per-epoch time known yet
+    # no run finished yet: the per-backbone default estimate (paper/cost.py)
+    assert "GPU-h" in plan and "default rates" in plan and " ?  " not in plan
     # run, interrupted at the 4th training
     counted["stop"].append(4)
-    with pytest.raises(KeyboardInterrupt):
-        syndr_main([*base, *over])
+    assert syndr_main([*base, *over]) == 130  # Ctrl-C: one line, no report
+    said = capsys.readouterr()
+    assert "reproduce: interrupted (Ctrl-C); 3 of 11 runs done" in said.err
+    assert "Traceback" not in said.err and "Table" not in said.out
     first = list(counted["runs"])
     finished = first[:3]
     assert len(first) == 4
@@ -240,18 +245,31 @@ def test_the_whole_loop_plans_runs_resumes_and_reports(
     # the plan now knows a per-epoch time (recorded by the finished runs)
     assert syndr_main([*base, "--plan", *over]) == 0
     assert "total: 11 runs (11 done, 0 partial, 0 pending)" in capsys.readouterr().out
+    # a hand-edited metrics.json (SRCC 0.99) is refused in one line; --plan agrees
+    edited = out / "table1/syndr/livec/seed0/metrics.json"
+    payload = json.loads(edited.read_text())
+    payload["metrics"]["test/livec/srcc"] = 0.99
+    edited.write_text(json.dumps(payload))
+    assert syndr_main([*base, "--report"]) == 0
+    report = pd.read_csv(out / "paper_report.csv", dtype={"table": str})
+    t1 = report[(report["table"] == "1") & (report["row"] == "syndr")]
+    t1 = t1[t1["dataset"] == "livec"].iloc[0]
+    assert t1["n"] == 0 and f"{edited} does not match its digest" in t1["status"]
+    assert syndr_main([*base, "--plan", *over]) == 0
+    assert "(10 done, 0 partial, 0 pending, 1 refused)" in capsys.readouterr().out
 
 
 def test_paper_task_skips_finished_runs_and_fails_one_run_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A finished run is not trained again (e.g. a SLURM requeue); a user-facing error
-    fails that run as a plain exception, so Hydra goes on with the campaign's others."""
+    fails that run only (one line, a run_status.json record), so Hydra goes on with the
+    campaign's others."""
     from omegaconf import OmegaConf
 
     from syndr_lightning import train as train_module
-    from syndr_lightning.paper.runner import RunFailed, paper_task
-    from syndr_lightning.utils.errors import DatasetError, SyndrError
+    from syndr_lightning.paper.runner import paper_task
+    from syndr_lightning.utils.errors import DatasetError
 
     cfg = OmegaConf.create(
         {"paths": {"output_dir": str(tmp_path)}, "ckpt_path": None, "seed": 0,
@@ -262,8 +280,152 @@ def test_paper_task_skips_finished_runs_and_fails_one_run_only(
         raise DatasetError("pipal: root '/d/pipal' does not exist")
 
     monkeypatch.setattr(train_module, "train", missing)
-    with pytest.raises(RunFailed, match="pipal1/seed0: pipal: root") as info:
-        paper_task(cfg)
-    assert not isinstance(info.value, SyndrError)
-    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"test/pipal/srcc": 0.5}}))
+    assert paper_task(cfg) is None
+    assert "error: table2/pipal1-syndr/pipal1/seed0: pipal: root" in capsys.readouterr().err
+    status = json.loads((tmp_path / "run_status.json").read_text())
+    assert status["status"] == "failed" and status["exit_code"] == 1
+    # the same command retries it; a success replaces the earlier attempt's record
+    import os
+
+    os.utime(tmp_path / "run_status.json", (1, 1))  # written by an earlier attempt
+
+    def trained(_cfg):
+        metrics = {"test/pipal/srcc": 0.5}
+        (tmp_path / "metrics.json").write_text(json.dumps({"metrics": metrics}))
+        return metrics
+
+    monkeypatch.setattr(train_module, "train", trained)
+    assert paper_task(cfg) == {"test/pipal/srcc": 0.5}
+    assert json.loads((tmp_path / "run_status.json").read_text())["status"] == "finished"
+    monkeypatch.setattr(train_module, "train", missing)
     assert paper_task(cfg) == {"test/pipal/srcc": 0.5}  # not trained again
+
+
+CELL = ["reproduce", "--tables", "1", "--only", "table1/syndr/livec"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(fixtures: Path) -> Path:
+    """One cell, seeds 0 and 1, trained without interruption (the reference campaign)."""
+    from test_paper_protocol import _fast_gendist
+
+    import syndr_lightning.distort as distort
+
+    out = fixtures / "uninterrupted"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distort, "generate", _fast_gendist)
+        assert syndr_main([*CELL, "--seeds", "2", "--out", str(out), *_overrides(fixtures)]) == 0
+    return out
+
+
+@pytest.fixture()
+def sigterm_in(counted: dict[str, list], monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """SIGTERM to this process at the end of the training epoch of the runs (by number)
+    listed in ``kill``: Lightning stops, ``preempted.ckpt`` is saved (the real path)."""
+    import os
+    import signal
+
+    from lightning.pytorch import Callback
+
+    from syndr_lightning import train as train_module
+
+    real = train_module.build_callbacks
+    counted["kill"] = []
+
+    class Kill(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def build_callbacks(*args, **kwargs):
+        callbacks = real(*args, **kwargs)
+        return [*callbacks, Kill()] if len(counted["runs"]) in counted["kill"] else callbacks
+
+    monkeypatch.setattr(train_module, "build_callbacks", build_callbacks)
+    return counted
+
+
+def test_sigterm_stops_the_campaign_and_the_rerun_resumes_each_run_from_its_own_checkpoint(
+    fixtures: Path,
+    uninterrupted: Path,
+    sigterm_in: dict[str, list],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 29's acceptance: a SIGTERM'd ``syndr reproduce`` exits 143 within one job (no
+    next run, no traceback, no "ckpt_path=" advice); the same command resumes the stopped
+    run from its own preempted.ckpt and finishes the campaign; the report equals the
+    uninterrupted campaign's. Two runs (one cell, seeds 0 and 1)."""
+    over = _overrides(fixtures)
+    cell = [*CELL, "--seeds", "2"]
+    capsys.readouterr()
+    out = fixtures / "preempted"
+    sigterm_in["kill"].append(1)  # the first run
+    assert syndr_main([*cell, "--out", str(out), *over]) == 143
+    err = capsys.readouterr().err
+    assert sigterm_in["runs"] == ["table1/syndr/livec/seed0"]  # stopped within that job
+    assert "Traceback" not in err and "ckpt_path=" not in err
+    assert "rerun the same `syndr reproduce` command" in err
+    first = out / "table1/syndr/livec/seed0"
+    assert (first / "checkpoints" / "preempted.ckpt").is_file()
+    assert not (first / "metrics.json").exists() and not (out / "paper_report.csv").exists()
+    # the same command: the stopped run resumes from ITS preempted.ckpt, the other trains
+    sigterm_in["runs"].clear()
+    sigterm_in["kill"].clear()
+    assert syndr_main([*cell, "--out", str(out), *over]) == 0
+    assert sigterm_in["runs"] == ["table1/syndr/livec/seed0", "table1/syndr/livec/seed1"]
+    record = json.loads((first / "reproduce_run.json").read_text())
+    assert record["resumed_from"] == str(first / "checkpoints" / "preempted.ckpt")
+    second = json.loads((out / "table1/syndr/livec/seed1/reproduce_run.json").read_text())
+    assert second["resumed_from"] is None
+    keep = ["table", "row", "dataset", "metric", "ours_mean", "ours_std", "n", "status"]
+    a = pd.read_csv(uninterrupted / "paper_report.csv", dtype={"table": str})[keep]
+    b = pd.read_csv(out / "paper_report.csv", dtype={"table": str})[keep]
+    assert (a["n"] == 2).any()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_requeue_pointer_never_sends_one_runs_checkpoint_to_another(
+    fixtures: Path,
+    uninterrupted: Path,
+    counted: dict[str, list],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under SLURM, a requeued job's pointer names the checkpoint preempted under the same
+    job id and command line: under a campaign, every run's command line. A run without a
+    checkpoint of its own trains from scratch, never from the pointer's (here: seed 1's)."""
+    from syndr_lightning.paper.runner import hydra_args
+
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    over = _overrides(fixtures)
+    out = (fixtures / "requeued").resolve()
+    runs, _ = campaign(["1"], 1, ["table1/syndr/livec"])
+    pointer = fixtures / "logs" / ".preempted" / "4242.json"
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    other = uninterrupted / "table1/syndr/livec/seed1/checkpoints/last.ckpt"
+    pointer.write_text(json.dumps({"ckpt": str(other), "argv": hydra_args(out, runs, over)}))
+    assert syndr_main([*CELL, "--seeds", "1", "--out", str(out), *over]) == 0
+    assert not pointer.exists()
+
+    def srcc(root: Path) -> float:
+        file = root / "table1/syndr/livec/seed0/metrics.json"
+        return json.loads(file.read_text())["metrics"]["test/livec/srcc"]
+
+    assert srcc(out) == srcc(uninterrupted)  # seed 0's own training, not seed 1's weights
+
+
+def test_an_unknown_key_stops_the_campaign_with_exit_2_and_no_resume_advice(
+    fixtures: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = fixtures / "typo"
+    over = [*_overrides(fixtures), "model.lrr=1"]
+    assert syndr_main([*CELL, "--seeds", "1", "--out", str(out), *over]) == 2
+    err = capsys.readouterr().err
+    assert "model.lrr" in err and "resumes" not in err and "Traceback" not in err
+
+
+def test_a_non_ascii_campaign_folder_trains_and_reports(
+    fixtures: Path, counted: dict[str, list]
+) -> None:
+    out = fixtures / "kampagne_é_漢字"
+    assert syndr_main([*CELL, "--seeds", "1", "--out", str(out), *_overrides(fixtures)]) == 0
+    assert (out / "table1/syndr/livec/seed0/metrics.json").is_file()
+    assert "livec" in (out / "paper_report.md").read_text(encoding="utf-8")

@@ -107,6 +107,8 @@ def test_two_job_optuna_multirun_is_collected(tmp_path: Path) -> None:
     proc = _run(["+hparams_search=optuna", "hydra.sweeper.n_trials=2", *TINY], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     root = tmp_path / "multirun"
+    # The last line names the sweep folder, which `syndr sweep collect` reads.
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"sweep folder: {root} ")
     jobs = sorted(p for p in root.iterdir() if (p / "metrics.json").is_file())
     assert [p.name for p in jobs] == ["0", "1"]
     # The task returned val/srcc to Optuna: the study's best value is the best job's.

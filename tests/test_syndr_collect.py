@@ -56,7 +56,7 @@ def test_medians_over_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     mod = load_script()
     assert mod.main([str(tmp_path)]) == 0
     out = capsys.readouterr()
-    assert "1 job(s) left no metrics" in out.err
+    assert "9: failed (no metrics.json); not counted" in out.err
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "intra_results.csv")

@@ -251,7 +251,7 @@ RESUME_VAL_SRCC = (0.9, 0.1, 0.2)  # the selected epoch (0) lies before the inte
 @pytest.fixture(scope="module")
 def resume_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 3-epoch DRCDown run, and the same run stopped after 2 epochs then resumed through
-    the task's ``ckpt_path`` key (into a new run folder, as a new CLI run does)."""
+    the task's ``ckpt_path`` key (it continues in the checkpoint's run folder)."""
     tmp = tmp_path_factory.mktemp("resume")
     runs: dict[str, Any] = {}
     runs["full"] = _run(tmp / "full", "trainer.max_epochs=3", *SYNDR, script=RESUME_VAL_SRCC)
@@ -268,7 +268,8 @@ def resume_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             script=RESUME_VAL_SRCC,
         )
     runs["printed"] = " ".join(printed.getvalue().split())
-    runs["dirs"] = {name: tmp / name / "run" for name in ("full", "resumed")}
+    runs["dirs"] = {"full": tmp / "full" / "run", "resumed": tmp / "first" / "run"}
+    assert (tmp / "resumed" / "run" / "resumed_in.txt").is_file()
     return runs
 
 
@@ -290,7 +291,7 @@ def test_resume_through_ckpt_path_repeats_an_uninterrupted_run(resume_runs: dict
 
 
 def test_resume_keeps_the_val_selected_checkpoint(resume_runs: dict) -> None:
-    """Resumed into a new run folder, the val selection still sees the epochs before it."""
+    """Resumed, the val selection still sees the epochs before the interruption."""
     full, resumed = resume_runs["full"], resume_runs["resumed"]
     assert full["val/epoch"] == 0.0
     assert resumed["val/epoch"] == full["val/epoch"]
@@ -300,6 +301,7 @@ def test_resume_keeps_the_val_selected_checkpoint(resume_runs: dict) -> None:
 
 def test_protocol_line_states_selection_crops_seed_and_reshaping(resume_runs: dict) -> None:
     """The caption under the results table of the resumed run, item by item."""
+    from syndr_lightning.data.facts import describe_dataset
     from syndr_lightning.data.syndr import SynDRDataModule
 
     printed, out = resume_runs["printed"], resume_runs["dirs"]["resumed"]
@@ -311,7 +313,8 @@ def test_protocol_line_states_selection_crops_seed_and_reshaping(resume_runs: di
     assert f"selection: max val/srcc; validation: {n_val} held-out images;" in printed
     assert "eval: 2 random crops of 32 px (one centre crop for synthetic_unseen);" in printed
     assert "seed 0;" in printed
-    assert f"train: synthetic {dm.train_entry['options']} ({n_train} original);" in printed
+    train = describe_dataset("synthetic", dm.train_entry["options"])
+    assert f"train: {train} ({n_train} original);" in printed and "{" not in train
     assert "DDCUp off;" in printed
     assert "DRCDown on (T_f=0.5, T_q=10, T_u=2, rule=reference)" in printed
 

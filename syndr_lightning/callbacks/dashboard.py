@@ -107,8 +107,7 @@ class DashboardCallback(Callback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """W&B summary rules, before the first value is logged."""
         if trainer.is_global_zero:
-            names = list(getattr(trainer.datamodule, "test_names", None) or [])
-            tracking.define_summary(trainer.loggers, selection_of(trainer), names)
+            tracking.define_summary(trainer.loggers, selection_of(trainer))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Remember this epoch's numbers (validation has run) for the learning curves."""

@@ -5,11 +5,13 @@ Epochs then read pixels from the page cache instead of re-decoding PNG/BMP/JPEG:
     cache = ImageCache.open_or_build(manifest["path"], cache_dir)
     img = cache.get(path)  # HxWx3 uint8 RGB, identical to decoding the file
 
-Layout in ``cache_dir``: ``imgcache-<key>.json`` (index: paths, shapes, offsets and each
-file's identity = name, size, mtime) and ``imgcache-<key>-<ident>.u8`` (the flat pixel buffer,
+Layout in ``cache_dir``: ``imgcache-<key>.json`` (index: paths, shapes, offsets, each
+file's identity = name, size, mtime, and each image's XXH3-64 digest) and ``imgcache-<key>-<ident>.u8`` (the flat pixel buffer,
 images of any size back to back). ``<key>`` hashes the list of paths, ``<ident>`` the
 files' identities, so a changed file leads to a rebuild. Both files are written
-atomically; the index last, so a reader never sees an index without its data.
+atomically; the index last, so a reader never sees an index without its data. A reused
+cache is verified whole when opened (every image against its digest: edits that keep
+the file's size and mtime are found) and rebuilt when any image differs.
 The memmap is opened lazily in each process, so a cache object can be handed to
 DataLoader worker processes (fork or spawn). Runs sharing a key (processes or hosts on
 one filesystem) build it once: the builder holds ``.imgcache-<key>.lock`` and removes
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -34,8 +37,10 @@ from syndr_lightning.utils.integrity import BlockCheck, block_checksum
 from syndr_lightning.utils.io import atomic_open, atomic_path, file_identity
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
-CACHE_VERSION = 3  # 2: file identities are utils.io.file_identity strings; 3: checksums
+# 2: file identities are utils.io.file_identity strings; 3: checksums; 4: XXH3-64 digests
+CACHE_VERSION = 4
 _CHUNK = 64
+log = logging.getLogger(__name__)
 
 
 def _identity(paths: list[str]) -> list[str]:
@@ -116,7 +121,21 @@ class ImageCache:
 
         def load() -> ImageCache | None:
             index = cls._read_index(index_file, unique, ident)
-            return cls(index_file, index) if index is not None else None
+            if index is None:
+                return None
+            cache = cls(index_file, index)
+            bad = cache.first_bad_block()
+            if bad is None:
+                return cache
+            log.warning(
+                "image cache %s is corrupt (image %d, %s, does not match its digest); "
+                "it is rebuilt",
+                cache.data_file,
+                bad,
+                cache.paths[bad],
+            )
+            index_file.unlink(missing_ok=True)  # never reused, by this run or another
+            return None
 
         def build() -> ImageCache:
             old = cls._read_index(index_file, None, None)
@@ -221,6 +240,16 @@ class ImageCache:
             self._mm = np.memmap(self.data_file, dtype=np.uint8, mode="r", shape=(self._total,))
             self._pid = pid
         return self._mm
+
+    def first_bad_block(self) -> int | None:
+        """The first image whose bytes differ from the digest written with it, or None."""
+        mm = self._memmap()
+        for i in range(len(self.paths)):
+            h, w = (int(v) for v in self._shapes[i])
+            start = int(self._offsets[i])
+            if block_checksum(mm[start : start + h * w * 3]) != int(self._check.crcs[i]):
+                return i
+        return None
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -19,6 +19,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from syndr_lightning.utils.cpus import usable_cpus
 from syndr_lightning.utils.errors import DatasetError
 from syndr_lightning.utils.images import verify_image
 
@@ -51,7 +52,7 @@ def check_images(
     record = Path(record_dir) / f"{digest}.ok" if (record_dir and digest) else None
     if record is not None and record.is_file():
         return 0, None
-    n = workers or min(8, os.cpu_count() or 1)
+    n = workers or min(8, usable_cpus())
     with cf.ThreadPoolExecutor(max_workers=n) as pool:
         problems = [why for why in pool.map(verify_image, unique) if why is not None]
     if problems:

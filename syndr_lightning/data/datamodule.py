@@ -25,12 +25,13 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from syndr_lightning.data import VAL_FRACTION
 from syndr_lightning.data.datasets import load_dataset
-from syndr_lightning.data.facts import DataFacts
+from syndr_lightning.data.facts import DataFacts, describe_dataset
 from syndr_lightning.data.manifest import validate_manifest
+from syndr_lightning.data.sampler import EpochSampler, ResumableLoader, SeededSubset, WorkerSeeder
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import read_rgb
 from syndr_lightning.utils.runchecks import check_numbers
@@ -99,6 +100,11 @@ def _entry(value: Any, key: str) -> dict[str, Any]:
 def load_entry(entry: Mapping[str, Any], key: str) -> pd.DataFrame:
     """Load the manifest of a dataset entry, naming the config ``key`` when the root is absent."""
     root = Path(str(entry["root"])).expanduser()
+    if entry["name"] == "csv" and not root.exists():
+        raise DatasetError(
+            f"{key}.root={str(root)!r} does not exist; point it at your labels CSV (columns "
+            f"path,score; docs/datasets.md)"
+        )
     if entry["name"] != "synthetic" and not root.exists():
         raise DatasetError(
             f"{key}.root={str(root)!r} does not exist; download dataset {entry['name']!r} "
@@ -207,6 +213,18 @@ class IQADataModule(L.LightningDataModule):
                 manifest = validate_manifest(load_entry(entry, f"data.test[{i}]"))
                 self.test_manifests[entry["label"]] = manifest.reset_index(drop=True)
         self._add_test_sets()
+        if self.image_cache and stage in (None, "fit"):
+            self.open_caches()
+
+    def open_caches(self) -> None:
+        """Open every image cache the run will read (training, validation, each test set):
+        each is verified against its digests, and rebuilt when damaged, before training."""
+        train = self._require_setup()
+        self._reader(train, f"train{len(train)}")
+        if self.val_manifest is not None:
+            self._reader(self.val_manifest, "val")
+        for name, manifest in self.test_manifests.items():
+            self._reader(manifest, f"test/{name}")
 
     def _load_train(self) -> pd.DataFrame:
         """The training split of ``data.train`` (loaded and split once)."""
@@ -288,7 +306,7 @@ class IQADataModule(L.LightningDataModule):
         """What the run report states about this data (after ``setup``)."""
         base, val = self.original_manifest, self.val_manifest
         return DataFacts(
-            train=f"{self.train_entry['name']} {self.train_entry.get('options') or ''}".strip(),
+            train=describe_dataset(self.train_entry["name"], self.train_entry.get("options")),
             val_fraction=self.val_fraction,
             eval_crops=self.eval_crops,
             eval_crop_mode=str(self.eval_crop_mode),
@@ -361,7 +379,7 @@ class IQADataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled loader over ``train_indices(current_epoch)``."""
+        """Loader over ``train_indices(current_epoch)`` in a (seed, epoch) order."""
         dataset = self.train_dataset()
         indices = np.asarray(self.train_indices(self.current_epoch()))
         if indices.ndim != 1 or indices.size == 0:
@@ -373,14 +391,33 @@ class IQADataModule(L.LightningDataModule):
                 f"train_indices() returned rows outside 0..{len(dataset) - 1} "
                 f"(min {indices.min()}, max {indices.max()})"
             )
-        return DataLoader(
-            Subset(dataset, indices.astype(np.int64).tolist()),
+        return self.epoch_loader(dataset, indices, self.current_epoch())
+
+    def epoch_loader(
+        self, dataset: Dataset, indices: np.ndarray, epoch: int, reseed: bool = True
+    ) -> ResumableLoader:
+        """The training loader of ``epoch`` over ``dataset[indices]``: order, crops and
+        flips a function of (seed, epoch) (``reseed=False``: crops from the global RNG
+        stream), resumable mid-epoch (``data/sampler.py``)."""
+        rows = np.asarray(indices, dtype=np.int64).tolist()
+        return ResumableLoader(
+            SeededSubset(dataset, rows, self.seed if reseed else None, epoch),
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=EpochSampler(len(rows), self.seed, epoch, reseed),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=False,
+            worker_init_fn=WorkerSeeder(self.seed, epoch) if reseed else None,
+            epoch=epoch,
+            trained=self._batches_trained,
         )
+
+    def _batches_trained(self) -> int:
+        """Training batches the trainer has finished in its current epoch (0 unattached)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader | list[Any]:
         """Loader over the validation set (``[]`` when there is none)."""

@@ -78,3 +78,25 @@ class DataFacts:
     test_resize: dict[str, int] = field(default_factory=dict)
     n_train_original: int | None = None
     syndr: SynDRFacts | None = None
+
+
+def describe_dataset(name: Any, options: Any = None) -> str:
+    """``synthetic (kind=synthetic, n_refs=6, size=160x192)``: a dataset entry in words
+    for the protocol line (not a Python dict)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            return "x".join(str(x) for x in v)
+        return str(v)
+
+    opts = ", ".join(f"{k}={value(v)}" for k, v in dict(options or {}).items())
+    return f"{name} ({opts})" if opts else str(name)
+
+
+def count(n: Any, word: str) -> str:
+    """``1 random crop``, ``5 random crops`` (``n`` as given when it is no number)."""
+    try:
+        one = int(n) == 1
+    except (TypeError, ValueError):
+        one = False
+    return f"{n} {word}" if one else f"{n} {word}s"

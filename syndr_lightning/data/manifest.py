@@ -23,6 +23,8 @@ distortion class), ``source`` (``original``/``upsampled``), ``seed``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -67,12 +69,16 @@ def make_manifest(
 ) -> pd.DataFrame:
     """Assemble a manifest, normalising ``raw_scores`` to 0..10 higher-is-better.
 
-    An image listed more than once is refused naming its rows (``duplicates="error"``),
+    Paths are normalised first (``os.path.normpath``). An image listed more than once is
+    refused naming its rows (``duplicates="error"``),
     since a conflicting duplicate would move every other image's normalised score;
     ``duplicates="mean"`` keeps one row per image with the mean of its raw scores.
     """
     n = len(paths)
     raw = np.full(n, np.nan) if raw_scores is None else np.asarray(raw_scores, dtype=np.float64)
+    # One spelling per file ("images/../images/x.png" is "images/x.png"), so that the
+    # duplicate check and every cache see the same path.
+    paths = [os.path.normpath(str(p)) for p in paths]
     keep = _duplicates(paths, raw, dataset, duplicates)
     if keep is not None:  # duplicates="mean": one row per image, raw scores averaged
         paths, raw = [paths[i] for i in keep[0]], keep[1]

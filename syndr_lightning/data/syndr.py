@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from syndr_lightning.data import syndr_build as build
 from syndr_lightning.data.datamodule import IQADataModule
 from syndr_lightning.data.facts import DataFacts, SynDRFacts
 from syndr_lightning.data.paper_protocol import DataProtocol, rescale_rows
-from syndr_lightning.data.sampler import EpochSampler, WorkerSeeder
 from syndr_lightning.reshape.engine import DRCDownSelector, EpochSubset
 from syndr_lightning.reshape.params import FeaturePassParams, ReshapeParams
 from syndr_lightning.utils.errors import ConfigError
@@ -211,15 +210,7 @@ class SynDRDataModule(IQADataModule):
         if self.scaling is not None and self.scaling.per_epoch:  # the authors, with DRCDown
             originals = indices[indices < self.n_original]
             dataset.scores = rescale_rows(dataset.scores, originals).astype(np.float32)
-        return DataLoader(
-            Subset(dataset, indices.tolist()),
-            batch_size=self.batch_size,
-            sampler=EpochSampler(len(indices), self.seed, epoch, self.reseed_every_epoch),
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            drop_last=False,
-            worker_init_fn=WorkerSeeder(self.seed, epoch) if self.reseed_every_epoch else None,
-        )
+        return self.epoch_loader(dataset, indices, epoch, self.reseed_every_epoch)
 
     # ------------------------------------------------------------- checkpoint state
     def state_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from syndr_lightning.reshape.params import (
     ReshapeParams,
 )
 from syndr_lightning.utils.errors import ConfigError, DatasetError
+from syndr_lightning.utils.signals import sigterm_as_preempted
 
 
 @dataclass(frozen=True)
@@ -240,15 +241,16 @@ def build_ddcup(
         pool_facts = PoolFacts(
             len(pool), str(protocol.pool_size), protocol.pool_seed, len(every), POOL_FILE
         )
-    upsampled = build_upsampled_set(
-        reference,
-        refs,
-        pool,
-        cache_dir,
-        UpsampleSpec(types, params, seed),
-        predistorted=source if isinstance(source, str) else None,
-        workers=workers,
-        feature_cache_dir=str(Path(cache_dir) / "ref_features"),
-        progress=progress,
-    )
+    with sigterm_as_preempted("building DDCUp's upsampled set"):  # before Lightning's handler
+        upsampled = build_upsampled_set(
+            reference,
+            refs,
+            pool,
+            cache_dir,
+            UpsampleSpec(types, params, seed),
+            predistorted=source if isinstance(source, str) else None,
+            workers=workers,
+            feature_cache_dir=str(Path(cache_dir) / "ref_features"),
+            progress=progress,
+        )
     return DDCUpBuild(upsampled, n_refs, pool_facts, names)

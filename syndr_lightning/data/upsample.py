@@ -13,6 +13,9 @@ affects it (training data identity and labels, candidate identities, types, leve
 T_ref, weights rule, temperature, encoder and weights, seed, format version). The
 directory is built under a temporary name and renamed when complete, so a build that is
 killed or fails leaves nothing that a later run trusts; a complete cache is reused.
+``meta.json`` holds the SHA-256 of ``manifest.csv`` and the XXH3-64 digest of every image
+the set generated; a set whose table or any image differs (even with its size and mtime
+kept) is rebuilt.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from syndr_lightning.distort.spec import GENDIST_VERSION
 from syndr_lightning.reshape.params import DDCUpParams
 from syndr_lightning.utils.errors import ConfigError, DatasetError, InputError
 from syndr_lightning.utils.images import IMAGE_SUFFIXES
-from syndr_lightning.utils.integrity import file_sha256
+from syndr_lightning.utils.integrity import file_digest, file_sha256
 from syndr_lightning.utils.io import atomic_open, file_identity, git_sha
 from syndr_lightning.utils.locking import build_once, remove_stale_temporaries
 
@@ -300,10 +303,37 @@ def load_cached(directory: str | Path) -> UpsampledSet | None:
         return None
     if meta.get("manifest_sha256") != file_sha256(manifest_file):
         return None  # edited or corrupted labels (or an older set without a digest): rebuilt
+    if _changed_image(d, df, meta) is not None:
+        return None
     df = _absolute(df, d)
     if not all(Path(p).is_file() for p in df["path"]):
         return None
     return UpsampledSet(manifest=df, directory=d, key=d.name, reused=True, meta=meta)
+
+
+def _image_digests(directory: Path, df: pd.DataFrame) -> dict[str, str | None]:
+    """XXH3-64 of each image the set holds itself (relative paths; pre-distorted images
+    are the user's files, listed by absolute path, and not included)."""
+    rel = [str(p) for p in df["path"] if not Path(str(p)).is_absolute()]
+    return {p: file_digest(directory / p) for p in rel}
+
+
+def _changed_image(directory: Path, df: pd.DataFrame, meta: Mapping[str, Any]) -> str | None:
+    """The first generated image that differs from its recorded digest (or a set written
+    without digests: ``"meta.json"``), else None."""
+    recorded = meta.get("images_xxh3")
+    if not isinstance(recorded, dict):
+        return "meta.json"
+    for rel, digest in _image_digests(directory, df).items():
+        if digest is None or recorded.get(rel) != digest:
+            log.warning(
+                "DDCUp: image %s of the upsampled set %s does not match its digest; "
+                "the set is rebuilt",
+                rel,
+                directory,
+            )
+            return rel
+    return None
 
 
 def _absolute(df: pd.DataFrame, directory: Path) -> pd.DataFrame:
@@ -546,6 +576,7 @@ def _build_into(
             "selected": chosen,
             "n_samples": len(df),
             "manifest_sha256": file_sha256(tmp / "manifest.csv"),
+            "images_xxh3": _image_digests(tmp, df),
             "predistorted": str(predistorted) if predistorted is not None else None,
             "git": git_sha(),
         }

@@ -112,10 +112,9 @@ def _distort_image(img: np.ndarray, dist_type: int, level: int, seed: int, **kwa
 
 def default_workers() -> int:
     """Worker processes by default: every CPU this process may use, 0 (in-process) on one."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
+    from syndr_lightning.utils.cpus import usable_cpus
+
+    n = usable_cpus()
     return n if n > 1 else 0
 
 

@@ -12,8 +12,9 @@ Layout written by :func:`generate_synthetic_iqa` under ``out_dir``::
     refs/ref_000.png ...              pristine references (not listed in the CSV)
     images/ref_000_01_01.png ...      distorted images, <ref>_<type>_<level>
     labels.csv                        path,score,ref,type,level (score ~ MOS on 1..5)
-    generator.json                    the parameters; a later call with the same ones
-                                      reuses the files instead of rewriting them
+    generator.json                    the parameters and the SHA-256 of labels.csv; a
+                                      later call with the same ones reuses the files
+                                      (an edited labels.csv is written again)
 
 Everything is deterministic given ``seed``; all writes are atomic.
 """
@@ -34,6 +35,7 @@ from scipy import ndimage
 from syndr_lightning.data.datasets.base import BaseDataset, DatasetInfo, register
 from syndr_lightning.data.datasets.generic import CSVDataset
 from syndr_lightning.utils.errors import ConfigError, InputError
+from syndr_lightning.utils.integrity import file_sha256
 from syndr_lightning.utils.io import atomic_open, atomic_path
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
 
 CSV_NAME = "labels.csv"
 META_NAME = "generator.json"
+#: Key of ``generator.json`` holding the SHA-256 of ``labels.csv``.
+LABELS_DIGEST = "labels_sha256"
 
 
 def make_reference(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -140,12 +144,19 @@ def _save_png(img: np.ndarray, path: Path) -> None:
 
 
 def _reuse(out_dir: Path, meta: dict[str, object]) -> Path | None:
-    """Return the CSV of an earlier identical generation whose files all exist, else None."""
+    """Return the CSV of an earlier identical generation whose files all exist and whose
+    table matches the digest written with it, else None (the set is written again)."""
     csv_path, meta_path = out_dir / CSV_NAME, out_dir / META_NAME
     if not (csv_path.is_file() and meta_path.is_file()):
         return None
     try:
-        if json.loads(meta_path.read_text()) != meta:
+        recorded = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(recorded, dict):
+            return None
+        digest = recorded.pop(LABELS_DIGEST, None)
+        if recorded != meta:
+            return None
+        if digest != file_sha256(csv_path):  # edited labels (or an older set): rewritten
             return None
         rel = pd.read_csv(csv_path)["path"]
     except (ValueError, KeyError, OSError):
@@ -160,7 +171,7 @@ def _write_table(out_dir: Path, rows: list[dict[str, object]], meta: dict[str, o
     with atomic_open(csv_path, "w", newline="") as fh:
         pd.DataFrame(rows).to_csv(fh, index=False)
     with atomic_open(out_dir / META_NAME, "w") as fh:
-        json.dump(meta, fh, indent=2, sort_keys=True)
+        json.dump({**meta, LABELS_DIGEST: file_sha256(csv_path)}, fh, indent=2, sort_keys=True)
     return csv_path
 
 

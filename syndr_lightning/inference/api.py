@@ -35,6 +35,7 @@ __all__ = [
     "ImageLike",
     "Scorer",
     "collect_images",
+    "collect_inputs",
     "load_model",
     "read_checkpoint_meta",
     "to_rgb_array",
@@ -107,16 +108,26 @@ def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
     Files named explicitly are kept whatever their suffix (an unreadable one is reported
     when scored). A path that does not exist, or no image at all, raises InputError.
+    Entries that cannot be scored are left out: :func:`collect_inputs` says which, and why.
     """
+    return collect_inputs(inputs)[0]
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """:func:`collect_images` plus every skipped entry with its reason: inside folders,
+    each name with an image suffix that is not a regular file (a dangling link, a FIFO,
+    a folder named ``x.png``). Symlinked sub-folders are followed (each folder once)."""
     out: list[Path] = []
+    skipped: list[tuple[str, str]] = []
     seen: set[Path] = set()
     missing: list[str] = []
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found, odd = _walk_images(path)
+            skipped.extend(odd)
         elif path.is_file():
             found = [path]
         else:
@@ -135,8 +146,41 @@ def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
         raise InputError(
             f"no images found in the given inputs; expected files or folders containing "
             f"{', '.join(IMAGE_SUFFIXES)}"
+            + (
+                f" ({len(skipped)} skipped, first: {skipped[0][0]}: {skipped[0][1]})"
+                if skipped
+                else ""
+            )
         )
-    return out
+    return out, skipped
+
+
+def _walk_images(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files under ``folder`` (symlinked folders followed, loops cut), sorted; and
+    the entries with an image suffix that are not regular files, with the reason."""
+    found: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    visited: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:  # a link back up the tree
+            dirs[:] = []
+            continue
+        visited.add(real)
+        for name in dirs:
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                skipped.append((str(Path(root) / name), "a folder, not an image file"))
+        for name in files:
+            p = Path(root) / name
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if p.is_file():
+                found.append(p)
+            elif p.is_symlink() and not p.exists():
+                skipped.append((str(p), "a dangling symbolic link"))
+            else:
+                skipped.append((str(p), "not a regular file (a FIFO, socket or device)"))
+    return sorted(found), sorted(skipped)
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -157,6 +201,8 @@ def _meta(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
         "crop_size": int(crop) if crop is not None else None,
         "epoch": ckpt.get("epoch"),
         "global_step": ckpt.get("global_step"),
+        # set by `syndr import` (released models): backbone, label scale, training set
+        "protocol": ckpt.get("syndr_protocol"),
     }
 
 

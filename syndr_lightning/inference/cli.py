@@ -3,8 +3,11 @@
     syndr predict --ckpt run/checkpoints/last.ckpt photos/ extra.jpg --out scores.csv
 
 One row per file (``path,score,error``): ``score`` on 0..10 (higher is better), or empty
-with the reason in ``error`` when the file cannot be decoded (or is above the pixel
-limit, ``--max-pixels``); the other files go on. The CSV is written atomically at the
+with the reason in ``error`` when the file fails the checks of ``syndr data check`` (it
+cannot be decoded, its PNG CRC or JPEG structure is broken, it is smaller than 8x8 or
+above the pixel limit, ``--max-pixels``); the other files go on. Folders are searched
+recursively (symlinked sub-folders too); an entry with an image suffix that is not a
+file (a dangling link, a FIFO, a folder named ``x.png``) is a row "skipped: <why>". The CSV is written atomically at the
 end; ``--out -`` writes it to stdout (progress goes to stderr), ``--json`` prints the rows
 as JSON. When no image at all could be scored an existing output file is kept as it was
 (exit 1). Exit status: 0 ok, 1 bad input (no readable image, unreadable checkpoint),
@@ -23,6 +26,7 @@ from typing import Any
 from syndr_lightning.utils.cliopts import (
     add_progress_flag,
     add_scoring_options,
+    check_scoring_options,
     write_output,
 )
 
@@ -31,18 +35,21 @@ __all__ = ["register", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Body of ``syndr predict``; returns the exit code."""
-    from syndr_lightning.inference.api import collect_images, load_model
+    import pandas as pd
+
+    from syndr_lightning.inference.api import collect_inputs, load_model
     from syndr_lightning.inference.predict import predict_files
     from syndr_lightning.utils.errors import SyndrError, report_error
     from syndr_lightning.utils.images import set_max_image_pixels
     from syndr_lightning.utils.io import check_output_file
 
     try:
+        check_scoring_options(args)  # ranges, before any work
         if args.out != "-":  # a folder or a read-only file: refused before any work
             check_output_file(args.out)
         if args.max_pixels is not None:
             set_max_image_pixels(args.max_pixels)
-        files = collect_images(args.inputs)
+        files, skipped = collect_inputs(args.inputs)
         scorer = load_model(
             args.ckpt,
             crops=args.crops,
@@ -53,6 +60,15 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         table = predict_files(scorer, files, workers=args.workers, progress=not args.no_progress)
+        if skipped:  # every entry that was not scored is a row, with its reason
+            extra = pd.DataFrame(
+                {
+                    "path": [p for p, _ in skipped],
+                    "score": pd.array([None] * len(skipped), dtype="Float64"),
+                    "error": [f"skipped: {why}" for _, why in skipped],
+                }
+            )
+            table = pd.concat([table, extra], ignore_index=True)
         failed = int((table["error"] != "").sum())
         if failed == len(table) and args.out != "-" and Path(args.out).exists():
             print(

@@ -79,10 +79,12 @@ def evaluate_checkpoint(
     labels = manifest["score"].to_numpy(dtype=np.float64)[ok]
     metrics = {k: float(v) for k, v in iqa_metrics(preds, labels).items()}
     meta = read_checkpoint_meta(ckpt)
+    from syndr_lightning.data.facts import count
+
     crops_text = (
         f"one centre crop of {scorer.crop_size} px"
         if center
-        else f"{scorer.crops} random crops of {scorer.crop_size} px (seed {seed})"
+        else f"{count(scorer.crops, 'random crop')} of {scorer.crop_size} px (seed {seed})"
     )
     protocol = {
         "checkpoint": str(Path(ckpt).expanduser().resolve()),
@@ -99,6 +101,8 @@ def evaluate_checkpoint(
         "eval": crops_text,
         "labels": "dataset scores normalised to 0..10, higher is better",
     }
+    if meta.get("protocol"):  # an imported released model: its training protocol
+        protocol["trained"] = meta["protocol"]
     return {"metrics": metrics, "protocol": protocol}
 
 

@@ -1,4 +1,5 @@
-"""Export a trained BIQA model to TorchScript or ONNX for use without this package.
+"""Export a trained BIQA model to TorchScript, ONNX or a torch.export program, for use
+without this package.
 
 The exported graph takes **raw RGB crops** ``float32 [B,3,S,S]`` in 0..1 (``S`` = the
 training crop size, recorded in the file's metadata) and returns scores ``[B]`` on 0..10
@@ -123,6 +124,10 @@ def check_opset(opset: int) -> None:
         )
 
 
+#: torch.export's note on weights that share storage (harmless for CPU weights).
+_NO_COMPLETE_TENSOR = r"No complete tensor found"
+
+
 def _export_program(
     wrapper: nn.Module, example: torch.Tensor, buffer: io.BytesIO, meta: dict[str, str]
 ) -> None:
@@ -130,7 +135,11 @@ def _export_program(
     batch = torch.export.Dim("batch", min=1, max=65536)
     with torch.no_grad():
         program = torch.export.export(wrapper, (example,), dynamic_shapes=({0: batch},))
-    torch.export.save(program, buffer, extra_files={"syndr.json": json.dumps(meta)})
+    with warnings.catch_warnings():
+        # Weights sharing storage (a view of a parameter): torch picks the first tensor of
+        # the group, which is right for the CPU weights saved here; not the user's concern.
+        warnings.filterwarnings("ignore", message=_NO_COMPLETE_TENSOR)
+        torch.export.save(program, buffer, extra_files={"syndr.json": json.dumps(meta)})
 
 
 def load_exported(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
@@ -139,8 +148,22 @@ def load_exported(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, An
     if not where.is_file():
         raise InputError(f"exported model {str(where)!r} does not exist")
     extra = {"syndr.json": ""}
-    program = torch.export.load(str(where), extra_files=extra)
-    return program.module(), json.loads(extra["syndr.json"] or "{}")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_NO_COMPLETE_TENSOR)
+            program = torch.export.load(str(where), extra_files=extra)
+        return program.module(), json.loads(extra["syndr.json"] or "{}")
+    except Exception as exc:  # truncated, damaged or foreign: whatever the reader raises
+        raise _unreadable(where, "torch-export", exc) from None
+
+
+def _unreadable(where: Path, kind: str, exc: BaseException) -> InputError:
+    """One line: ``where`` is not a complete ``kind`` file (the reader's first words)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return InputError(
+        f"cannot read exported model {str(where)!r}: not a complete {kind} file "
+        f"({type(exc).__name__}: {first[:160]}); export it again with syndr export"
+    )
 
 
 def _export_onnx(
@@ -179,10 +202,13 @@ def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModu
     where = Path(path)
     if not where.is_file():
         raise InputError(f"exported model {str(where)!r} does not exist")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = torch.jit.load(str(where), map_location="cpu", _extra_files=extra)
-    meta = json.loads(extra["syndr.json"] or "{}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model = torch.jit.load(str(where), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra["syndr.json"] or "{}")
+    except Exception as exc:  # truncated, damaged or foreign: whatever the reader raises
+        raise _unreadable(where, "TorchScript", exc) from None
     return model, meta
 
 

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
     """Add the ``export`` subcommand."""
     p = subparsers.add_parser(
         "export",
-        help="export a checkpoint as TorchScript or ONNX",
+        help="export a checkpoint as TorchScript, ONNX or a torch.export program (.pt2)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

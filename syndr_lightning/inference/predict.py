@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from syndr_lightning.inference.api import Scorer
 from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.images import verify_checksums, verify_image
 from syndr_lightning.utils.progress import progress as show_progress
 
 __all__ = ["predict_files"]
@@ -27,6 +28,11 @@ class _FileDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+        # data check's checks first: the file's own checksums (a PNG whose CRC fails
+        # decodes to wrong pixels) and its size; then the decode itself.
+        why = verify_checksums(self.files[i]) or verify_image(self.files[i], full=False)
+        if why is not None:
+            return i, None, why
         try:
             return i, self.scorer.preprocess(self.files[i]), ""
         except (SyndrError, OSError, ValueError) as exc:

@@ -39,7 +39,9 @@ class BIQAModule(L.LightningModule):
         dataset need it (conf/experiment/demo.yaml, docs/demo.md). ``lr_schedule``:
         ``none`` (the paper: constant learning rates) or ``cosine`` (both learning rates
         follow half a cosine from their value at epoch 0 towards 0 at
-        ``trainer.max_epochs``, stepped once per epoch). ``head_bias``: ``zero`` (the
+        ``trainer.max_epochs``, stepped once per epoch). ``max_loss``: a training step
+        whose loss is above it (or not finite) ends the run as diverged
+        (:class:`DivergenceError`); None checks non-finite losses only. ``head_bias``: ``zero`` (the
         paper) or ``label_mean``: when a training starts from step 0 (not on resume) the
         head's bias is set to the mean training label, so an L1 loss ranks the images from
         the first step instead of first lifting every prediction into the label range.
@@ -137,19 +139,33 @@ class BIQAModule(L.LightningModule):
         self._last_loss = loss.detach()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Stop when the gradients are not finite (a non-finite loss gives such gradients).
+        """Stop when the loss explodes (above ``max_loss``) or the gradients are not finite
+        (a non-finite loss gives such gradients).
 
-        Under DDP the gradients are already averaged over the ranks, so every rank takes
-        the same decision without another collective. With fp16 mixed precision inf
-        gradients are expected (the grad scaler skips those steps): not checked there.
+        Under DDP the gradients are already averaged over the ranks and the loss bound is
+        checked on the largest loss of any rank, so every rank takes the same decision.
+        With fp16 mixed precision inf gradients are expected (the grad scaler skips those
+        steps): only the loss bound is checked there.
         """
         trainer = getattr(self, "_trainer", None)
+        bound = self.model_params.max_loss
+        if bound is not None and self._last_loss is not None:
+            loss = self._last_loss.float()
+            if trainer is not None and trainer.world_size > 1:
+                loss = trainer.strategy.reduce(loss.clone(), reduce_op="max")
+            if bool(torch.isfinite(loss)) and float(loss) > float(bound):
+                raise self._diverged(
+                    f"the training loss is {float(loss):g}, above model.max_loss={bound:g} "
+                    "(an exploding loss)"
+                )
         if trainer is not None and str(trainer.precision).startswith("16"):
             return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
-            loss = float(self._last_loss) if self._last_loss is not None else float("nan")
-            raise self._diverged(f"the training loss is {loss:g} and the gradients are not finite")
+            loss_value = float(self._last_loss) if self._last_loss is not None else float("nan")
+            raise self._diverged(
+                f"the training loss is {loss_value:g} and the gradients are not finite"
+            )
 
     def _track_predictions(self, pred: torch.Tensor) -> None:
         p = pred.detach().float()

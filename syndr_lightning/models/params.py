@@ -40,7 +40,8 @@ def _positive(value: Any, key: str, *, zero: bool = False) -> float:
 class ModelParams:
     """Backbone (``weights``: a name, ``none``, ``offline`` or a file), Adam at ``lr``
     (head ``lr * lr_ratio``) with ``weight_decay``, the ``loss``, the ``lr_schedule``,
-    the ``head_bias`` start, ``freeze_bn``; ``init_weights`` records where a checkpoint's
+    the ``head_bias`` start, ``freeze_bn``, ``max_loss`` (a training loss above it stops
+    the run as diverged; None: non-finite losses only); ``init_weights`` records where a checkpoint's
     backbone weights first came from. Defaults: the paper's model."""
 
     backbone: str = "resnet50"
@@ -53,6 +54,7 @@ class ModelParams:
     freeze_bn: bool = False
     lr_schedule: str = "none"
     head_bias: str = "zero"
+    max_loss: float | None = 1000.0
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -75,6 +77,8 @@ class ModelParams:
         object.__setattr__(
             self, "weight_decay", _positive(self.weight_decay, "weight_decay", zero=True)
         )
+        if self.max_loss is not None:  # null: stop on non-finite losses only
+            object.__setattr__(self, "max_loss", _positive(self.max_loss, "max_loss"))
         if not isinstance(self.freeze_bn, bool):
             raise ConfigError(f"model.freeze_bn={self.freeze_bn!r} must be true or false")
 

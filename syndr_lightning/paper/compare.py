@@ -356,9 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
         return report_error(exc)
     print(text, end="")
-    failed = [str(j.path) for j in jobs if not j.ok]
-    if failed:
-        print(f"warning: {len(failed)} job(s) left no metrics: {failed}", file=sys.stderr)
+    for j in jobs:  # diverged and failed jobs: counted here, never in a number
+        if not j.ok:
+            why = f" ({j.reason})" if j.reason else ""
+            print(f"warning: {j.path}: {j.status}{why}; not counted", file=sys.stderr)
     print(
         f"wrote {out / 'paper_comparison.md'} and {out / 'paper_comparison.csv'}", file=sys.stderr
     )

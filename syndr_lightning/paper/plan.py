@@ -83,20 +83,82 @@ class Run:
         return " ".join(parts)
 
     def status(self, root: Path) -> str:
-        """``done`` (test metrics written), ``partial`` (a checkpoint to resume) or ``pending``."""
-        folder = root / self.folder
-        metrics = folder / METRICS_FILE
-        if metrics.is_file():
-            try:
-                payload = json.loads(metrics.read_text(encoding="utf-8"))
-            except ValueError:
-                payload = {}
-            values = payload.get("metrics") if isinstance(payload, dict) else None
-            if isinstance(values, dict) and any(str(k).startswith("test/") for k in values):
-                return "done"
-        if (folder / "checkpoints" / "last.ckpt").is_file():
+        """``done`` (test metrics the run vouches for), ``refused`` (a metrics file the
+        report would refuse: :func:`run_metrics`), ``partial`` (its own checkpoint to
+        resume), ``failed`` (a failed or diverged attempt, nothing to resume) or
+        ``pending``. The plan, the launcher and the report agree through this."""
+        from syndr_lightning.paper.runner import own_checkpoint
+
+        state, _ = run_metrics(root, self)
+        if state in ("done", "refused"):
+            return state
+        if own_checkpoint(root / self.folder) is not None:
             return "partial"
-        return "pending"
+        return "failed" if state == "failed" else "pending"
+
+
+def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
+    """Whether ``run``'s folder holds numbers the report may use.
+
+    ``("done", metrics)``; ``("refused", one line naming the file and how to rerun)`` for
+    a metrics.json that is malformed (not UTF-8, not JSON, not a mapping), carries no
+    digest or one that does not match (edited by hand), belongs to another seed or data
+    set (no ``test/<set>/*`` of the run's sets), or whose ``reproduce_run.json`` is
+    missing or names another run; ``("failed", reason)`` when the run's
+    ``run_status.json`` says it diverged or failed; ``("none", "")`` when it left nothing
+    yet or was preempted (to resume)."""
+    from syndr_lightning.reporting import metrics_digest, read_json_file, read_run_status
+    from syndr_lightning.utils.errors import InputError
+
+    folder = root / run.folder
+    file = folder / METRICS_FILE
+    again = f"delete {file} and rerun the same `syndr reproduce` command to train it again"
+    try:
+        status = read_run_status(folder)
+    except InputError as exc:
+        return "refused", str(exc)
+    ended = status.get("status") if status is not None else None
+    if ended in ("diverged", "failed"):  # counted, never averaged; the same command retries
+        return "failed", f"{ended}: {status.get('reason') or '?'}"  # type: ignore[union-attr]
+    if ended == "preempted" or not file.is_file():  # to resume (a metrics.json is older)
+        return "none", ""
+    try:
+        payload = read_json_file(
+            file, "the metrics.json a campaign run writes", fix=again[0].upper() + again[1:]
+        )
+    except InputError as exc:
+        return "refused", str(exc)
+    metrics = payload.get("metrics")
+    identity = payload.get("identity")
+    if not isinstance(metrics, dict) or not isinstance(identity, dict) or "digest" not in payload:
+        return "refused", f"{file} carries no metrics with identity and digest; {again}"
+    try:
+        same = payload["digest"] == metrics_digest(metrics, identity)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        return "refused", f"{file} does not match its digest (edited by hand?); {again}"
+    if identity.get("seed") != run.seed:
+        return (
+            "refused",
+            f"{file} is seed {identity.get('seed')!r}'s, not seed {run.seed}'s; {again}",
+        )
+    missing = [d for d in run.datasets if not any(str(k).startswith(f"test/{d}/") for k in metrics)]
+    if missing:
+        return (
+            "refused",
+            f"{file} holds no test/{missing[0]}/* metrics (another run's file?); {again}",
+        )
+    record = folder / RUN_FILE
+    try:
+        rid = json.loads(record.read_text(encoding="utf-8")).get("id")
+    except (OSError, ValueError, AttributeError):
+        rid = None
+    if rid != run.id:
+        what = "is missing" if not record.is_file() else f"names another run ({rid!r})"
+        return "refused", f"{record} {what}: the folder holds no run of this campaign; {again}"
+    values = {str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    return "done", values
 
 
 def _safe(text: str) -> str:
@@ -187,13 +249,26 @@ def epochs_of(overrides: Sequence[str]) -> int:
 
 
 def gpu_hours(
-    run: Run, epochs: int, epoch_minutes: float | None, recorded: dict[str, float]
+    run: Run,
+    epochs: int,
+    epoch_minutes: float | None,
+    recorded: dict[str, float],
+    rates: dict[str, tuple[float, float]] | None = None,
 ) -> float | None:
-    """Estimated GPU-hours of one run (None when no per-epoch time is known)."""
+    """Estimated GPU-hours of one run: ``--epoch-minutes``, else the seconds per epoch
+    finished runs of its backbone recorded, else the per-backbone estimate of
+    :mod:`paper.cost` (``rates``: measured by gpu_bench, else its defaults)."""
+    from syndr_lightning.paper.cost import estimated_epoch_seconds, training_images
+
     if epoch_minutes is not None:
         seconds = float(epoch_minutes) * 60.0
+    elif _backbone(run) in recorded:
+        seconds = recorded[_backbone(run)]
     else:
-        seconds = recorded.get(_backbone(run), recorded.get("*", math.nan))
+        images = training_images(run.experiment, run.overrides, bool(run.expect.get("ddcup")))
+        seconds = estimated_epoch_seconds(
+            _backbone(run), images, bool(run.expect.get("drcdown")), rates
+        )
     if not math.isfinite(seconds):
         return None
     return epochs * seconds / 3600.0
@@ -209,17 +284,10 @@ def format_plan(
 ) -> str:
     """The plan as text: every run (table, row, target, seed, command, cost, status) and
     the totals per table and overall."""
+    from syndr_lightning.paper.cost import cost_source
+
     recorded = recorded_epoch_seconds(root, all_runs(sorted({r.seed for r in runs})))
-    source = (
-        f"{epoch_minutes} min per epoch (--epoch-minutes)"
-        if epoch_minutes is not None
-        else (
-            "per-epoch times recorded by finished runs: "
-            + ", ".join(f"{k} {v / 60:.2f} min" for k, v in sorted(recorded.items()))
-            if recorded
-            else "no per-epoch time known: pass --epoch-minutes M (or finish one run)"
-        )
-    )
+    rates, source = cost_source(root, recorded, epoch_minutes)
     lines = [
         f"campaign folder: {root}",
         f"tables: {', '.join(tables)}; epochs per run: {epochs}; cost from {source}",
@@ -233,7 +301,7 @@ def format_plan(
     for (table, row, target, seed), run in sorted(
         cells.items(), key=lambda kv: (int(kv[0][0]), order[kv[0][:2]], kv[0][2], kv[0][3])
     ):
-        hours = gpu_hours(run, epochs, epoch_minutes, recorded)
+        hours = gpu_hours(run, epochs, epoch_minutes, recorded, rates)
         status = run.status(root)
         first = run.id not in seen  # listed the first time: with its command line
         totals.setdefault(table, []).append(hours)
@@ -261,14 +329,15 @@ def format_plan(
             first = next((c.table for c in run.cells if c.table in tables), None)
             if first == table:
                 done_ids.add(run.id)
-                new_hours.append(gpu_hours(run, epochs, epoch_minutes, recorded))
+                new_hours.append(gpu_hours(run, epochs, epoch_minutes, recorded, rates))
         grand += new_hours
         text = _sum(new_hours)
         lines.append(f"{table:>5}  {len(totals.get(table, [])):>11}  {n_new:>8}  {text:>16}")
     status = [r.status(root) for r in runs]
+    other = "".join(f", {status.count(s)} {s}" for s in ("failed", "refused") if s in status)
     lines.append(
         f"total: {len(runs)} runs ({status.count('done')} done, {status.count('partial')} "
-        f"partial, {status.count('pending')} pending), {_sum(grand)} GPU-h"
+        f"partial, {status.count('pending')} pending{other}), {_sum(grand)} GPU-h"
     )
     return "\n".join(lines) + "\n"
 

@@ -28,8 +28,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run
+from syndr_lightning.paper.plan import METRICS_FILE, Run, run_metrics
 from syndr_lightning.paper.tables import PAPER_FILE, PAPER_WEIGHTS, TABLES, Table, paper_numbers
+from syndr_lightning.reporting import finite_json
 
 REPORT_NAME = "paper_report"
 _THRESHOLDS = ("k", "T_ref", "T_q", "T_f", "T_u")
@@ -46,7 +47,7 @@ def _json(path: Path) -> dict[str, Any]:
 def _yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -59,6 +60,7 @@ class RunResult:
     metrics: dict[str, float] | None = None
     refused: str = ""
     differences: tuple[str, ...] = ()
+    failed: str = ""  # the run diverged or failed (run_status.json): counted, never averaged
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -85,15 +87,12 @@ def check_run(root: Path, run: Run) -> RunResult:
     from syndr_lightning.paper.compare import protocol_differences
 
     folder = root / run.folder
-    payload = _json(folder / METRICS_FILE)
-    metrics = payload.get("metrics") if isinstance(payload.get("metrics"), dict) else None
-    if not metrics or not any(str(k).startswith("test/") for k in metrics):
-        return RunResult(run)
-    record = _json(folder / RUN_FILE)
-    if record.get("id") != run.id:
-        return RunResult(
-            run, refused=f"{run.folder} holds no run of this campaign ({RUN_FILE} missing/other)"
-        )
+    state, found = run_metrics(root, run)
+    if state == "refused":
+        return RunResult(run, refused=str(found))
+    if state != "done" or not isinstance(found, dict):
+        return RunResult(run, failed=str(found) if state == "failed" else "")
+    metrics = found
     cfg = _yaml(folder / "config_resolved.yaml")
     protocol = _json(folder / "syndr_protocol.json")
     if not protocol:
@@ -115,6 +114,14 @@ def check_run(root: Path, run: Run) -> RunResult:
         wrong.append(f"training types {protocol.get('train_types')} (row: {list(types)})")
     if wrong:
         return RunResult(run, refused="another method than the row's: " + ", ".join(wrong))
+    written = _json(folder / METRICS_FILE).get("identity") or {}
+    if finite_json(written.get("protocol")) != finite_json(protocol):
+        return RunResult(
+            run,
+            refused=f"{folder / 'syndr_protocol.json'} differs from the protocol its "
+            f"metrics.json was written with; delete {folder / METRICS_FILE} and rerun the "
+            "same `syndr reproduce` command to train it again",
+        )
     experiment = "intra" if run.experiment == "intra" else "syn2auth"
     diffs = [
         d
@@ -136,7 +143,7 @@ def check_run(root: Path, run: Run) -> RunResult:
             paper = weights_name(str(encoder), PAPER_WEIGHTS.get(str(encoder), "none"))
             if protocol.get("encoder_weights") != paper:
                 diffs.append(f"encoder weights {protocol.get('encoder_weights')} (paper: {paper})")
-    return RunResult(run, {str(k): float(v) for k, v in metrics.items()}, "", tuple(diffs))
+    return RunResult(run, metrics, "", tuple(diffs))
 
 
 @dataclass
@@ -149,6 +156,7 @@ class CellValue:
     differences: tuple[str, ...] = ()
     runs: list[str] = field(default_factory=list)
     planned: int = 0
+    failed: list[str] = field(default_factory=list)  # runs that diverged or failed
 
 
 def _values(
@@ -170,7 +178,14 @@ def _values(
                 out.runs.append(run.folder)
             if res.refused and res.refused not in out.refused:
                 out.refused.append(res.refused)
-            value = (res.metrics or {}).get(f"test/{dataset}/{metric}", math.nan)
+            if res.failed and f"{run.folder}: {res.failed}" not in out.failed:
+                out.failed.append(f"{run.folder}: {res.failed}")
+            key = f"test/{dataset}/{metric}"
+            value = (res.metrics or {}).get(key, math.nan)
+            if res.metrics is not None and not math.isfinite(value):
+                why = f"{run.folder}: {key} is not a finite number (null in its metrics.json)"
+                if why not in out.failed:  # e.g. constant predictions: counted, not averaged
+                    out.failed.append(why)
             if res.refused or not math.isfinite(value):
                 ok = False
                 continue
@@ -212,7 +227,9 @@ def build_report(
         "std over seeds (n = seeds with a result), the paper's number, Δ = ours − paper; "
         "**⚑** marks |Δ| > 2 standard errors (std/√n; n ≥ 2). [k] = the protocol "
         "differences listed under the table (the run ran, but not exactly as the paper). "
-        "`refused` = the folder's run is not what the row is (never averaged in).",
+        "`refused` = the folder's run is not what the row is, or its metrics.json is not one "
+        "the run vouches for (never averaged in); `failed` = runs that diverged or failed "
+        "(counted, never averaged in).",
         "",
     ]
     rows_out: list[dict[str, Any]] = []
@@ -336,12 +353,18 @@ def _cell_text(
     elif not cell.planned:
         status = "not planned"
         text = "not planned"
+    elif not n and cell.failed:
+        status = "failed: " + " / ".join(cell.failed)
+        text = f"failed ({len(cell.failed)}/{cell.planned}: {'; '.join(cell.failed)})"
     elif not n:
         status = "no runs yet"
         text = f"no runs yet (0/{cell.planned})"
     else:
         status = "ok" if not cell.differences else "protocol differs"
         text = _fmt(mean) + (f" ± {_fmt(std)}" if math.isfinite(std) else "") + f" (n={n})"
+        if cell.failed:  # counted, never averaged in
+            status += f"; {len(cell.failed)} failed: " + " / ".join(cell.failed)
+            text += f" ({len(cell.failed)} failed)"
         if cell.differences:
             if cell.differences not in footnotes:
                 footnotes.append(cell.differences)
@@ -381,8 +404,10 @@ def write_report(
     out_dir: Path | None = None,
 ) -> tuple[Path, Path, str]:
     """Build and write ``paper_report.md`` / ``.csv`` (atomically); return paths and text."""
+    from syndr_lightning.paper.released import released_section
     from syndr_lightning.reporting import write_table_report
 
     text, table = build_report(root, tables, cells, seeds)
+    text += released_section(root, tables)  # the authors' models, when --released ran
     md, csv = write_table_report(out_dir or root, REPORT_NAME, text, table)
     return md, csv, text

@@ -9,7 +9,11 @@ on Hydra's search path. The user's overrides (``paths.data_dir=...``, ``trainer=
 
 Finished runs (``metrics.json`` with test metrics) are never planned again, so running
 the same command after a preemption or a crash resumes the campaign; a run that left
-``checkpoints/last.ckpt`` resumes from it (:func:`paper_task`).
+``checkpoints/preempted.ckpt`` or ``checkpoints/last.ckpt`` resumes from its own newest
+one (:func:`paper_task`), never from another run's (a SLURM requeue pointer, which names
+one checkpoint for the whole job, is dropped: under a campaign it would send one run's
+checkpoint to every run). A preempted run stops the campaign (exit 143, one line); a run
+that fails otherwise is recorded (``run_status.json``) and the others go on.
 """
 
 from __future__ import annotations
@@ -23,17 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run
-from syndr_lightning.utils.errors import SyndrError, one_line
+from syndr_lightning.utils.errors import PreemptedError, SyndrError, one_line
 from syndr_lightning.utils.io import atomic_open
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 CONF_DIR = ".reproduce/conf"
-
-
-class RunFailed(RuntimeError):
-    """One campaign run stopped on a user-facing error (the others go on)."""
 
 
 GROUP = "paper_run"
@@ -93,14 +93,28 @@ def write_run_configs(root: Path, runs: Sequence[Run]) -> Path:
     return conf
 
 
+def quoted(text: str) -> str:
+    """``text`` as a quoted Hydra override value (any characters, non-ASCII included;
+    ConfigError for a quote or backslash, which Hydra's grammar would reinterpret)."""
+    from syndr_lightning.utils.errors import ConfigError
+
+    if "'" in text or "\\" in text or "${" in text:
+        raise ConfigError(
+            f"campaign folder {text!r}: a quote, backslash or '${{' in the path cannot be "
+            "passed to Hydra; pass an --out without them"
+        )
+    return f"'{text}'"
+
+
 def hydra_args(root: Path, runs: Sequence[Run], overrides: Sequence[str]) -> list[str]:
-    """The ``syndr-train -m ...`` arguments of one multirun over ``runs``."""
+    """The ``syndr-train -m ...`` arguments of one multirun over ``runs`` (paths quoted:
+    any ``--out``, non-ASCII included)."""
     conf = write_run_configs(root, runs)
     return [
         "-m",
-        f"hydra.searchpath=[file://{conf.resolve()}]",
+        f"hydra.searchpath=[{quoted(f'file://{conf.resolve()}')}]",
         f"+{GROUP}={','.join(r.id for r in runs)}",
-        f"hydra.sweep.dir={root.resolve()}",
+        f"hydra.sweep.dir={quoted(str(root.resolve()))}",
         *overrides,
     ]
 
@@ -133,6 +147,15 @@ def launch(root: Path, runs: Sequence[Run], overrides: Sequence[str]) -> int:
 
 
 # ----------------------------------------------------------------------------- the task
+def _json_field(file: Path, key: str) -> Any:
+    """``key`` of the JSON object in ``file`` (None when absent or unreadable)."""
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload.get(key) if isinstance(payload, dict) else None
+
+
 def _test_metrics(folder: Path) -> dict[str, float] | None:
     file = folder / METRICS_FILE
     try:
@@ -145,30 +168,72 @@ def _test_metrics(folder: Path) -> dict[str, float] | None:
     return None
 
 
-def paper_task(cfg: DictConfig) -> dict[str, float]:
+def own_checkpoint(folder: Path) -> Path | None:
+    """The run's own checkpoint to resume from: the newer of ``preempted.ckpt`` and
+    ``last.ckpt`` in ``folder/checkpoints`` (None when it has neither)."""
+    from syndr_lightning.callbacks.preemption import PREEMPTED_NAME
+
+    found = [folder / "checkpoints" / n for n in (PREEMPTED_NAME, "last.ckpt")]
+    found = [p for p in found if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+def _record_end(out: Path, exc: BaseException | None, since: float) -> None:
+    """Write ``run_status.json`` (``run_status.write_run_status``: "diverged" or "failed",
+    or "finished" over an earlier attempt's record) unless the training wrote one in this
+    attempt."""
+    from syndr_lightning.run_status import STATUS_FILE, write_run_status
+
+    try:
+        if (out / STATUS_FILE).stat().st_mtime >= since:
+            return
+    except OSError:
+        if exc is None:
+            return  # finished, and no earlier record to correct
+    write_run_status(out, exc)
+
+
+def paper_task(cfg: DictConfig) -> dict[str, float] | None:
     """The task of every campaign run: skip a finished run, resume a partial one from its
-    ``last.ckpt``, train (``syndr_lightning.train.train``) and record the wall time per
-    epoch in ``reproduce_run.json`` (the plan's cost estimate reads it)."""
+    own newest checkpoint, train (``syndr_lightning.train.train``) and record the wall time
+    per epoch in ``reproduce_run.json`` (the plan's cost estimate reads it).
+
+    A preempted run raises :class:`PreemptedError` (the whole campaign stops, exit 143);
+    any other user-facing error is one line and a ``run_status.json`` record, and the
+    campaign goes on with its next run (returns None)."""
     from omegaconf import OmegaConf, open_dict
 
     from syndr_lightning import train as train_module
+    from syndr_lightning.callbacks.preemption import forget_requeue
+    from syndr_lightning.run_status import STATUS_FILE
 
     out = Path(str(cfg.paths.output_dir)).expanduser()
-    done = _test_metrics(out)
+    ended = _json_field(out / STATUS_FILE, "status")
+    done = _test_metrics(out) if ended in (None, "finished") else None
     if done is not None:  # e.g. a SLURM requeue of a run that had finished
         return done
-    last = out / "checkpoints" / "last.ckpt"
-    resumed = cfg.get("ckpt_path") is None and last.is_file()
-    if resumed:
-        with open_dict(cfg):
-            cfg.ckpt_path = str(last)
+    # a requeue pointer names one checkpoint for the whole job: never another run's
+    forget_requeue(OmegaConf.select(cfg, "paths.log_dir"))
+    last = own_checkpoint(out)
+    resumed = last is not None
+    with open_dict(cfg):
+        cfg.ckpt_path = str(last) if last is not None else None
     start = time.time()
     try:
         metrics = train_module.train(cfg)
+    except PreemptedError as exc:
+        where = str(exc).split("; ")[0]
+        raise PreemptedError(
+            f"{cfg.reproduce.folder}: {where}; rerun the same `syndr reproduce` command: "
+            "every unfinished run resumes from its own checkpoint"
+        ) from None
     except SyndrError as exc:
-        # a failed job, not the campaign's end: Hydra records it and runs the others
-        # (SyndrError would exit the whole multirun); the same command retries it
-        raise RunFailed(f"{cfg.reproduce.folder}: {one_line(exc)}") from exc
+        # a failed run, not the campaign's end: recorded, the others go on; the same
+        # command retries it (cli.run counts it and exits 1)
+        _record_end(out, exc, start)
+        print(f"error: {cfg.reproduce.folder}: {one_line(exc)}", file=sys.stderr)
+        return None
+    _record_end(out, None, start)
     seconds = time.time() - start
     epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=0) or 0)
     record = {

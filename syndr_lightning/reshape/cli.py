@@ -101,6 +101,13 @@ def _run_up(args: argparse.Namespace) -> int:
     labels = _load(args.labels, "--labels")
     _check_label_range(labels, "--labels")
     k: int | str = "all" if args.k == "all" else _int_or_error(args.k)
+    try:  # ranges checked as the config's are (exit 2), before any work
+        DDCUpParams(k=k, T_ref=args.t_ref, weights=args.weights, temperature=args.temperature)
+    except ConfigError as exc:  # name the flags of this command, not the config keys
+        text = str(exc)
+        for key, flag in (("k", "k"), ("T_ref", "t-ref"), ("temperature", "temperature")):
+            text = text.replace(f"reshape.{key}=", f"--{flag}=")
+        raise ConfigError(text) from None
     selected = ddcup_select(train, cands)
     if selected.size:
         new_labels = ddcup_pseudo_labels(
@@ -126,12 +133,10 @@ def _run_up(args: argparse.Namespace) -> int:
 
 
 def _int_or_error(text: str) -> int:
-    from syndr_lightning.utils.errors import InputError
-
     try:
         return int(text)
     except ValueError:
-        raise InputError(f"--k: expected a positive integer or 'all', found {text!r}") from None
+        raise ConfigError(f"--k: expected a positive integer or 'all', found {text!r}") from None
 
 
 def _guard(func: Any) -> Any:

@@ -138,7 +138,9 @@ def _auto_workers(n: int, batch_size: int) -> int:
     """Decoding workers: none for a few batches (start-up costs more), else up to 4."""
     if n < 4 * batch_size:
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    from syndr_lightning.utils.cpus import usable_cpus
+
+    return max(0, min(4, usable_cpus() - 1))
 
 
 def extract_reference_features(

@@ -59,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
         return report_error(exc, getattr(args, "command_name", ""))
     print(summary.markdown_path.read_text(encoding="utf-8"), end="")
-    for path in summary.failed_dirs:
-        print(f"warning: no metrics.json in {path} (job failed or still running)", file=sys.stderr)
+    for job in summary.jobs:  # diverged, failed, preempted or unfinished: never in a cell
+        if not job.ok:
+            why = f" ({job.reason})" if job.reason else ""
+            print(f"warning: {job.path}: {job.status}{why}; not counted", file=sys.stderr)
     print(f"wrote {summary.markdown_path} and {summary.csv_path}", file=sys.stderr)
     return 0
 

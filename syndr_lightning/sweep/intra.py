@@ -21,11 +21,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from syndr_lightning.protocol import Protocol
-from syndr_lightning.reporting import JobRecord, find_jobs, write_table_report
-from syndr_lightning.utils.errors import InputError, SyndrError, report_error
+from syndr_lightning.reporting import (
+    JobRecord,
+    find_jobs,
+    read_yaml,
+    varying_keys,
+    write_table_report,
+)
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError, report_error
 
 RULES = {"test": "best val/srcc", "test_last": "last epoch", "test_best_on_test": "best on TEST"}
 
@@ -50,14 +55,27 @@ def _job_config(job: JobRecord) -> dict[str, Any]:
     file = job.path / ".hydra" / "config.yaml"
     if not file.is_file():
         return {}
-    try:
-        return yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return {}
+    data = read_yaml(file)
+    return data if isinstance(data, dict) else {}
+
+
+def check_seeds_only(jobs: Sequence[JobRecord], what: str) -> None:
+    """A summary over seeds pools jobs that differ in the seed only: ConfigError naming
+    the first other key that varies (and its values)."""
+    varying = varying_keys(jobs)
+    if varying:
+        key = varying[0]
+        values = sorted({repr(j.overrides.get(key)) for j in jobs})
+        raise ConfigError(
+            f"the sweep's jobs differ in {key} ({', '.join(values)}), not only in the seed; "
+            f"{what} pools seeds only: collect it per setting with `syndr sweep collect`, "
+            "or point it at a sweep over seeds alone"
+        )
 
 
 def table(jobs: Sequence[JobRecord]) -> pd.DataFrame:
     """One row per (dataset, rule): median/min/max SRCC and PLCC over the jobs' seeds."""
+    check_seeds_only(jobs, "`syndr sweep intra`")
     done = [j for j in jobs if j.ok]
     if not done:
         raise InputError(
@@ -134,8 +152,19 @@ def protocol(jobs: Sequence[JobRecord]) -> str:
     )
 
 
-def markdown(df: pd.DataFrame, caption: str, digits: int = 4) -> str:
-    """The table as Markdown, followed by the protocol line."""
+def job_counts(jobs: Sequence[JobRecord]) -> str:
+    """One line: how many jobs finished, diverged, failed (the last two never counted)."""
+    diverged = sum(j.status == "diverged" for j in jobs)
+    done = sum(j.ok for j in jobs)
+    return (
+        f"Jobs: {len(jobs)}: {done} finished, {diverged} diverged, "
+        f"{len(jobs) - done - diverged} failed or unfinished (only finished jobs are in the "
+        "medians).\n"
+    )
+
+
+def markdown(df: pd.DataFrame, caption: str, digits: int = 4, counts: str = "") -> str:
+    """The table as Markdown, followed by the protocol line (and the job counts)."""
     head = "| dataset | checkpoint | SRCC (median) | PLCC (median) | SRCC range | seeds |"
     lines = [head, "|---|---|---|---|---|---|"]
     for r in df.itertuples():
@@ -144,7 +173,7 @@ def markdown(df: pd.DataFrame, caption: str, digits: int = 4) -> str:
             f"{r.plcc_median:.{digits}f} | {r.srcc_min:.{digits}f}..{r.srcc_max:.{digits}f} "
             f"| {r.n_seeds} |"
         )
-    return "\n".join(lines) + f"\n\nProtocol: {caption}\n"
+    return "\n".join(lines) + f"\n\nProtocol: {caption}\n{counts}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,13 +190,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         jobs = find_jobs(args.multirun_dir)
         df = table(jobs)
-        text = markdown(df, protocol(jobs), args.digits)
+        text = markdown(df, protocol(jobs), args.digits, job_counts(jobs))
         out = Path(args.out or args.multirun_dir)
         write_table_report(out, "intra_results", text, df)
     except SyndrError as exc:  # 1 for data errors, 2 for usage (utils.errors.EXIT_CODES)
         return report_error(exc, getattr(args, "command_name", ""))
     print(text, end="")
-    missing = [str(j.path) for j in jobs if not j.ok]
-    if missing:
-        print(f"warning: {len(missing)} job(s) left no metrics: {missing}", file=sys.stderr)
+    for j in jobs:
+        if not j.ok:
+            why = f" ({j.reason})" if j.reason else ""
+            print(f"warning: {j.path}: {j.status}{why}; not counted", file=sys.stderr)
     return 0

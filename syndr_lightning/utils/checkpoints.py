@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from syndr_lightning.utils.errors import InputError, SyndrError
+from syndr_lightning.utils.errors import ConfigError, InputError, SyndrError
 
-__all__ = ["CHECKPOINT_GLOBALS", "safe_torch_load"]
+__all__ = ["CHECKPOINT_GLOBALS", "check_resume_checkpoint", "safe_torch_load"]
 
 #: Globals allowed beyond torch's weights-only defaults (none are needed: see the
 #: module docstring and tests/test_failures.py::test_real_checkpoints_need_no_extra_globals).
@@ -45,11 +46,13 @@ def safe_torch_load(
     *,
     error: type[SyndrError] = InputError,
     what: str = "checkpoint",
+    extra_globals: Sequence[Any] = (),
 ) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``; failures raise ``error``.
 
     Missing, corrupt and foreign files, and files that would run code when unpickled,
-    all raise ``error`` with one line naming the file.
+    all raise ``error`` with one line naming the file. ``extra_globals``: further
+    data-only globals this caller accepts (the released models' numpy scalars).
     """
     import torch
 
@@ -57,7 +60,7 @@ def safe_torch_load(
     if not where.is_file():
         raise error(f"{what} {str(where)!r} does not exist; pass an existing file")
     try:
-        with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+        with torch.serialization.safe_globals([*CHECKPOINT_GLOBALS, *extra_globals]):
             return torch.load(where, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if _GLOBAL.search(str(exc)):
@@ -73,3 +76,20 @@ def safe_torch_load(
         f"cannot read {what} {str(where)!r}: not a readable PyTorch file ({_reason(failure)}); "
         "pass a file written by torch.save or by training"
     )
+
+
+def check_resume_checkpoint(path: str | os.PathLike[str], key: str = "ckpt_path") -> None:
+    """Refuse in one line, before any work, a ``ckpt_path=`` that training cannot resume
+    from: missing or a folder (ConfigError, exit 2), unreadable or truncated, or not a
+    Lightning checkpoint (InputError, exit 1)."""
+    where = Path(path).expanduser()
+    hint = "pass a .ckpt written by training (e.g. <run>/checkpoints/last.ckpt)"
+    if where.is_dir():
+        raise ConfigError(f"{key}={str(path)!r} is a folder; {hint}")
+    if not where.is_file():
+        raise ConfigError(f"{key}={str(path)!r} does not exist; {hint}")
+    state = safe_torch_load(where, what=key)
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise InputError(
+            f"{key}={str(path)!r} is not a Lightning training checkpoint (no 'state_dict'); {hint}"
+        )

@@ -19,12 +19,16 @@ __all__ = [
     "EXIT_USAGE",
     "add_progress_flag",
     "add_scoring_options",
+    "check_scoring_options",
     "error_exit_code",
     "write_output",
 ]
 
 EXIT_DATA = 1
 EXIT_USAGE = 2
+#: Largest ``--crop-size`` of predict/eval: one crop of 2048 px is 48 MiB as float32
+#: (models are trained at 224-512 px); larger ones would allocate gigabytes per batch.
+MAX_CROP_SIZE = 2048
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +51,26 @@ def add_scoring_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
+
+
+def check_scoring_options(args: argparse.Namespace) -> None:
+    """Range-check the options of :func:`add_scoring_options` before any work
+    (ConfigError, exit 2, naming the flag)."""
+    from syndr_lightning.utils.errors import ConfigError
+
+    limits = {
+        "crops": ("--crops", 1, None),
+        "crop_size": ("--crop-size", 1, MAX_CROP_SIZE),
+        "batch_size": ("--batch-size", 1, None),
+        "workers": ("--workers", 0, None),
+    }
+    for key, (flag, lo, hi) in limits.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if value < lo or (hi is not None and value > hi):
+            allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise ConfigError(f"{flag} {value} is out of range; allowed: {allowed}")
 
 
 def write_output(out: str | Path, data: Any, *, as_json: bool = False) -> None:

@@ -22,8 +22,9 @@ class InputError(SyndrError, ValueError):
 
 
 class DivergenceError(SyndrError, RuntimeError):
-    """Training diverged (non-finite loss, or constant predictions): a run-time failure
-    (exit status 1), not a usage error, though the fix is usually a setting."""
+    """Training diverged (non-finite or exploding loss, or constant predictions): a
+    run-time failure with its own exit status (3), not a usage error, though the fix is
+    usually a setting."""
 
 
 class DiskFullError(SyndrError, OSError):
@@ -37,22 +38,28 @@ class PreemptedError(SyndrError):
 #: Exit status of a run stopped by SIGTERM (128 + SIGTERM, what a shell reports).
 EXIT_PREEMPTED = 143
 
+#: Exit status of a training that diverged (DivergenceError).
+EXIT_DIVERGED = 3
+
 #: Every exit status of the commands (docs/failures.md states the same table; a test
 #: checks the two, README's summary and :func:`exit_code` against each other).
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "data error",
     2: "usage or configuration error",
+    EXIT_DIVERGED: "training diverged",
     EXIT_PREEMPTED: "preempted",
 }
 
 
 def exit_code(exc: BaseException) -> int:
     """The exit status of a command stopped by ``exc``: 2 for usage and configuration
-    errors (:class:`ConfigError`), 143 for a preempted run, 1 for data errors (everything
-    else, a full disk included)."""
+    errors (:class:`ConfigError`), 3 for a training that diverged, 143 for a preempted
+    run, 1 for data errors (everything else, a full disk included)."""
     if isinstance(exc, PreemptedError):
         return EXIT_PREEMPTED
+    if isinstance(exc, DivergenceError):
+        return EXIT_DIVERGED
     return 2 if isinstance(exc, ConfigError) else 1
 
 

@@ -29,6 +29,7 @@ from syndr_lightning.utils.errors import ConfigError, DatasetError, SyndrError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
+    "MIN_IMAGE_SIDE",
     "image_size",
     "max_image_pixels",
     "pil_to_rgb",
@@ -41,6 +42,8 @@ __all__ = [
 #: File suffixes read as images wherever a folder is listed (one list for the package).
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_PIXELS_ENV = "SYNDR_MAX_IMAGE_PIXELS"
+#: Smallest side of an image that is trained on, evaluated or scored.
+MIN_IMAGE_SIDE = 8
 #: Pillow raises DecompressionBombError above twice its MAX_IMAGE_PIXELS (89,478,485).
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
@@ -278,7 +281,7 @@ def verify_image(path: str | os.PathLike[str], *, full: bool = True) -> str | No
     """
     try:
         if full:
-            read_rgb(path)
+            h, w = read_rgb(path).shape[:2]
             why = verify_checksums(path)
             if why is not None:
                 return why
@@ -288,4 +291,9 @@ def verify_image(path: str | os.PathLike[str], *, full: bool = True) -> str | No
                 return "empty image"
     except SyndrError as exc:
         return str(exc)
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return (
+            f"image {str(path)!r} is {w}x{h} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
+            "is needed (a crop of it would be a few pixels blown up)"
+        )
     return None

@@ -6,7 +6,9 @@ A label set is refused, naming where it came from, when
 * a score is infinite, or its magnitude is above :data:`ABSURD` (1e15: no quality scale
   comes near it; one such value squashes every other min-max normalised label to ~0);
 * every score is missing (NaN);
-* every score is the same (nothing to rank: SRCC and PLCC are undefined);
+* fewer than 2 images have a score, or every score is the same, or the scores differ
+  only by floating-point noise (relative range below :data:`FLOAT_NOISE`): nothing to
+  rank, SRCC and PLCC are undefined;
 * the spread is too small to rank: the central 80 % of the normalised scores (10th to
   90th percentile) span less than :data:`MIN_SPREAD` of the range, i.e. almost every
   image has the same label and a few outliers carry the whole range.
@@ -18,7 +20,7 @@ import numpy as np
 
 from syndr_lightning.utils.errors import DatasetError, SyndrError
 
-__all__ = ["ABSURD", "MIN_SPREAD", "LabelError", "check_labels"]
+__all__ = ["ABSURD", "FLOAT_NOISE", "MIN_SPREAD", "LabelError", "check_labels"]
 
 
 class LabelError(DatasetError):
@@ -29,6 +31,9 @@ class LabelError(DatasetError):
 ABSURD = 1e15
 #: Smallest interdecile range of the scores, as a fraction of their full range.
 MIN_SPREAD = 1e-6
+#: Smallest full range of the scores, relative to their magnitude: below it the scores
+#: differ only by floating-point noise (5.0 .. 5.000000000011).
+FLOAT_NOISE = 1e-9
 
 
 def check_labels(
@@ -74,12 +79,21 @@ def check_labels(
             "remove that row"
         )
     if finite.size < 2:
-        return
+        raise error(
+            f"{where}: only {finite.size} image has a score; ranking needs at least 2 "
+            "(SRCC/PLCC undefined) - add images or use another label file"
+        )
     lo, hi = float(finite.min()), float(finite.max())
     if hi == lo:
         raise error(
             f"{where}: all {finite.size} scores are equal ({lo:g}); constant labels cannot be "
             "ranked (SRCC/PLCC undefined) - check the score column"
+        )
+    if hi - lo <= FLOAT_NOISE * max(abs(lo), abs(hi)):
+        raise error(
+            f"{where}: the scores differ only by rounding noise ({lo!r}..{hi!r}, a relative "
+            f"spread of {(hi - lo) / max(abs(lo), abs(hi)):.2g}); min-max scaling would "
+            "stretch that noise to 0..10 - check the score column"
         )
     p10, p90 = np.percentile(finite, [10.0, 90.0])
     if finite.size >= 10 and (p90 - p10) < MIN_SPREAD * (hi - lo):

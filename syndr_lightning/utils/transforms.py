@@ -8,9 +8,9 @@ side equals the crop size. :func:`centre_crop` is the same crop for ``uint8`` ar
 (feature passes, caches), with the same resampler (:func:`resize_short_side`). The
 ImageNet mean and std of the whole package live here.
 
-Randomness: training crops draw from torch's global generator, which Lightning's
-``seed_everything(workers=True)`` seeds per worker and epoch, so a seeded run repeats
-exactly. Evaluation crops are a pure function of ``(seed, image content)``
+Randomness: training crops draw from torch's global generator, which the training
+loader seeds per sample from (seed, epoch, sample) (``data/sampler.py``:
+``SeededSubset``), so a seeded run repeats exactly, resumed or not. Evaluation crops are a pure function of ``(seed, image content)``
 (:func:`crop_seed`): the same crops at every validation, and the same crops of the same
 image in training's test, ``syndr eval``, ``syndr predict`` and ``load_model().score``,
 whatever its position in a dataset, its path or the order of the files.
@@ -77,8 +77,27 @@ def to_tensor(image: np.ndarray, min_side: int = 0) -> torch.Tensor:
     """
     x = torch.from_numpy(_rgb(image)).permute(2, 0, 1).float().div_(255.0)
     if min(x.shape[1:]) < min_side:
+        _say_upsized(tuple(x.shape[1:]), min_side)
         x = resize_short_side(x, min_side)
     return (x - _MEAN) / _STD
+
+
+_UPSIZED: list[bool] = []
+
+
+def _say_upsized(shape: tuple[int, ...], side: int) -> None:
+    """One warning per process the first time an image is smaller than the crop."""
+    if _UPSIZED:
+        return
+    _UPSIZED.append(True)
+    import logging
+
+    h, w = shape
+    logging.getLogger("syndr_lightning").warning(
+        f"an image of {w}x{h} px is smaller than the {side} px crop: such images are resized "
+        f"up (short side {side} px) before cropping; lower data.crop_size / --crop-size to "
+        f"crop them as they are"
+    )
 
 
 def centre_crop(image: np.ndarray, size: int, resize: int | None = None) -> np.ndarray:

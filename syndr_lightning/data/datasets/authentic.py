@@ -108,17 +108,19 @@ class KonIQ10kDataset(BaseDataset):
 
     def _image_dir(self) -> Path:
         if self.resolution is not None:
-            return self.require(self.resolution)
+            return self.require_any(self.resolution)
         for res in self.RESOLUTIONS:
-            if (self.root / res).is_dir():
-                return self.root / res
+            # as unpacked: ROOT/512x384, or the archive's own folder ROOT/koniq10k_512x384/512x384
+            for folder in (self.root / res, *sorted(self.root.glob(f"*/{res}"))):
+                if folder.is_dir():
+                    return folder
         raise DatasetError(
             f"koniq10k: no image folder {' or '.join(self.RESOLUTIONS)} under "
             f"{str(self.root)!r}; extract the image archive next to the CSV"
         )
 
     def read(self) -> pd.DataFrame:
-        label = self.require(self.info.label_file or "")
+        label = self.require_any(self.info.label_file or "")
         table = read_csv("koniq10k", label)
         self.require_columns(table, ["image_name", self.score], label)
         folder = self._image_dir()

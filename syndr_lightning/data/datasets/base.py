@@ -21,6 +21,7 @@ class DatasetInfo:
     name: str
     kind: str  # "synthetic" | "authentic" | "algorithmic" | "unlabeled" | "generic"
     higher_is_better_raw: bool
+    #: span of the published values (``data check`` allows 10% of it either side)
     raw_range: tuple[float, float] | None
     published_images: int | None
     published_references: int | None

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from syndr_lightning.data.datasets.base import REGISTRY, BaseDataset
+from syndr_lightning.data.datasets.base import REGISTRY, BaseDataset, read_csv
 from syndr_lightning.utils.errors import ConfigError, DatasetError
 from syndr_lightning.utils.images import verify_image
 
@@ -91,10 +91,14 @@ def check_dataset(
     if info.raw_range is not None and report["raw_min"] is not None:
         lo, hi = info.raw_range
         margin = 0.1 * (hi - lo)
-        if report["raw_min"] < lo - margin or report["raw_max"] > hi + margin:
+        outside = np.flatnonzero((raw < lo - margin) | (raw > hi + margin))
+        if len(outside):
+            first = int(outside[0])
             problems.append(
-                f"{name}: raw scores span {report['raw_min']:.4g}..{report['raw_max']:.4g}, "
-                f"outside the published range {lo:g}..{hi:g}; wrong label column or file?"
+                f"{name}: {len(outside)} raw scores lie outside the published range "
+                f"{lo:g}..{hi:g} (margin {margin:.3g}); first: {raw[first]:.6g} for "
+                f"{str(df['path'].iloc[first])!r} (image {first + 1} of {len(df)} listed by "
+                f"{info.label_file or 'the label file'}); wrong label column or file?"
             )
 
     if not loader.filtered():
@@ -109,15 +113,29 @@ def check_dataset(
                 f"{name}: {refs} references found, {info.published_references} published"
             )
 
-    if has_refs and type(loader).references is not BaseDataset.references:
-        present = loader.references()
+    # A generic CSV names pristine images only when asked to (ref_path / refs_dir): a
+    # plain ``ref`` column (grouping for splits) declares none, and needs none.
+    declares = name != "csv" or "ref_path" in read_csv(name, loader.root) or loader.refs_dir
+    if has_refs and declares and type(loader).references is not BaseDataset.references:
+        try:
+            declared = loader.references()
+        except DatasetError as exc:  # e.g. a ref_path that is not an image
+            declared = {}
+            problems.append(str(exc))
+        present = {
+            r: p for r, p in declared.items() if Path(p).is_file() and verify_image(str(p)) is None
+        }
         lacking = sorted(set(df["ref"].dropna().astype(str)) - set(present))
-        if lacking:
+        if lacking and (declared or name != "csv"):
+            expected = (
+                "a ref_path column naming an image, or refs_dir holding <ref>.png"
+                if name == "csv"
+                else repr(str(loader.root / "images" / (lacking[0] + ".png")))
+            )
             text = (
-                f"{name}: {len(lacking)} references of the label file have no pristine image "
-                f"(first: {', '.join(lacking[:MAX_LISTED])}; expected e.g. "
-                f"{str(loader.root / 'images' / (lacking[0] + '.png'))!r}); DDCUp and GenDist "
-                "need them - re-extract the dataset"
+                f"{name}: {len(lacking)} references of the label file have no readable "
+                f"pristine image (first: {', '.join(lacking[:MAX_LISTED])}; expected e.g. "
+                f"{expected}); DDCUp and GenDist need them - re-extract the dataset"
             )
             # KADID's references are what SynDR trains from: a copy without them is unusable.
             (fatal if name == "kadid10k" else problems).append(text)

@@ -74,10 +74,18 @@ class CSVDataset(BaseDataset):
                     f"csv: {str(self.root)!r} names several ref_path for reference "
                     f"{clash['ref'].iloc[0]!r}; each ref needs one pristine image"
                 )
-            return {
+            found = {
                 r: (Path(p) if Path(p).is_absolute() else base / p)
                 for r, p in zip(pairs["ref"], pairs["ref_path"], strict=True)
             }
+            odd = [(r, p) for r, p in found.items() if p.suffix.lower() not in IMAGE_SUFFIXES]
+            if odd:
+                raise DatasetError(
+                    f"csv: {str(self.root)!r}: ref_path {str(odd[0][1])!r} of reference "
+                    f"{odd[0][0]!r} is not an image ({', '.join(IMAGE_SUFFIXES)}); each ref "
+                    "needs its pristine image"
+                )
+            return found
         if self.refs_dir is None:
             return {}
         found: dict[str, Path] = {}

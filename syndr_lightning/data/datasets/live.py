@@ -41,7 +41,7 @@ class LiveDataset(BaseDataset):
         name="live",
         kind="synthetic",
         higher_is_better_raw=False,
-        raw_range=(0.0, 100.0),
+        raw_range=(-2.64, 111.78),
         published_images=779,
         published_references=29,
         label_file="dmos_realigned.mat",

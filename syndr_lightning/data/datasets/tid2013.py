@@ -105,7 +105,8 @@ def resolve_pipal_group(group: Any) -> int | None:
 @register
 class PIPALDataset(BaseDataset):
     """PIPAL training part: ``Train_Label/A####.txt`` (``name,score`` per line), images
-    ``Distortion/Aaaaa_bb_cc.bmp``; ``dist_class`` = bb (00..06), ``dist_type`` = cc.
+    ``Aaaaa_bb_cc.bmp`` in ``Distortion_1/`` .. ``Distortion_4/`` as published (or one
+    merged ``Distortion/`` folder); ``dist_class`` = bb (00..06), ``dist_type`` = cc.
 
     ``group`` keeps one distortion class (``pipal1..pipal6``: the paper's Table 2 groups,
     see :data:`PIPAL_GROUPS`); scores are normalised over the whole file first.
@@ -119,7 +120,7 @@ class PIPALDataset(BaseDataset):
         name="pipal",
         kind="algorithmic",
         higher_is_better_raw=True,
-        raw_range=(1000.0, 1900.0),
+        raw_range=(916.7, 1836.0),
         published_images=23_200,
         published_references=200,
         label_file="Train_Label/",
@@ -134,7 +135,9 @@ class PIPALDataset(BaseDataset):
                 f"pipal: {str(labels)!r} holds no A####.txt label files; extract "
                 f"Train_Label.zip there"
             )
-        folder = self.root / "Distortion"
+        folders = self.image_folders()
+        index = FileIndex(*folders)
+        folder = folders[0] if folders else self.root / "Distortion"
         paths, refs, classes, types, raw = [], [], [], [], []
         for file in files:
             lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -152,7 +155,8 @@ class PIPALDataset(BaseDataset):
                         f"pipal: line {number} of {str(file)!r} reads {line.strip()!r}; "
                         f"expected 'A0001_00_00.bmp,1456.3'"
                     )
-                paths.append(str(folder / parts[0]))
+                found = index.find(parts[0])
+                paths.append(str(found if found is not None else folder / parts[0]))
                 refs.append(match.group(1).upper())
                 classes.append(int(match.group(2)))
                 types.append(int(match.group(3)))
@@ -166,9 +170,20 @@ class PIPALDataset(BaseDataset):
         if part.empty:
             raise DatasetError(
                 f"pipal: no image of distortion class {self.group:02d} under "
-                f"{str(folder)!r}; check the download or drop the group option"
+                f"{', '.join(str(f) for f in folders) or str(folder)!r}; check the download or "
+                f"drop the group option"
             )
         return part
+
+    def image_folders(self) -> list[Path]:
+        """The image folders present: ``Distortion_1/``..``Distortion_N/`` as published
+        (one per archive), and a merged ``Distortion/`` if there is one."""
+        numbered = sorted(
+            (p for p in self.root.glob("Distortion_*") if p.is_dir() and p.name[11:].isdigit()),
+            key=lambda p: int(p.name[11:]),
+        )
+        merged = self.root / "Distortion"
+        return [*numbered, *([merged] if merged.is_dir() else [])]
 
     def references(self) -> dict[str, Path]:
         """Reference name -> ``Train_Ref/<name>.bmp``."""
