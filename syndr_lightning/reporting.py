@@ -23,7 +23,7 @@ import yaml
 
 from syndr_lightning.run_status import STATUS_FILE
 from syndr_lightning.utils.errors import ConfigError, InputError
-from syndr_lightning.utils.io import atomic_open
+from syndr_lightning.utils.io import atomic_open, finite_json
 
 METRICS_FILE = "metrics.json"
 """Name of the per-job metrics file, next to Hydra's ``.hydra/`` folder."""
@@ -47,17 +47,6 @@ def plain_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
-
-
-def finite_json(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by None (strict JSON), recursively."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite_json(v) for v in obj]
-    return obj
 
 
 def metrics_digest(metrics: Mapping[str, float | None], identity: Mapping[str, Any]) -> str:

@@ -18,9 +18,18 @@ PKG = REPO_ROOT / "syndr_lightning"
 #: functions count. docs/ARCHITECTURE.md shows the same table.
 LAYERS: list[tuple[str, ...]] = [
     ("utils", "metric_keys"),
-    ("config", "metrics", "distort", "tracking", "logs", "wandb_auth"),
+    (
+        "config",
+        "metrics",
+        "distort",
+        "tracking",
+        "logs",
+        "wandb_auth",
+        "run_status",
+        "run_identity",
+    ),
     ("models.backbones", "compose", "reporting"),
-    ("reshape", "provenance"),
+    ("reshape", "provenance", "resume"),
     ("data", "models"),
     ("fakedata", "protocol", "evaluation", "inference"),
     ("viz", "run_config", "sweep", "eval_task"),

@@ -281,7 +281,7 @@ def test_paper_task_skips_finished_runs_and_fails_one_run_only(
 
     monkeypatch.setattr(train_module, "train", missing)
     assert paper_task(cfg) is None
-    assert "error: table2/pipal1-syndr/pipal1/seed0: pipal: root" in capsys.readouterr().err
+    assert "table2/pipal1-syndr/pipal1/seed0: error: pipal: root" in capsys.readouterr().err
     status = json.loads((tmp_path / "run_status.json").read_text())
     assert status["status"] == "failed" and status["exit_code"] == 1
     # the same command retries it; a success replaces the earlier attempt's record

@@ -12,11 +12,9 @@ records the protocol (backbone, label scale, training set, target) and works wit
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from syndr_lightning.utils.cliopts import error_exit_code
-from syndr_lightning.utils.errors import SyndrError
+from syndr_lightning.utils.errors import SyndrError, report_error
 from syndr_lightning.utils.io import dumps_json
 
 __all__ = ["register", "run"]
@@ -33,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
             args.src, args.out, training_set=args.training_set, target=args.target
         )
     except SyndrError as exc:
-        print(f"syndr import: error: {exc}", file=sys.stderr)
-        return error_exit_code(exc)
+        return report_error(exc, "syndr import")
     if args.json:
         print(dumps_json({"out": str(args.out), **protocol}))
         return 0

@@ -121,7 +121,7 @@ def check_overrides(overrides: list[str]) -> None:
             raise ConfigError(f"{o!r} is refused under `syndr reproduce`: {_PER_RUN[key]}")
 
 
-def check_numbers(args: argparse.Namespace) -> None:
+def check_campaign_numbers(args: argparse.Namespace) -> None:
     """Range-check the numeric arguments before any work (ConfigError)."""
     import math
 
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         tables = parse_tables(args.tables)
-        check_numbers(args)
+        check_campaign_numbers(args)
         check_overrides(args.overrides)
         root = Path(args.out or _default_out()).expanduser().resolve()
         quoted(str(root))  # a path Hydra can be given (any characters but quotes/backslashes)

@@ -30,7 +30,7 @@ import yaml
 
 from syndr_lightning.paper.plan import METRICS_FILE, Run, run_metrics
 from syndr_lightning.paper.tables import PAPER_FILE, PAPER_WEIGHTS, TABLES, Table, paper_numbers
-from syndr_lightning.reporting import finite_json
+from syndr_lightning.utils.io import finite_json
 
 REPORT_NAME = "paper_report"
 _THRESHOLDS = ("k", "T_ref", "T_q", "T_f", "T_u")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run
-from syndr_lightning.utils.errors import PreemptedError, SyndrError, one_line
+from syndr_lightning.utils.errors import PreemptedError, SyndrError, report_error
 from syndr_lightning.utils.io import atomic_open
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def paper_task(cfg: DictConfig) -> dict[str, float] | None:
         # a failed run, not the campaign's end: recorded, the others go on; the same
         # command retries it (cli.run counts it and exits 1)
         _record_end(out, exc, start)
-        print(f"error: {cfg.reproduce.folder}: {one_line(exc)}", file=sys.stderr)
+        report_error(exc, str(cfg.reproduce.folder))  # "<run folder>: error: <one line>"
         return None
     _record_end(out, None, start)
     seconds = time.time() - start
