@@ -21,6 +21,7 @@ from PIL import Image
 
 from syndr_lightning.data.datasets.csiq import CSIQ_TYPES
 from syndr_lightning.fakedata.fixtures import _cell, _write_mat, _write_xlsx
+from syndr_lightning.utils.images import MIN_IMAGE_SIDE
 
 
 def table_dir() -> Path:
@@ -49,13 +50,14 @@ def _placeholder(suffix: str) -> bytes:
     fmt = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG"}[suffix.lower()]
     if fmt not in _PLACEHOLDER:
         buf = io.BytesIO()
-        Image.new("RGB", (1, 1), (128, 128, 128)).save(buf, format=fmt)
+        side = MIN_IMAGE_SIDE  # the smallest image data check and training accept
+        Image.new("RGB", (side, side), (128, 128, 128)).save(buf, format=fmt)
         _PLACEHOLDER[fmt] = buf.getvalue()
     return _PLACEHOLDER[fmt]
 
 
 def touch_images(root: Path, relatives: list[str]) -> None:
-    """One 1x1 image per path (folders made once each; bytes encoded once per format)."""
+    """One smallest-accepted (8x8) image per path (folders made once each; bytes encoded once per format)."""
     for folder in {str(Path(r).parent) for r in relatives}:
         (root / folder).mkdir(parents=True, exist_ok=True)
     for rel in relatives:

@@ -40,6 +40,7 @@ def test_sigterm_while_ddcup_builds_is_one_line_143(
     from syndr_lightning.data import syndr_build
     from syndr_lightning.data.syndr import SynDRDataModule
     from syndr_lightning.fakedata.fixtures import write_fixture
+    from syndr_lightning.reshape.params import ReshapeParams
 
     kadid = write_fixture("kadid10k", tmp_path / "kadid", n_refs=3, types=[1])
     kadis = write_fixture("kadis700k", tmp_path / "kadis", n_refs=3)
@@ -54,7 +55,9 @@ def test_sigterm_while_ddcup_builds_is_one_line_143(
     dm = SynDRDataModule(
         train={"name": "kadid10k", "root": str(kadid), "options": {"types": [1]}},
         candidates={"name": "folder", "root": str(kadis / "ref_imgs")},
-        reshape={"encoder": "tiny_cnn", "encoder_weights": "none", "drcdown": False},
+        reshape=ReshapeParams.from_config(
+            {"encoder": "tiny_cnn", "encoder_weights": "none", "drcdown": False}
+        ),
         cache_dir=str(tmp_path / "cache"),
         crop_size=16,
     )
@@ -72,8 +75,8 @@ def test_sigusr1_outside_slurm_is_logged_not_fatal(
 
     for key in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
         monkeypatch.delenv(key, raising=False)
-    before = signal.getsignal(signal.SIGUSR1)
-    assert before is signal.SIG_DFL
+    # Python's default (a run in this process may have left its handler installed)
+    before = signal.signal(signal.SIGUSR1, signal.SIG_DFL)
     try:
         sigusr1_outside_slurm()
         with caplog.at_level(logging.WARNING):
@@ -83,8 +86,12 @@ def test_sigusr1_outside_slurm_is_logged_not_fatal(
         signal.signal(signal.SIGUSR1, before)
     monkeypatch.setenv("SLURM_NTASKS", "1")
     monkeypatch.setenv("SLURM_JOB_NAME", "train")
-    sigusr1_outside_slurm()  # under SLURM it is Lightning's requeue signal: left alone
-    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    try:
+        sigusr1_outside_slurm()  # under SLURM it is Lightning's requeue signal: left alone
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGUSR1, before)
 
 
 @pytest.mark.parametrize(
