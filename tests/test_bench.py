@@ -48,7 +48,9 @@ def bench_inference(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     # exit 0: every batched path scored like the per-image, per-crop reference
     module = _load("bench_inference")
     # the smallest model (the script's own fallback when the offline weights are missing)
-    monkeypatch.setattr(module, "_model", lambda: (module.BIQAModule("tiny_cnn", "none"), "tiny"))
+    monkeypatch.setattr(
+        module, "_model", lambda: (module.BIQAModule(backbone="tiny_cnn", weights="none"), "tiny")
+    )
     assert _main(module, monkeypatch, "--quick", "--n", "2") == 0
     assert "ours: batch 16, 2 workers" in capsys.readouterr().out
 

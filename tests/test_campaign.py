@@ -237,7 +237,7 @@ def test_the_report_refuses_a_file_it_cannot_vouch_for_and_the_plan_agrees(
     # training refuses to start on it (one line, the file named, how to rerun)
     assert syndr_main(["reproduce", *CELL, "--out", str(out), "paths.data_dir=/none"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and why in err and len(err.splitlines()) == 1
+    assert err.startswith("syndr reproduce: error: ") and why in err and len(err.splitlines()) == 1
 
 
 def test_a_diverged_campaign_run_is_counted_as_failed_not_pending(

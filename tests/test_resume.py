@@ -170,7 +170,7 @@ def test_max_loss_must_be_positive() -> None:
     from syndr_lightning.models.module import BIQAModule
     from syndr_lightning.utils.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"model\.max_loss must be > 0"):
+    with pytest.raises(ConfigError, match=r"model\.max_loss=0 is out of range"):
         BIQAModule(backbone="tiny_cnn", weights=None, max_loss=0)
 
 
