@@ -48,7 +48,7 @@ from syndr_lightning.reshape._validate import (
     float_feature_array,
     screening_norms_ok,
 )
-from syndr_lightning.reshape.params import BACKENDS, DRCDownParams
+from syndr_lightning.reshape.params import BACKENDS, DRCDownParams, check_T_f
 from syndr_lightning.utils.device import resolve_device
 from syndr_lightning.utils.errors import InputError
 
@@ -870,8 +870,8 @@ def similar_pairs_slice(
     """
     plan = _plan_for(features, labels, precision, device)
     n = plan.n
-    t_f = check_threshold(t_f, "t_f", low=0.0, high=2.0)
-    t_q = check_threshold(t_q, "t_q", low=0.0)
+    t_f = float(check_T_f(t_f, "t_f", InputError))  # the one range of T_f (params.py)
+    t_q = check_threshold(t_q, "t_q", low=0.0)  # inf allowed here: no label window
     backend = check_choice(backend, "backend", BACKENDS)
     start = check_int(start, "start", minimum=0)
     stop = check_int(stop, "stop", minimum=0)

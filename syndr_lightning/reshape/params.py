@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from syndr_lightning.utils.errors import ConfigError
+from syndr_lightning.utils.errors import ConfigError, SyndrError
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "faiss")
 RULES: tuple[str, ...] = ("reference", "paper")
@@ -40,15 +40,15 @@ ENCODERS: tuple[str, ...] = (
 _RECORDED = {"recorded": True}
 
 
-def _number(value: Any, key: str) -> float:
+def _number(value: Any, key: str, error: type[SyndrError] = ConfigError) -> float:
     """``value`` as a finite number (ints and floats kept as given, so reports show them
     as written; strings converted)."""
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+        raise error(f"{key} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(out):
-        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        raise error(f"{key} must be a finite number, got {value!r}")
     return value if isinstance(value, int | float) else out
 
 
@@ -81,6 +81,31 @@ def _set(obj: object, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
+def check_T_f(value: Any, key: str = "reshape.T_f", error: type[SyndrError] = ConfigError) -> float:
+    """The one range check of DRCDown's feature threshold (a cosine distance): 0 < T_f <= 2.
+    ``DRCDownParams`` calls it for the config value (ConfigError), the pair-search kernels
+    for their plain ``t_f`` argument (direct calls from a notebook: InputError)."""
+    t_f = _number(value, key, error)
+    if not 0.0 < t_f <= 2.0:
+        raise error(
+            f"{key}={value} is out of range; allowed: 0 < T_f <= 2 (a cosine distance; "
+            f"paper default 0.1)"
+        )
+    return t_f
+
+
+def check_T_q(value: Any, key: str = "reshape.T_q", error: type[SyndrError] = ConfigError) -> float:
+    """The one range check of DRCDown's label threshold (a label gap on 0..10): T_q > 0
+    (called like :func:`check_T_f`)."""
+    t_q = _number(value, key, error)
+    if not t_q > 0.0:
+        raise error(
+            f"{key}={value} is out of range; allowed: T_q > 0 (a label gap on the 0..10 "
+            f"scale; paper default 1.0)"
+        )
+    return t_q
+
+
 @dataclass(frozen=True)
 class DRCDownParams:
     """DRCDown (paper names): similar pairs within ``T_f`` (cosine distance) and ``T_q``
@@ -95,20 +120,8 @@ class DRCDownParams:
     split_pairs: bool = True
 
     def __post_init__(self) -> None:
-        t_f = _number(self.T_f, "reshape.T_f")
-        if not 0.0 < t_f <= 2.0:
-            raise ConfigError(
-                f"reshape.T_f={self.T_f} is out of range; allowed: 0 < T_f <= 2 (a cosine "
-                f"distance; paper default 0.1)"
-            )
-        t_q = _number(self.T_q, "reshape.T_q")
-        if not t_q > 0.0:
-            raise ConfigError(
-                f"reshape.T_q={self.T_q} is out of range; allowed: T_q > 0 (a label gap on the "
-                f"0..10 scale; paper default 1.0)"
-            )
-        _set(self, "T_f", t_f)
-        _set(self, "T_q", t_q)
+        _set(self, "T_f", check_T_f(self.T_f))
+        _set(self, "T_q", check_T_q(self.T_q))
         _set(self, "T_u", _integer(self.T_u, "reshape.T_u", 1, " (paper default 20)"))
         _set(self, "rule", _choice(self.rule, "reshape.rule", RULES))
         _set(self, "backend", _choice(self.backend, "reshape.backend", BACKENDS))
