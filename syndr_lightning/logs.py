@@ -93,6 +93,10 @@ def route_lightning() -> None:
     root = logging.getLogger()
     if not root.handlers:
         return
+    # Importing lightning adds its own console handler: import it now, so a task that
+    # imports Lightning only later (the demo, reproduce's runs) does not print twice.
+    import lightning  # noqa: F401
+
     for handler in root.handlers:  # filters of a logger do not see its children's records
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -107,3 +109,23 @@ def test_lightning_notes_dropped_where_they_are_logged(caplog: pytest.LogCapture
             logging.getLogger(name).info(text)
         logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
+
+
+def test_lightning_imported_after_routing_prints_each_line_once() -> None:
+    """A task that imports Lightning only after the entry point routed its lines (the demo,
+    reproduce's runs) printed every Lightning line twice: once through Lightning's own
+    console handler, once through the root (Hydra's) handler."""
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(stream=sys.stdout, format='root: %(message)s', level=logging.INFO)\n"
+        "from syndr_lightning.logs import route_lightning\n"
+        "assert 'lightning' not in sys.modules\n"
+        "route_lightning()\n"
+        "from lightning.pytorch.utilities.rank_zero import rank_zero_info\n"
+        "rank_zero_info('hello once')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    lines = [ln for ln in (done.stdout + done.stderr).splitlines() if "hello once" in ln]
+    assert lines == ["root: hello once"], done.stdout + done.stderr
