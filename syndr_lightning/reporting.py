@@ -64,6 +64,18 @@ def metrics_digest(metrics: Mapping[str, float | None], identity: Mapping[str, A
     return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def digest_matches(payload: Mapping[str, Any]) -> bool:
+    """Whether a ``metrics.json`` payload carries metrics, identity and the digest
+    :func:`metrics_digest` gives for them (False for an edited or malformed file)."""
+    metrics, identity = payload.get("metrics"), payload.get("identity")
+    if not isinstance(metrics, dict) or not isinstance(identity, dict):
+        return False
+    try:
+        return payload.get("digest") == metrics_digest(metrics, identity)
+    except (TypeError, ValueError):
+        return False
+
+
 def save_job_metrics(
     metrics: Mapping[str, Any],
     output_dir: str | os.PathLike[str],
@@ -205,18 +217,11 @@ def _read_metrics(path: Path) -> dict[str, float] | None:
             f"{file} has no 'metrics' mapping; expected {{'metrics': {{name: value}}}}. "
             "Delete it and rerun that job."
         )
-    if "digest" in payload:
-        identity = payload.get("identity")
-        ok = isinstance(identity, dict)
-        try:
-            ok = ok and payload["digest"] == metrics_digest(metrics, identity)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise InputError(
-                f"{file} does not match its digest (edited by hand or damaged); delete it "
-                "and rerun that job to get numbers the run vouches for."
-            )
+    if "digest" in payload and not digest_matches(payload):
+        raise InputError(
+            f"{file} does not match its digest (edited by hand or damaged); delete it "
+            "and rerun that job to get numbers the run vouches for."
+        )
     return plain_metrics(metrics)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from syndr_lightning.run_identity import IDENTITY_KEY, check_checkpoint_identity, run_identity
-from syndr_lightning.utils.checkpoints import safe_torch_load
+from syndr_lightning.utils.checkpoints import check_resume_checkpoint
 from syndr_lightning.utils.io import atomic_open
 
 __all__ = [
@@ -48,11 +48,12 @@ def run_folder_of(ckpt_path: str | Path) -> Path | None:
 
 
 def check_resume(cfg: DictConfig, ckpt_path: str) -> dict[str, Any]:
-    """Read ``ckpt_path`` (weights only) and refuse it when it belongs to another run
+    """Read ``ckpt_path`` (weights only, once) and refuse it in one line when training
+    cannot resume from it (``utils.checkpoints.check_resume_checkpoint``: missing, a
+    folder, truncated, not a Lightning checkpoint) or when it belongs to another run
     (ConfigError naming what differs); return the checkpoint."""
-    checkpoint = safe_torch_load(ckpt_path, what="checkpoint (ckpt_path)")
-    if not isinstance(checkpoint, dict):
-        checkpoint = {}
+    key = "ckpt_path" if cfg.get("ckpt_path") else "requeued checkpoint"
+    checkpoint = check_resume_checkpoint(ckpt_path, key)
     check_checkpoint_identity(checkpoint.get(IDENTITY_KEY), run_identity(cfg), str(ckpt_path))
     return checkpoint
 

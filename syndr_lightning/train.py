@@ -53,7 +53,6 @@ from syndr_lightning.resume import (
 from syndr_lightning.run_config import RunConfig
 from syndr_lightning.run_identity import run_identity
 from syndr_lightning.run_status import write_run_status
-from syndr_lightning.utils.checkpoints import check_resume_checkpoint
 from syndr_lightning.utils.cpus import set_torch_threads
 from syndr_lightning.utils.images import set_max_image_pixels
 from syndr_lightning.utils.io import atomic_open
@@ -75,12 +74,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run = RunConfig.from_config(cfg)
     set_max_image_pixels(run.max_image_pixels)
     sigusr1_outside_slurm()  # SLURM's requeue signal: outside SLURM one warning, no death
-    if cfg.get("ckpt_path"):  # missing, a folder, truncated: one line before any work
-        check_resume_checkpoint(str(cfg.ckpt_path))
     out_dir = Path(str(cfg.paths.output_dir)).expanduser()
     ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(run.log_dir)
     resumed_step = 0
-    if ckpt_path:  # the checkpoint must be this run's; its run folder is continued
+    if ckpt_path:  # readable, and this run's (one line before any work); its folder continues
         resumed_step = int(check_resume(cfg, str(ckpt_path)).get("global_step", 0) or 0)
         folder = run_folder_of(ckpt_path)
         if folder is not None and folder != out_dir.resolve():

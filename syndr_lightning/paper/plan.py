@@ -107,7 +107,7 @@ def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
     missing or names another run; ``("failed", reason)`` when the run's
     ``run_status.json`` says it diverged or failed; ``("none", "")`` when it left nothing
     yet or was preempted (to resume)."""
-    from syndr_lightning.reporting import metrics_digest, read_json_file, read_run_status
+    from syndr_lightning.reporting import digest_matches, read_json_file, read_run_status
     from syndr_lightning.utils.errors import InputError
 
     folder = root / run.folder
@@ -132,11 +132,7 @@ def run_metrics(root: Path, run: Run) -> tuple[str, dict[str, float] | str]:
     identity = payload.get("identity")
     if not isinstance(metrics, dict) or not isinstance(identity, dict) or "digest" not in payload:
         return "refused", f"{file} carries no metrics with identity and digest; {again}"
-    try:
-        same = payload["digest"] == metrics_digest(metrics, identity)
-    except (TypeError, ValueError):
-        same = False
-    if not same:
+    if not digest_matches(payload):
         return "refused", f"{file} does not match its digest (edited by hand?); {again}"
     if identity.get("seed") != run.seed:
         return (

@@ -78,10 +78,10 @@ def safe_torch_load(
     )
 
 
-def check_resume_checkpoint(path: str | os.PathLike[str], key: str = "ckpt_path") -> None:
+def check_resume_checkpoint(path: str | os.PathLike[str], key: str = "ckpt_path") -> dict[str, Any]:
     """Refuse in one line, before any work, a ``ckpt_path=`` that training cannot resume
     from: missing or a folder (ConfigError, exit 2), unreadable or truncated, or not a
-    Lightning checkpoint (InputError, exit 1)."""
+    Lightning checkpoint (InputError, exit 1). Returns the checkpoint (weights only)."""
     where = Path(path).expanduser()
     hint = "pass a .ckpt written by training (e.g. <run>/checkpoints/last.ckpt)"
     if where.is_dir():
@@ -93,3 +93,4 @@ def check_resume_checkpoint(path: str | os.PathLike[str], key: str = "ckpt_path"
         raise InputError(
             f"{key}={str(path)!r} is not a Lightning training checkpoint (no 'state_dict'); {hint}"
         )
+    return state
