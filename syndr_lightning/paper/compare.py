@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from syndr_lightning.paper.plan import json_object
 from syndr_lightning.reporting import JobRecord, find_jobs, write_table_report
 from syndr_lightning.utils.errors import InputError, SyndrError, report_error
 
@@ -76,14 +77,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def experiment_of(cfg: Mapping[str, Any]) -> tuple[str, str]:
     """(experiment, setting) of a job, in the paper file's terms."""
     task = str(cfg.get("task_name", ""))
@@ -122,7 +115,7 @@ def job_records(jobs: Sequence[JobRecord]) -> pd.DataFrame:
         if not job.ok:
             continue
         cfg = _read_yaml(job.path / ".hydra" / "config.yaml")
-        protocol = _read_json(job.path / "syndr_protocol.json")
+        protocol = json_object(job.path / "syndr_protocol.json")
         experiment, setting = experiment_of(cfg)
         seed = job.overrides.get("seed", cfg.get("seed", 0))
         for rule, dataset, metric, value in _metric_values(job.metrics or {}):

@@ -37,6 +37,17 @@ def _value(text: str) -> Any:
         return text
 
 
+def json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when it is missing, unreadable, not JSON or not
+    an object (for records a campaign only peeks at; the report's inputs are checked
+    strictly by :func:`run_metrics`)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def canonical(overrides: Sequence[str]) -> tuple[str, ...]:
     """Sorted overrides without those equal to the paper's defaults (a run's identity)."""
     out = []

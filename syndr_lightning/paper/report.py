@@ -18,7 +18,6 @@ Written with ``reporting.write_table_report`` (atomic ``<name>.md`` + ``<name>.c
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,20 +27,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from syndr_lightning.paper.plan import METRICS_FILE, Run, run_metrics
+from syndr_lightning.paper.plan import METRICS_FILE, Run, json_object, run_metrics
 from syndr_lightning.paper.tables import PAPER_FILE, PAPER_WEIGHTS, TABLES, Table, paper_numbers
 from syndr_lightning.utils.io import finite_json
 
 REPORT_NAME = "paper_report"
 _THRESHOLDS = ("k", "T_ref", "T_q", "T_f", "T_u")
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -94,7 +85,7 @@ def check_run(root: Path, run: Run) -> RunResult:
         return RunResult(run, failed=str(found) if state == "failed" else "")
     metrics = found
     cfg = _yaml(folder / "config_resolved.yaml")
-    protocol = _json(folder / "syndr_protocol.json")
+    protocol = json_object(folder / "syndr_protocol.json")
     if not protocol:
         return RunResult(run, refused=f"{run.folder}: no syndr_protocol.json (protocol unknown)")
     want = run.expect
@@ -114,7 +105,7 @@ def check_run(root: Path, run: Run) -> RunResult:
         wrong.append(f"training types {protocol.get('train_types')} (row: {list(types)})")
     if wrong:
         return RunResult(run, refused="another method than the row's: " + ", ".join(wrong))
-    written = _json(folder / METRICS_FILE).get("identity") or {}
+    written = json_object(folder / METRICS_FILE).get("identity") or {}
     if finite_json(written.get("protocol")) != finite_json(protocol):
         return RunResult(
             run,

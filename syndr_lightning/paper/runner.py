@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run
+from syndr_lightning.paper.plan import METRICS_FILE, RUN_FILE, Run, json_object
 from syndr_lightning.utils.errors import PreemptedError, SyndrError, report_error
 from syndr_lightning.utils.io import atomic_open
 
@@ -147,22 +147,8 @@ def launch(root: Path, runs: Sequence[Run], overrides: Sequence[str]) -> int:
 
 
 # ----------------------------------------------------------------------------- the task
-def _json_field(file: Path, key: str) -> Any:
-    """``key`` of the JSON object in ``file`` (None when absent or unreadable)."""
-    try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return payload.get(key) if isinstance(payload, dict) else None
-
-
 def _test_metrics(folder: Path) -> dict[str, float] | None:
-    file = folder / METRICS_FILE
-    try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    values = payload.get("metrics") if isinstance(payload, dict) else None
+    values = json_object(folder / METRICS_FILE).get("metrics")
     if isinstance(values, dict) and any(str(k).startswith("test/") for k in values):
         return {str(k): float(v) for k, v in values.items()}
     return None
@@ -208,7 +194,7 @@ def paper_task(cfg: DictConfig) -> dict[str, float] | None:
     from syndr_lightning.run_status import STATUS_FILE
 
     out = Path(str(cfg.paths.output_dir)).expanduser()
-    ended = _json_field(out / STATUS_FILE, "status")
+    ended = json_object(out / STATUS_FILE).get("status")
     done = _test_metrics(out) if ended in (None, "finished") else None
     if done is not None:  # e.g. a SLURM requeue of a run that had finished
         return done
